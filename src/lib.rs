@@ -1,0 +1,3 @@
+//! dripline: split an article into a daily email course and deliver it.
+
+pub mod article;
