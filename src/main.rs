@@ -1,1 +1,52 @@
-fn main() {}
+//! The `dripline` binary: parse the command line, set up logging, run the
+//! command and turn its outcome into an exit code, in this one place.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use dripline::cli::{self, Cli, ExitStatus, LogFormat};
+use dripline::diagnostic::InvalidInput;
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(err) => {
+            let _ = err.print();
+            return ExitCode::from(if err.use_stderr() {
+                ExitStatus::Usage as u8
+            } else {
+                ExitStatus::Success as u8
+            });
+        }
+    };
+    init_logging(cli.verbose, cli.log_format);
+    let status = match cli::run(cli) {
+        Ok(status) => status,
+        Err(err) => {
+            match err.downcast_ref::<InvalidInput>() {
+                // Problems already say "error: <file>:<line>: ...".
+                Some(invalid) if err.chain().count() == 1 => eprintln!("{invalid}"),
+                _ => eprintln!("error: {err:#}"),
+            }
+            ExitStatus::of(&err)
+        }
+    };
+    ExitCode::from(status as u8)
+}
+
+fn init_logging(verbose: u8, format: LogFormat) {
+    let level = match verbose {
+        0 => "info",
+        1 => "debug",
+        _ => "trace",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("DRIPLINE_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("dripline={level}")));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.with_target(false).init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}

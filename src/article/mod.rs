@@ -57,6 +57,23 @@ pub enum Format {
     Markdown,
 }
 
+impl Format {
+    /// The format a file name suggests: `.md` and `.markdown` are Markdown.
+    pub fn of(path: &std::path::Path) -> Format {
+        match path.extension().and_then(|ext| ext.to_str()) {
+            Some(ext) if ext.eq_ignore_ascii_case("md") || ext.eq_ignore_ascii_case("markdown") => {
+                Format::Markdown
+            }
+            _ => Format::PlainText,
+        }
+    }
+}
+
+/// Turns a file's bytes into article text (stub until the splitter lands).
+pub fn decode(bytes: &[u8]) -> Result<String, SplitError> {
+    String::from_utf8(bytes.to_vec()).map_err(|_| SplitError::Binary)
+}
+
 /// Splits `text` into a course of `days` emails, or as many as its sections
 /// and length suggest when `days` is `None`.
 pub fn split(text: &str, format: Format, days: Option<NonZeroUsize>) -> Result<Course, SplitError> {

@@ -1,0 +1,470 @@
+//! `dripline.toml`: the operator's configuration.
+//!
+//! Parsing is strict (an unknown key is an error naming the file, line and
+//! the keys allowed) and typed at the boundary: time zones, addresses,
+//! durations and cron expressions become real values while the TOML is
+//! read, so their errors carry the line and caret. Checks that need the
+//! disk (does the referenced sequence exist?) happen in [`Project::load`].
+//! Secrets are never read from this file: only the names of the
+//! environment variables or files that hold them.
+
+use std::fs;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use lettre::message::Mailbox;
+use serde::Deserialize;
+use toml::Spanned;
+
+use crate::crontab::CronSchedule;
+use crate::diagnostic::{InvalidInput, Problem, Report};
+use crate::sequence;
+use crate::zone::Zone;
+
+/// The file name `dripline` looks for in the project directory.
+pub const FILE_NAME: &str = "dripline.toml";
+
+/// The whole of `dripline.toml`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Time zone for subscribers whose row and sequence name none (IANA name).
+    #[serde(default)]
+    pub timezone: Zone,
+    /// Who the emails come from.
+    pub sender: Sender,
+    /// Which list file feeds which sequence; one or more.
+    #[serde(default)]
+    pub drip: Vec<Drip>,
+    /// How emails leave: transport and limits.
+    #[serde(default)]
+    pub delivery: Delivery,
+    /// The SMTP server, for `transport = "smtp"`.
+    #[serde(default)]
+    pub smtp: Smtp,
+    /// DKIM signing; off when absent.
+    pub dkim: Option<Dkim>,
+    /// One-click unsubscribe links and the key that signs them.
+    #[serde(default)]
+    pub unsubscribe: Unsubscribe,
+    /// Where send state lives.
+    #[serde(default)]
+    pub state: State,
+    /// `dripline serve`: the HTTP endpoint and the tick schedule.
+    #[serde(default)]
+    pub serve: Serve,
+}
+
+/// `[sender]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Sender {
+    /// The From header, `Name <address>` or a bare address. Required.
+    #[serde(deserialize_with = "mailbox")]
+    pub from: Mailbox,
+    /// Where replies go, when not to `from`.
+    #[serde(default, deserialize_with = "optional_mailbox")]
+    pub reply_to: Option<Mailbox>,
+    /// The postal address every footer shows (CAN-SPAM).
+    #[serde(default)]
+    pub postal_address: Option<String>,
+}
+
+/// `[[drip]]`: a list file that feeds a sequence.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Drip {
+    /// The sequence id: a folder under `sequences/`.
+    pub sequence: Spanned<String>,
+    /// The list file (CSV), relative to the config file.
+    pub list: Spanned<PathBuf>,
+}
+
+/// `[delivery]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Delivery {
+    /// `outbox` writes .eml files; `smtp` sends.
+    pub transport: Transport,
+    /// Where the outbox transport writes, relative to the config file.
+    pub outbox_dir: PathBuf,
+    /// Parallel SMTP sessions.
+    pub concurrency: std::num::NonZeroU32,
+    /// Provider limit per second; 0 = unlimited.
+    pub max_per_second: u32,
+    /// Provider limit per hour; 0 = unlimited.
+    pub max_per_hour: u32,
+    /// Provider limit per day; 0 = unlimited. The rest waits for the next run.
+    pub max_per_day: u32,
+    /// Transient failures, across runs, before giving up on an email.
+    pub max_attempts: std::num::NonZeroU32,
+    /// How late a due email may still go out; later ones wait for the next slot.
+    #[serde(deserialize_with = "duration")]
+    pub catch_up: Duration,
+}
+
+impl Default for Delivery {
+    fn default() -> Self {
+        Delivery {
+            transport: Transport::Outbox,
+            outbox_dir: PathBuf::from("outbox"),
+            concurrency: std::num::NonZeroU32::new(4).unwrap_or(std::num::NonZeroU32::MIN),
+            max_per_second: 10,
+            max_per_hour: 0,
+            max_per_day: 0,
+            max_attempts: std::num::NonZeroU32::new(8).unwrap_or(std::num::NonZeroU32::MIN),
+            catch_up: Duration::from_secs(12 * 3600),
+        }
+    }
+}
+
+/// How emails leave the machine.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Transport {
+    /// Write each email as an .eml file into `outbox_dir`.
+    Outbox,
+    /// Send through `[smtp]`.
+    Smtp,
+}
+
+/// `[smtp]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Smtp {
+    /// The server's host name.
+    pub host: String,
+    /// The server's port.
+    pub port: u16,
+    /// `starttls`, `tls` (implicit TLS) or `none`.
+    pub security: Security,
+    /// The login name, when the server wants one.
+    pub username: Option<String>,
+    /// The environment variable that holds the password.
+    pub password_env: Option<String>,
+    /// The file that holds the password, relative to the config file.
+    pub password_file: Option<PathBuf>,
+    /// How long to wait for the server before giving up on a step.
+    #[serde(deserialize_with = "duration")]
+    pub timeout: Duration,
+    /// Present only to explain where a password belongs instead.
+    #[serde(rename = "password", deserialize_with = "refuse_plain_password")]
+    _password: Option<std::convert::Infallible>,
+}
+
+impl Default for Smtp {
+    fn default() -> Self {
+        Smtp {
+            host: "localhost".to_owned(),
+            port: 587,
+            security: Security::Starttls,
+            username: None,
+            password_env: None,
+            password_file: None,
+            timeout: Duration::from_secs(30),
+            _password: None,
+        }
+    }
+}
+
+/// How the SMTP connection is protected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Security {
+    Starttls,
+    Tls,
+    None,
+}
+
+/// `[dkim]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Dkim {
+    /// The signing domain (`d=`).
+    pub domain: String,
+    /// The DNS selector (`s=`).
+    pub selector: String,
+    /// The private key: RSA (PKCS#1 or PKCS#8 PEM) or Ed25519.
+    pub private_key_file: PathBuf,
+}
+
+/// `[unsubscribe]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Unsubscribe {
+    /// The public URL where `dripline serve` answers, e.g. `https://news.example.com/dripline`.
+    #[serde(deserialize_with = "optional_web_url")]
+    pub base_url: Option<String>,
+    /// An address for `mailto:` unsubscribes.
+    #[serde(deserialize_with = "optional_mailbox")]
+    pub mailto: Option<Mailbox>,
+    /// The HMAC key file (64 hex characters), relative to the config file.
+    pub secret_file: PathBuf,
+}
+
+impl Default for Unsubscribe {
+    fn default() -> Self {
+        Unsubscribe {
+            base_url: None,
+            mailto: None,
+            secret_file: PathBuf::from(".dripline-secret"),
+        }
+    }
+}
+
+/// `[state]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct State {
+    /// The SQLite file, relative to the config file.
+    pub path: PathBuf,
+}
+
+impl Default for State {
+    fn default() -> Self {
+        State {
+            path: PathBuf::from("dripline.db"),
+        }
+    }
+}
+
+/// `[serve]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Serve {
+    /// The address the HTTP endpoint binds.
+    pub listen: SocketAddr,
+    /// How often the service looks for due emails (cron).
+    pub tick: CronSchedule,
+}
+
+impl Default for Serve {
+    fn default() -> Self {
+        Serve {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8025)),
+            tick: every_minute(),
+        }
+    }
+}
+
+fn every_minute() -> CronSchedule {
+    "* * * * *"
+        .parse()
+        .unwrap_or_else(|err| unreachable!("the default tick parses: {err}"))
+}
+
+impl Config {
+    /// Parses the text of `file`. Pure: `file` only names the source in errors.
+    pub fn parse(file: &Path, source: &str) -> Result<Config, Problem> {
+        toml::from_str(source).map_err(|err| Problem::from_toml(file, source, &err))
+    }
+}
+
+/// A loaded project: the config and the directory its paths are relative to.
+#[derive(Debug)]
+pub struct Project {
+    /// The directory holding the config file.
+    pub dir: PathBuf,
+    /// The config file itself.
+    pub config_file: PathBuf,
+    pub config: Config,
+    /// The config's text, to point at lines in later problems.
+    source: String,
+}
+
+impl Project {
+    /// Reads and validates the config at `config_file`, checking that what
+    /// it refers to exists. Every problem is reported at once.
+    pub fn load(config_file: &Path) -> Result<Project, InvalidInput> {
+        let project = Project::open(config_file)?;
+        let report = project.validate();
+        if report.has_errors() {
+            return Err(InvalidInput(report));
+        }
+        Ok(project)
+    }
+
+    /// Reads and parses the config at `config_file` without looking at
+    /// the files it refers to; [`Project::validate`] does that.
+    pub fn open(config_file: &Path) -> Result<Project, Problem> {
+        let source = fs::read_to_string(config_file).map_err(|err| {
+            let hint = if err.kind() == std::io::ErrorKind::NotFound {
+                "; run dripline in a project folder (one holding dripline.toml, see the README), or pass --config PATH"
+            } else {
+                ""
+            };
+            Problem::error(config_file, format!("cannot read the config: {err}{hint}"))
+        })?;
+        let config = Config::parse(config_file, &source)?;
+        Ok(Project {
+            dir: config_file.parent().map(Path::to_path_buf).unwrap_or_default(),
+            config_file: config_file.to_path_buf(),
+            config,
+            source,
+        })
+    }
+
+    /// A path from the config, made relative to the project directory.
+    pub fn resolve(&self, path: &Path) -> PathBuf {
+        self.dir.join(path)
+    }
+
+    /// The folder that holds every sequence.
+    pub fn sequences_dir(&self) -> PathBuf {
+        self.dir.join(sequence::SEQUENCES_DIR)
+    }
+
+    /// The folder that holds the project's own templates.
+    pub fn templates_dir(&self) -> PathBuf {
+        self.dir.join("templates")
+    }
+
+    /// Checks what the config refers to: sequences and list files exist,
+    /// and settings that only make sense together.
+    pub fn validate(&self) -> Report {
+        let mut report = Report::default();
+        let file = &self.config_file;
+        let at = |span, message: String| Problem::error(file, message).at_span(&self.source, span);
+        if self.config.drip.is_empty() {
+            report.push(Problem::error(
+                file,
+                "no [[drip]] table: add one that names a sequence and a list file, e.g.\n  [[drip]]\n  sequence = \"gut-immune\"\n  list = \"subscribers.csv\"",
+            ));
+        }
+        for drip in &self.config.drip {
+            let id = drip.sequence.get_ref();
+            if let Err(reason) = sequence::validate_id(id) {
+                report.push(at(drip.sequence.span(), reason));
+            } else {
+                let dir = self.sequences_dir().join(id);
+                if !dir.join(sequence::SETTINGS_FILE).is_file() {
+                    report.push(at(
+                        drip.sequence.span(),
+                        format!(
+                            "sequence `{id}` not found: there is no {}; create it with `dripline split ARTICLE --name {id}`",
+                            dir.join(sequence::SETTINGS_FILE).display()
+                        ),
+                    ));
+                }
+            }
+            let list = self.resolve(drip.list.get_ref());
+            if !list.is_file() {
+                report.push(at(
+                    drip.list.span(),
+                    format!(
+                        "list file {} not found; create it with a header row such as `email,name`",
+                        list.display()
+                    ),
+                ));
+            }
+        }
+        let smtp = &self.config.smtp;
+        if smtp.password_env.is_some() && smtp.password_file.is_some() {
+            report.push(Problem::error(
+                file,
+                "[smtp] sets both password_env and password_file: keep one",
+            ));
+        }
+        report
+    }
+}
+
+fn mailbox<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Mailbox, D::Error> {
+    let text = String::deserialize(deserializer)?;
+    parse_mailbox(&text).map_err(serde::de::Error::custom)
+}
+
+fn optional_mailbox<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<Mailbox>, D::Error> {
+    mailbox(deserializer).map(Some)
+}
+
+fn parse_mailbox(text: &str) -> Result<Mailbox, String> {
+    text.parse().map_err(|err| {
+        format!("`{text}` is not an email address ({err}); write `Name <address@example.com>` or `address@example.com`")
+    })
+}
+
+fn duration<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Duration, D::Error> {
+    let text = String::deserialize(deserializer)?;
+    humantime::parse_duration(&text).map_err(|err| {
+        serde::de::Error::custom(format!(
+            "`{text}` is not a duration ({err}); write for example \"30s\", \"15m\" or \"12h\""
+        ))
+    })
+}
+
+fn optional_web_url<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<String>, D::Error> {
+    let text = String::deserialize(deserializer)?;
+    let rest = text
+        .strip_prefix("https://")
+        .or_else(|| text.strip_prefix("http://"));
+    match rest {
+        Some(rest) if !rest.is_empty() && !rest.starts_with('/') && !text.contains(char::is_whitespace) => {
+            Ok(Some(text.trim_end_matches('/').to_owned()))
+        }
+        _ => Err(serde::de::Error::custom(format!(
+            "`{text}` is not a web address; write the public URL of `dripline serve`, e.g. \"https://news.example.com/dripline\""
+        ))),
+    }
+}
+
+fn refuse_plain_password<'de, D: serde::Deserializer<'de>>(
+    _: D,
+) -> Result<Option<std::convert::Infallible>, D::Error> {
+    Err(serde::de::Error::custom(
+        "a password never goes in dripline.toml: set password_env = \"DRIPLINE_SMTP_PASSWORD\" and export that variable, or password_file = \"smtp-password\" naming a file only you can read",
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(source: &str) -> Result<Config, String> {
+        Config::parse(Path::new("dripline.toml"), source).map_err(|problem| problem.to_string())
+    }
+
+    const MINIMAL: &str = "[sender]\nfrom = \"Coach <hello@example.com>\"\n";
+
+    #[test]
+    fn minimal_config_takes_the_documented_defaults() {
+        let config = parse(MINIMAL).unwrap();
+        assert_eq!(config.timezone.to_string(), "UTC");
+        assert_eq!(config.delivery.transport, Transport::Outbox);
+        assert_eq!(config.delivery.outbox_dir, Path::new("outbox"));
+        assert_eq!(config.delivery.concurrency.get(), 4);
+        assert_eq!(config.delivery.max_per_second, 10);
+        assert_eq!(config.delivery.max_attempts.get(), 8);
+        assert_eq!(config.delivery.catch_up, Duration::from_secs(43_200));
+        assert_eq!(config.smtp.port, 587);
+        assert_eq!(config.smtp.security, Security::Starttls);
+        assert_eq!(config.smtp.timeout, Duration::from_secs(30));
+        assert_eq!(config.unsubscribe.secret_file, Path::new(".dripline-secret"));
+        assert_eq!(config.state.path, Path::new("dripline.db"));
+        assert_eq!(config.serve.listen.to_string(), "127.0.0.1:8025");
+        assert_eq!(config.serve.tick.source(), "* * * * *");
+        assert!(config.dkim.is_none());
+    }
+
+    #[test]
+    fn a_plain_password_is_refused_with_the_way_to_do_it() {
+        let err = parse(&format!("{MINIMAL}[smtp]\npassword = \"hunter2\"\n")).unwrap_err();
+        assert!(err.contains("password_env"), "{err}");
+        assert!(!err.contains("hunter2 "), "{err}");
+    }
+
+    #[test]
+    fn bad_values_name_the_line() {
+        let err = parse(&format!("{MINIMAL}[delivery]\ncatch_up = \"soon\"\n")).unwrap_err();
+        assert!(err.starts_with("error: dripline.toml:4:12: `soon` is not a duration"), "{err}");
+        let err = parse("[sender]\nfrom = \"not an address\"\n").unwrap_err();
+        assert!(err.starts_with("error: dripline.toml:2:8: `not an address` is not an email address"), "{err}");
+        let err = parse(&format!("{MINIMAL}[unsubscribe]\nbase_url = \"ftp://x\"\n")).unwrap_err();
+        assert!(err.contains("is not a web address"), "{err}");
+    }
+}
