@@ -1,1 +1,6 @@
+//! dripline's integration tests: one binary, a module per feature. They
+//! drive the real `dripline` binary on real files in a temporary project.
 
+mod check;
+mod split;
+mod support;

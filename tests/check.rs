@@ -1,0 +1,182 @@
+//! `dripline check` and the config errors users see, pinned word for word.
+
+use crate::support::Project;
+
+const CONFIG: &str = r#"timezone = "America/New_York"
+
+[sender]
+from = "Coach <coach@example.com>"
+
+[[drip]]
+sequence = "demo"
+list = "list.csv"
+"#;
+
+/// A small valid project: one sequence of two emails and a list.
+fn project() -> Project {
+    let project = Project::empty();
+    project
+        .write("dripline.toml", CONFIG)
+        .write("list.csv", "email,name\nann@example.com,Ann\n")
+        .write("sequences/demo/sequence.toml", "name = \"Demo\"\nsend_at = \"0 8 * * *\"\n")
+        .write("sequences/demo/01-hello.md", "+++\nsubject = \"Day 1: Hello\"\n+++\nHi {{subscriber.first_name}},\n")
+        .write("sequences/demo/02-more.md", "+++\nsubject = \"Day 2: More\"\nwait_days = 1\n+++\nMore.\n");
+    project
+}
+
+#[test]
+fn a_valid_project_passes() {
+    let run = project().dripline(&["check"]);
+    assert_eq!(run.stderr, "");
+    assert_eq!(
+        run.stdout,
+        "Checked dripline.toml: 1 sequence (2 emails), 0 errors, 0 warnings.\n"
+    );
+    assert_eq!(run.code, 0);
+}
+
+#[test]
+fn the_shipped_example_passes() {
+    let run = Project::example().dripline(&["check"]);
+    assert_eq!(run.stderr, "");
+    assert!(run.stdout.contains("1 sequence"), "{}", run.stdout);
+    assert_eq!(run.code, 0);
+}
+
+#[test]
+fn an_unknown_key_names_its_line_and_the_allowed_keys() {
+    let project = project();
+    project.write(
+        "dripline.toml",
+        CONFIG.replace("[sender]\n", "[sender]\ncolour = \"green\"\n"),
+    );
+    let run = project.dripline(&["check"]);
+    assert_eq!(
+        run.stderr,
+        "error: dripline.toml:4:1: unknown field `colour`, expected one of `from`, `reply_to`, `postal_address`
+  |
+4 | colour = \"green\"
+  | ^^^^^^
+"
+    );
+    assert_eq!(run.code, 3);
+}
+
+#[test]
+fn a_misspelled_time_zone_gets_a_suggestion() {
+    let project = project();
+    project.write(
+        "dripline.toml",
+        CONFIG.replace("America/New_York", "America/NewYork"),
+    );
+    let run = project.dripline(&["check"]);
+    assert_eq!(
+        run.stderr,
+        "error: dripline.toml:1:12: unknown time zone `America/NewYork`; did you mean `America/New_York`?
+  |
+1 | timezone = \"America/NewYork\"
+  |            ^^^^^^^^^^^^^^^^^
+"
+    );
+    assert_eq!(run.code, 3);
+}
+
+#[test]
+fn a_bad_cron_expression_says_what_to_write() {
+    let project = project();
+    project.write(
+        "sequences/demo/sequence.toml",
+        "name = \"Demo\"\nsend_at = \"0 8 * * 8\"\n",
+    );
+    let run = project.dripline(&["check"]);
+    assert_eq!(
+        run.stderr,
+        "error: sequences/demo/sequence.toml:2:11: invalid cron expression `0 8 * * 8`: day of week `8` in `8` is out of range (0-7, where 0 and 7 are Sunday, or sun-sat); write 5 fields `minute hour day-of-month month day-of-week`, for example `0 8 * * *` (08:00 every day) or `0 8 * * mon-fri`
+  |
+2 | send_at = \"0 8 * * 8\"
+  |           ^^^^^^^^^^^
+"
+    );
+    assert_eq!(run.code, 3);
+}
+
+#[test]
+fn a_missing_sequence_folder_says_how_to_make_it() {
+    let project = project();
+    project.write("dripline.toml", CONFIG.replace("\"demo\"", "\"gut\""));
+    let run = project.dripline(&["check"]);
+    assert_eq!(
+        run.stderr,
+        "error: dripline.toml:7:12: sequence `gut` not found: there is no sequences/gut/sequence.toml; create it with `dripline split ARTICLE --name gut`
+  |
+7 | sequence = \"gut\"
+  |            ^^^^^
+"
+    );
+    assert_eq!(run.code, 3);
+}
+
+#[test]
+fn every_problem_is_reported_in_one_run() {
+    let project = project();
+    project
+        .write("dripline.toml", CONFIG.replace("list.csv", "missing.csv"))
+        .write(
+            "sequences/demo/sequence.toml",
+            "name = \"Demo\"\ntemplate = \"fancy\"\n",
+        )
+        .write("sequences/demo/03-hello.md", "+++\nsubject = \"Again\"\n+++\nBody\n")
+        .write("sequences/demo/04-bad.md", "+++\nsubject = \"Bad\"\nwait_days = -1\n+++\nBody\n")
+        .write("sequences/demo/05-nofront.md", "Just text\n")
+        .write("sequences/demo/notes.md", "scratch\n");
+    let run = project.dripline(&["check"]);
+    let lines: Vec<&str> = run
+        .stderr
+        .lines()
+        .filter(|line| line.starts_with("error") || line.starts_with("warning"))
+        .collect();
+    assert_eq!(
+        lines,
+        [
+            "error: dripline.toml:8:8: list file missing.csv not found; create it with a header row such as `email,name`",
+            "error: sequences/demo/sequence.toml:2:12: template `fancy` not found: there is no templates/fancy; use \"default\" or create that folder",
+            "warning: sequences/demo/notes.md: ignored: step files are named with a number and a slug, like 01-welcome.md",
+            "error: sequences/demo/03-hello.md: step id `hello` is also used by sequences/demo/01-hello.md: step ids (the file name without its number) must be unique",
+            "error: sequences/demo/04-bad.md:3:13: invalid value: integer `-1`, expected u32",
+            "error: sequences/demo/05-nofront.md:1: no front matter: start the file with a `+++` line, then `subject = \"...\"`, then another `+++` line",
+        ]
+    );
+    assert_eq!(
+        run.stdout,
+        "Checked dripline.toml: 0 sequences (0 emails), 5 errors, 1 warning.\n"
+    );
+    assert_eq!(run.code, 3);
+}
+
+#[test]
+fn a_plain_password_in_the_config_is_refused() {
+    let project = project();
+    project.write(
+        "dripline.toml",
+        format!("{CONFIG}\n[smtp]\npassword = \"hunter2-secret\"\n"),
+    );
+    let run = project.dripline(&["check"]);
+    assert!(run.stderr.contains("password_env"), "{}", run.stderr);
+    assert_eq!(run.code, 3);
+}
+
+#[test]
+fn config_can_live_elsewhere() {
+    let project = project();
+    let config = project.path("dripline.toml");
+    let elsewhere = Project::empty();
+    let run = elsewhere.dripline(&["check", "--config", config.to_str().unwrap()]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let missing = elsewhere.dripline(&["check"]);
+    assert!(
+        missing.stderr.starts_with("error: dripline.toml: cannot read the config"),
+        "{}",
+        missing.stderr
+    );
+    assert_eq!(missing.code, 3);
+}
