@@ -31,7 +31,8 @@ pub fn check(config_file: &Path) -> Findings {
     };
     findings.report.extend(project.validate());
     for dir in sequence_dirs(&project, &mut findings.report) {
-        if let Some(sequence) = Sequence::load(&dir, &project.templates_dir(), &mut findings.report) {
+        if let Some(sequence) = Sequence::load(&dir, &project.templates_dir(), &mut findings.report)
+        {
             findings
                 .sequences
                 .push((sequence.id.clone(), sequence.steps.len()));
@@ -47,7 +48,10 @@ fn sequence_dirs(project: &Project, report: &mut Report) -> Vec<std::path::PathB
         Ok(entries) => entries,
         Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Vec::new(),
         Err(err) => {
-            report.push(Problem::error(&root, format!("cannot read the folder: {err}")));
+            report.push(Problem::error(
+                &root,
+                format!("cannot read the folder: {err}"),
+            ));
             return Vec::new();
         }
     };

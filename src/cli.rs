@@ -125,7 +125,8 @@ fn split(
     force: bool,
 ) -> anyhow::Result<ExitStatus> {
     let invalid = |message: String| InvalidInput::from(Problem::error(article_path, message));
-    let bytes = fs::read(article_path).map_err(|err| invalid(format!("cannot read the article: {err}")))?;
+    let bytes =
+        fs::read(article_path).map_err(|err| invalid(format!("cannot read the article: {err}")))?;
     let text = article::decode(&bytes).map_err(|err| invalid(err.to_string()))?;
     let format = Format::of(article_path);
     let course = article::split(&text, format, days).map_err(|err| invalid(err.to_string()))?;
@@ -133,7 +134,11 @@ fn split(
         Format::Markdown => "source.md",
         Format::PlainText => "source.txt",
     };
-    let overwrite = if force { Overwrite::Replace } else { Overwrite::Refuse };
+    let overwrite = if force {
+        Overwrite::Replace
+    } else {
+        Overwrite::Refuse
+    };
     let dir = sequence::create(
         Path::new(sequence::SEQUENCES_DIR),
         id,
@@ -169,7 +174,10 @@ fn check(config_file: &Path) -> ExitStatus {
         eprintln!("{problem}");
     }
     let emails: usize = findings.sequences.iter().map(|(_, steps)| steps).sum();
-    let (errors, warnings) = (findings.report.error_count(), findings.report.warning_count());
+    let (errors, warnings) = (
+        findings.report.error_count(),
+        findings.report.warning_count(),
+    );
     println!(
         "Checked {}: {} sequence{} ({emails} emails), {errors} error{}, {warnings} warning{}.",
         config_file.display(),

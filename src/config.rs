@@ -298,7 +298,10 @@ impl Project {
         })?;
         let config = Config::parse(config_file, &source)?;
         Ok(Project {
-            dir: config_file.parent().map(Path::to_path_buf).unwrap_or_default(),
+            dir: config_file
+                .parent()
+                .map(Path::to_path_buf)
+                .unwrap_or_default(),
             config_file: config_file.to_path_buf(),
             config,
             source,
@@ -404,7 +407,11 @@ fn optional_web_url<'de, D: serde::Deserializer<'de>>(
         .strip_prefix("https://")
         .or_else(|| text.strip_prefix("http://"));
     match rest {
-        Some(rest) if !rest.is_empty() && !rest.starts_with('/') && !text.contains(char::is_whitespace) => {
+        Some(rest)
+            if !rest.is_empty()
+                && !rest.starts_with('/')
+                && !text.contains(char::is_whitespace) =>
+        {
             Ok(Some(text.trim_end_matches('/').to_owned()))
         }
         _ => Err(serde::de::Error::custom(format!(
@@ -444,7 +451,10 @@ mod tests {
         assert_eq!(config.smtp.port, 587);
         assert_eq!(config.smtp.security, Security::Starttls);
         assert_eq!(config.smtp.timeout, Duration::from_secs(30));
-        assert_eq!(config.unsubscribe.secret_file, Path::new(".dripline-secret"));
+        assert_eq!(
+            config.unsubscribe.secret_file,
+            Path::new(".dripline-secret")
+        );
         assert_eq!(config.state.path, Path::new("dripline.db"));
         assert_eq!(config.serve.listen.to_string(), "127.0.0.1:8025");
         assert_eq!(config.serve.tick.source(), "* * * * *");
@@ -461,9 +471,15 @@ mod tests {
     #[test]
     fn bad_values_name_the_line() {
         let err = parse(&format!("{MINIMAL}[delivery]\ncatch_up = \"soon\"\n")).unwrap_err();
-        assert!(err.starts_with("error: dripline.toml:4:12: `soon` is not a duration"), "{err}");
+        assert!(
+            err.starts_with("error: dripline.toml:4:12: `soon` is not a duration"),
+            "{err}"
+        );
         let err = parse("[sender]\nfrom = \"not an address\"\n").unwrap_err();
-        assert!(err.starts_with("error: dripline.toml:2:8: `not an address` is not an email address"), "{err}");
+        assert!(
+            err.starts_with("error: dripline.toml:2:8: `not an address` is not an email address"),
+            "{err}"
+        );
         let err = parse(&format!("{MINIMAL}[unsubscribe]\nbase_url = \"ftp://x\"\n")).unwrap_err();
         assert!(err.contains("is not a web address"), "{err}");
     }

@@ -41,6 +41,16 @@ impl CronSchedule {
             .min()
             .map(|slot| slot.naive_utc())
     }
+
+    /// The last slot strictly before `before`, in wall-clock time.
+    pub fn latest_before(&self, before: NaiveDateTime) -> Option<NaiveDateTime> {
+        let before = Utc.from_utc_datetime(&before);
+        self.schedules
+            .iter()
+            .filter_map(|schedule| schedule.after(&before).next_back())
+            .max()
+            .map(|slot| slot.naive_utc())
+    }
 }
 
 impl fmt::Debug for CronSchedule {
@@ -94,8 +104,8 @@ impl FromStr for CronSchedule {
             cron::Schedule::from_str(&fields.join(" ")).map_err(|err| fail(err.to_string()))
         };
         // Crontab fires when either day field matches if both are restricted.
-        let both_restricted = !day_of_month.starts_with(['*', '?'])
-            && !day_of_week.starts_with(['*', '?']);
+        let both_restricted =
+            !day_of_month.starts_with(['*', '?']) && !day_of_week.starts_with(['*', '?']);
         let schedules = if both_restricted {
             let mut by_month_day = fields.clone();
             by_month_day[5] = "*".to_owned();
@@ -149,11 +159,10 @@ fn translate_day_of_week(field: &str) -> Result<String, String> {
     for item in field.split(',') {
         let (range, step) = match item.split_once('/') {
             Some((range, step)) => {
-                let step: usize = step
-                    .parse()
-                    .ok()
-                    .filter(|step| *step > 0)
-                    .ok_or_else(|| format!("`{step}` in day of week `{field}` is not a step"))?;
+                let step: usize =
+                    step.parse().ok().filter(|step| *step > 0).ok_or_else(|| {
+                        format!("`{step}` in day of week `{field}` is not a step")
+                    })?;
                 (range, step)
             }
             None => (item, 1),
@@ -249,7 +258,10 @@ mod tests {
     #[test]
     fn crontab_monday_is_monday() {
         assert_eq!(weekdays("0 8 * * 1"), [Weekday::Mon]);
-        assert_eq!(next("0 8 * * 1", "2026-11-25 09:00").weekday(), Weekday::Mon);
+        assert_eq!(
+            next("0 8 * * 1", "2026-11-25 09:00").weekday(),
+            Weekday::Mon
+        );
     }
 
     #[test]
@@ -289,6 +301,20 @@ mod tests {
         assert_eq!(
             next("@daily", "2026-11-25 08:00").to_string(),
             "2026-11-26 00:00:00"
+        );
+    }
+
+    #[test]
+    fn latest_before_looks_back() {
+        let schedule: CronSchedule = "0 8 * * *".parse().unwrap();
+        let at = |text| NaiveDateTime::parse_from_str(text, "%Y-%m-%d %H:%M").unwrap();
+        assert_eq!(
+            schedule.latest_before(at("2026-11-25 09:00")),
+            Some(at("2026-11-25 08:00"))
+        );
+        assert_eq!(
+            schedule.latest_before(at("2026-11-25 08:00")),
+            Some(at("2026-11-24 08:00"))
         );
     }
 

@@ -199,7 +199,10 @@ mod tests {
     fn span_points_at_line_and_column_with_a_caret() {
         let source = "a = 1\nbad = \"x\"\n";
         let problem = Problem::error("f.toml", "no").at_span(source, 6..9);
-        assert_eq!(problem.to_string(), "error: f.toml:2:1: no\n  |\n2 | bad = \"x\"\n  | ^^^");
+        assert_eq!(
+            problem.to_string(),
+            "error: f.toml:2:1: no\n  |\n2 | bad = \"x\"\n  | ^^^"
+        );
     }
 
     #[test]

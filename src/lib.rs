@@ -1,10 +1,11 @@
 //! dripline: split an article into a daily email course and deliver it.
 
 pub mod article;
-pub mod crontab;
-pub mod diagnostic;
-pub mod zone;
-pub mod config;
-pub mod sequence;
 pub mod check;
 pub mod cli;
+pub mod config;
+pub mod crontab;
+pub mod diagnostic;
+pub mod schedule;
+pub mod sequence;
+pub mod zone;

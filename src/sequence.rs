@@ -214,7 +214,10 @@ fn load_steps(dir: &Path, report: &mut Report) -> Vec<Step> {
     let entries = match fs::read_dir(dir) {
         Ok(entries) => entries,
         Err(err) => {
-            report.push(Problem::error(dir, format!("cannot read the folder: {err}")));
+            report.push(Problem::error(
+                dir,
+                format!("cannot read the folder: {err}"),
+            ));
             return Vec::new();
         }
     };
@@ -270,7 +273,9 @@ fn load_steps(dir: &Path, report: &mut Report) -> Vec<Step> {
 }
 
 fn file_name(path: &Path) -> &str {
-    path.file_name().and_then(|name| name.to_str()).unwrap_or_default()
+    path.file_name()
+        .and_then(|name| name.to_str())
+        .unwrap_or_default()
 }
 
 fn load_step(file: &Path, is_first: bool, report: &mut Report) -> Option<Step> {
@@ -280,7 +285,10 @@ fn load_step(file: &Path, is_first: bool, report: &mut Report) -> Option<Step> {
         Ok(bytes) => match String::from_utf8(bytes) {
             Ok(text) => text.replace("\r\n", "\n"),
             Err(_) => {
-                report.push(Problem::error(file, "not UTF-8 text: save the file as UTF-8"));
+                report.push(Problem::error(
+                    file,
+                    "not UTF-8 text: save the file as UTF-8",
+                ));
                 return None;
             }
         },
@@ -299,7 +307,9 @@ fn load_step(file: &Path, is_first: bool, report: &mut Report) -> Option<Step> {
         Err(err) => {
             let problem = Problem::error(file, err.message().trim_end());
             let problem = match err.span() {
-                Some(span) => problem.at_span(text, front.start + span.start..front.start + span.end),
+                Some(span) => {
+                    problem.at_span(text, front.start + span.start..front.start + span.end)
+                }
                 None => problem.at_line(2),
             };
             report.push(problem);
@@ -314,7 +324,9 @@ fn load_step(file: &Path, is_first: bool, report: &mut Report) -> Option<Step> {
         ok = false;
     }
     if body.is_empty() {
-        report.push(Problem::error(file, "the email has no body below the front matter").at_line(body_line));
+        report.push(
+            Problem::error(file, "the email has no body below the front matter").at_line(body_line),
+        );
         ok = false;
     }
     let wait_days = matter.wait_days.unwrap_or(if is_first { 0 } else { 1 });
@@ -384,8 +396,12 @@ pub fn create(
         .prefix(&format!(".{id}.split-"))
         .tempdir_in(sequences_dir)
         .with_context(|| format!("cannot write in {}", sequences_dir.display()))?;
-    write_files(staging.path(), course, source_name, source)
-        .with_context(|| format!("cannot write the sequence into {}", staging.path().display()))?;
+    write_files(staging.path(), course, source_name, source).with_context(|| {
+        format!(
+            "cannot write the sequence into {}",
+            staging.path().display()
+        )
+    })?;
 
     if target.exists() {
         let old = tempfile::Builder::new()
@@ -398,7 +414,10 @@ pub fn create(
             // Put the old sequence back so a failed replace loses nothing.
             let restored = fs::rename(&parked, &target);
             return Err(anyhow::Error::from(err)
-                .context(format!("cannot move the new sequence to {}", target.display()))
+                .context(format!(
+                    "cannot move the new sequence to {}",
+                    target.display()
+                ))
                 .context(match restored {
                     Ok(()) => "the old sequence is unchanged".to_owned(),
                     Err(_) => format!("the old sequence is kept at {}", parked.display()),
@@ -464,7 +483,10 @@ mod tests {
     #[test]
     fn step_ids_drop_the_number_and_extension() {
         assert_eq!(step_id("01-gut-barrier.md"), Some((1, "gut-barrier")));
-        assert_eq!(step_id("10-moving-forward.md"), Some((10, "moving-forward")));
+        assert_eq!(
+            step_id("10-moving-forward.md"),
+            Some((10, "moving-forward"))
+        );
         assert_eq!(step_id("gut-barrier.md"), None);
         assert_eq!(step_id("01-.md"), None);
         assert_eq!(step_id("01-notes.txt"), None);

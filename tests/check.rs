@@ -18,9 +18,18 @@ fn project() -> Project {
     project
         .write("dripline.toml", CONFIG)
         .write("list.csv", "email,name\nann@example.com,Ann\n")
-        .write("sequences/demo/sequence.toml", "name = \"Demo\"\nsend_at = \"0 8 * * *\"\n")
-        .write("sequences/demo/01-hello.md", "+++\nsubject = \"Day 1: Hello\"\n+++\nHi {{subscriber.first_name}},\n")
-        .write("sequences/demo/02-more.md", "+++\nsubject = \"Day 2: More\"\nwait_days = 1\n+++\nMore.\n");
+        .write(
+            "sequences/demo/sequence.toml",
+            "name = \"Demo\"\nsend_at = \"0 8 * * *\"\n",
+        )
+        .write(
+            "sequences/demo/01-hello.md",
+            "+++\nsubject = \"Day 1: Hello\"\n+++\nHi {{subscriber.first_name}},\n",
+        )
+        .write(
+            "sequences/demo/02-more.md",
+            "+++\nsubject = \"Day 2: More\"\nwait_days = 1\n+++\nMore.\n",
+        );
     project
 }
 
@@ -125,8 +134,14 @@ fn every_problem_is_reported_in_one_run() {
             "sequences/demo/sequence.toml",
             "name = \"Demo\"\ntemplate = \"fancy\"\n",
         )
-        .write("sequences/demo/03-hello.md", "+++\nsubject = \"Again\"\n+++\nBody\n")
-        .write("sequences/demo/04-bad.md", "+++\nsubject = \"Bad\"\nwait_days = -1\n+++\nBody\n")
+        .write(
+            "sequences/demo/03-hello.md",
+            "+++\nsubject = \"Again\"\n+++\nBody\n",
+        )
+        .write(
+            "sequences/demo/04-bad.md",
+            "+++\nsubject = \"Bad\"\nwait_days = -1\n+++\nBody\n",
+        )
         .write("sequences/demo/05-nofront.md", "Just text\n")
         .write("sequences/demo/notes.md", "scratch\n");
     let run = project.dripline(&["check"]);
@@ -174,7 +189,9 @@ fn config_can_live_elsewhere() {
     assert_eq!(run.code, 0, "{}", run.stderr);
     let missing = elsewhere.dripline(&["check"]);
     assert!(
-        missing.stderr.starts_with("error: dripline.toml: cannot read the config"),
+        missing
+            .stderr
+            .starts_with("error: dripline.toml: cannot read the config"),
         "{}",
         missing.stderr
     );

@@ -22,7 +22,12 @@ fn splits_an_article_into_an_editable_sequence() {
     project.write("sleep.txt", ARTICLE);
     let run = split(&project, &["sleep.txt", "--name", "sleep", "--days", "2"]);
     assert_eq!(run.code, 0, "{}", run.stderr);
-    assert!(run.stdout.starts_with("Split sleep.txt into 2 emails in sequences/sleep/:"), "{}", run.stdout);
+    assert!(
+        run.stdout
+            .starts_with("Split sleep.txt into 2 emails in sequences/sleep/:"),
+        "{}",
+        run.stdout
+    );
     let files: Vec<String> = project
         .files()
         .into_iter()
@@ -38,7 +43,10 @@ fn splits_an_article_into_an_editable_sequence() {
     assert!(step.contains("\nwait_days = 0\n"), "{step}");
     let settings = project.read("sequences/sleep/sequence.toml");
     assert!(settings.contains("[cta]\n"), "{settings}");
-    assert!(settings.contains("url = \"https://example.com/coaching\""), "{settings}");
+    assert!(
+        settings.contains("url = \"https://example.com/coaching\""),
+        "{settings}"
+    );
 }
 
 #[test]
@@ -60,7 +68,10 @@ fn a_split_sequence_passes_check() {
 fn the_example_article_splits_at_its_sections() {
     let project = Project::empty();
     let article = fixture("articles/gut-immune-inflammation.txt");
-    let run = split(&project, &[article.to_str().unwrap(), "--name", "gut-immune"]);
+    let run = split(
+        &project,
+        &[article.to_str().unwrap(), "--name", "gut-immune"],
+    );
     assert_eq!(run.code, 0, "{}", run.stderr);
     let all: String = project
         .files()
@@ -77,7 +88,10 @@ fn the_example_article_splits_at_its_sections() {
         "A More Complete Perspective",
         "Moving Forward",
     ] {
-        assert!(all.contains(&format!("## {heading}\n")), "missing heading {heading}");
+        assert!(
+            all.contains(&format!("## {heading}\n")),
+            "missing heading {heading}"
+        );
     }
     assert!(!all.contains("## In simple terms"));
     assert!(!all.contains("## Again, this"));
@@ -109,13 +123,21 @@ fn an_existing_sequence_is_never_overwritten_without_force() {
         run.stderr,
         "error: sequences/sleep: already exists, so nothing was written and your edits there are kept; pick another --name, or pass --force to replace it\n"
     );
-    assert_eq!(project.read("sequences/sleep/sequence.toml"), "name = \"My edits\"\n");
+    assert_eq!(
+        project.read("sequences/sleep/sequence.toml"),
+        "name = \"My edits\"\n"
+    );
 
     let run = split(&project, &["sleep.txt", "--name", "sleep", "--force"]);
     assert_eq!(run.code, 0, "{}", run.stderr);
-    assert_ne!(project.read("sequences/sleep/sequence.toml"), "name = \"My edits\"\n");
+    assert_ne!(
+        project.read("sequences/sleep/sequence.toml"),
+        "name = \"My edits\"\n"
+    );
     // No staging or parked folders are left behind.
-    let entries: Vec<_> = std::fs::read_dir(project.path("sequences")).unwrap().collect();
+    let entries: Vec<_> = std::fs::read_dir(project.path("sequences"))
+        .unwrap()
+        .collect();
     assert_eq!(entries.len(), 1);
 }
 
@@ -127,7 +149,10 @@ fn refused(project: &Project, args: &[&str], code: i32, message: &str) {
     assert_eq!(run.code, code, "{args:?}: {}", run.stderr);
     assert!(run.stderr.contains(message), "{args:?}: {}", run.stderr);
     assert_eq!(project.files(), before, "{args:?} wrote files");
-    assert!(!project.path("sequences").exists(), "{args:?} made sequences/");
+    assert!(
+        !project.path("sequences").exists(),
+        "{args:?} made sequences/"
+    );
 }
 
 #[test]
@@ -138,12 +163,52 @@ fn bad_input_gets_a_clear_error_and_writes_nothing() {
         .write("blank.txt", "  \n\n \r\n")
         .write("binary.txt", [0x89u8, b'P', b'N', b'G', 0, 0, 1, 2, 0xff])
         .write("sleep.txt", ARTICLE);
-    refused(&project, &["empty.txt", "--name", "x"], 3, "error: empty.txt: the article is empty");
-    refused(&project, &["blank.txt", "--name", "x"], 3, "error: blank.txt: the article is empty");
-    refused(&project, &["binary.txt", "--name", "x"], 3, "error: binary.txt: the article is not text");
-    refused(&project, &["missing.txt", "--name", "x"], 3, "error: missing.txt: cannot read the article");
-    refused(&project, &["sleep.txt", "--name", "x", "--days", "0"], 2, "`0` is not a number of days");
-    refused(&project, &["sleep.txt", "--name", "x", "--days", "99"], 3, "use --days");
-    refused(&project, &["sleep.txt", "--name", "My Course"], 2, "`My Course` is not a valid sequence name");
-    refused(&project, &["sleep.txt", "--name", "../escape"], 2, "is not a valid sequence name");
+    refused(
+        &project,
+        &["empty.txt", "--name", "x"],
+        3,
+        "error: empty.txt: the article is empty",
+    );
+    refused(
+        &project,
+        &["blank.txt", "--name", "x"],
+        3,
+        "error: blank.txt: the article is empty",
+    );
+    refused(
+        &project,
+        &["binary.txt", "--name", "x"],
+        3,
+        "error: binary.txt: the article is not text",
+    );
+    refused(
+        &project,
+        &["missing.txt", "--name", "x"],
+        3,
+        "error: missing.txt: cannot read the article",
+    );
+    refused(
+        &project,
+        &["sleep.txt", "--name", "x", "--days", "0"],
+        2,
+        "`0` is not a number of days",
+    );
+    refused(
+        &project,
+        &["sleep.txt", "--name", "x", "--days", "99"],
+        3,
+        "use --days",
+    );
+    refused(
+        &project,
+        &["sleep.txt", "--name", "My Course"],
+        2,
+        "`My Course` is not a valid sequence name",
+    );
+    refused(
+        &project,
+        &["sleep.txt", "--name", "../escape"],
+        2,
+        "is not a valid sequence name",
+    );
 }
