@@ -8,4 +8,5 @@ pub mod crontab;
 pub mod diagnostic;
 pub mod schedule;
 pub mod sequence;
+pub mod subscribers;
 pub mod zone;
