@@ -10,3 +10,4 @@ pub mod schedule;
 pub mod sequence;
 pub mod subscribers;
 pub mod zone;
+pub mod store;

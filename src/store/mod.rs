@@ -1,0 +1,218 @@
+//! Send state: enrollments, deliveries and suppressions, behind one trait.
+//!
+//! The engine only talks to [`Store`]; SQLite ([`sqlite::SqliteStore`]) is
+//! the implementation today and a PostgreSQL one can be added beside it
+//! without touching the engine. Reads are bulk (one query per sequence per
+//! pass, not one per subscriber) so a pass over a large list stays fast.
+//! Writes that the delivery guarantees rest on (a claim before the SMTP
+//! transaction, the result after it) are durable when the call returns.
+
+pub mod sqlite;
+
+use std::collections::HashMap;
+use std::future::Future;
+
+use chrono::{DateTime, Utc};
+
+/// A subscriber's progress through one sequence.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Enrollment {
+    /// When their clock started.
+    pub enrolled_at: DateTime<Utc>,
+    /// Ids of the steps they were sent, in the order they were sent.
+    pub sent_steps: Vec<String>,
+    /// When the last of those went out.
+    pub last_sent_at: Option<DateTime<Utc>>,
+}
+
+/// A delivery that is not finished: claimed, waiting for a retry, or failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pending {
+    pub step: String,
+    pub status: PendingStatus,
+    /// Attempts so far, counting the claim of each one.
+    pub attempts: u32,
+    pub message_id: String,
+}
+
+/// Where an unfinished delivery stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PendingStatus {
+    /// Claimed but no result recorded: a run died during the SMTP
+    /// transaction. It may or may not have gone out; it is sent again
+    /// with the same Message-ID.
+    Claimed,
+    /// A transient failure; try again from this time on.
+    Retry(DateTime<Utc>),
+    /// Given up on: a permanent failure, or `max_attempts` transient ones.
+    Failed,
+}
+
+/// What the store holds about one sequence, read at the start of a pass.
+#[derive(Debug, Default)]
+pub struct SequenceState {
+    /// By subscriber key (lower-case address).
+    pub enrollments: HashMap<String, Enrollment>,
+    /// By subscriber key: their one unfinished delivery, if any.
+    pub pending: HashMap<String, Pending>,
+}
+
+/// An email about to be handed to the transport.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Claim {
+    pub sequence: String,
+    /// The subscriber key (lower-case address).
+    pub email: String,
+    pub step: String,
+    pub message_id: String,
+}
+
+/// What happened to a claimed email.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// The server (or the outbox) accepted it.
+    Sent { reply: String },
+    /// A transient failure: retry from `at`.
+    Retry { at: DateTime<Utc>, reply: String },
+    /// A permanent failure; `bounced` when the recipient itself was
+    /// rejected, which suppresses the address for every sequence.
+    Failed { reply: String, bounced: bool },
+    /// Not attempted after all (a day's quota, a shutdown): back to due.
+    Released,
+}
+
+/// Why an address gets no more email.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reason {
+    Unsubscribed,
+    Bounced,
+}
+
+impl Reason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Reason::Unsubscribed => "unsubscribed",
+            Reason::Bounced => "bounced",
+        }
+    }
+}
+
+/// A suppressed address.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Suppression {
+    pub reason: String,
+    pub at: DateTime<Utc>,
+}
+
+/// Counts for one step of one sequence, for `status`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StepCount {
+    pub sequence: String,
+    pub step: String,
+    pub sent: u64,
+    pub pending: u64,
+    pub failed: u64,
+}
+
+/// One delivery, for `status`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeliveryRecord {
+    pub sequence: String,
+    pub email: String,
+    pub step: String,
+    pub status: String,
+    pub attempts: u32,
+    pub message_id: String,
+    pub sent_at: Option<DateTime<Utc>>,
+    pub retry_at: Option<DateTime<Utc>>,
+    pub reply: Option<String>,
+}
+
+/// A finished run, for `status`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunRecord {
+    pub started_at: DateTime<Utc>,
+    pub finished_at: Option<DateTime<Utc>>,
+    pub sent: u64,
+    pub failed: u64,
+    pub deferred: u64,
+}
+
+/// The result of a store call.
+pub type Result<T> = std::result::Result<T, anyhow::Error>;
+
+/// Send state. Every method is one transaction.
+pub trait Store {
+    /// Everything about `sequence` a pass needs.
+    fn load(&self, sequence: &str) -> impl Future<Output = Result<SequenceState>> + Send;
+
+    /// When each subscriber last got an email from any sequence.
+    fn last_sent(&self) -> impl Future<Output = Result<HashMap<String, DateTime<Utc>>>> + Send;
+
+    /// Every suppressed address, by key.
+    fn suppressions(&self) -> impl Future<Output = Result<HashMap<String, Suppression>>> + Send;
+
+    /// Enrolls new subscribers of `sequence` (key, clock start); existing
+    /// enrollments are left alone.
+    fn enroll(
+        &self,
+        sequence: &str,
+        new: &[(String, DateTime<Utc>)],
+    ) -> impl Future<Output = Result<()>> + Send;
+
+    /// Records that these emails are being handed over, durably, before
+    /// the transport sees them. Counts one attempt each.
+    fn claim(&self, claims: &[Claim], now: DateTime<Utc>) -> impl Future<Output = Result<()>> + Send;
+
+    /// Records what happened to claimed emails, durably.
+    fn record(
+        &self,
+        results: &[(Claim, Outcome)],
+        now: DateTime<Utc>,
+    ) -> impl Future<Output = Result<()>> + Send;
+
+    /// Stops all email to `email`; false when it already was suppressed.
+    fn suppress(
+        &self,
+        email: &str,
+        reason: Reason,
+        now: DateTime<Utc>,
+    ) -> impl Future<Output = Result<bool>> + Send;
+
+    /// Lifts a suppression; false when there was none.
+    fn resubscribe(&self, email: &str) -> impl Future<Output = Result<bool>> + Send;
+
+    /// Starts a run record; returns its id.
+    fn begin_run(&self, now: DateTime<Utc>) -> impl Future<Output = Result<i64>> + Send;
+
+    /// Finishes a run record.
+    fn finish_run(
+        &self,
+        id: i64,
+        finished: DateTime<Utc>,
+        counts: RunCounts,
+    ) -> impl Future<Output = Result<()>> + Send;
+
+    /// Per-step counts for every sequence.
+    fn step_counts(&self) -> impl Future<Output = Result<Vec<StepCount>>> + Send;
+
+    /// Deliveries that failed or wait for a retry.
+    fn failures(&self) -> impl Future<Output = Result<Vec<DeliveryRecord>>> + Send;
+
+    /// Every delivery to one subscriber.
+    fn deliveries_to(
+        &self,
+        email: &str,
+    ) -> impl Future<Output = Result<Vec<DeliveryRecord>>> + Send;
+
+    /// The most recent run.
+    fn last_run(&self) -> impl Future<Output = Result<Option<RunRecord>>> + Send;
+}
+
+/// What a run did, for its record.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RunCounts {
+    pub sent: u64,
+    pub failed: u64,
+    pub deferred: u64,
+}

@@ -1,0 +1,469 @@
+//! The SQLite store: one file, WAL, `synchronous = FULL` so a commit that
+//! returned survives a crash, and migrations compiled into the binary.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use chrono::{DateTime, Utc};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
+use sqlx::{Row, Sqlite, Transaction};
+
+use super::{
+    Claim, DeliveryRecord, Enrollment, Outcome, Pending, PendingStatus, Reason, Result, RunCounts,
+    RunRecord, SequenceState, StepCount, Store, Suppression,
+};
+
+/// Schema changes, in order; `PRAGMA user_version` counts those applied.
+const MIGRATIONS: &[&str] = &[r#"
+CREATE TABLE enrollments (
+    sequence     TEXT NOT NULL,
+    email        TEXT NOT NULL,
+    enrolled_at  INTEGER NOT NULL,
+    sent_steps   TEXT NOT NULL DEFAULT '',
+    last_sent_at INTEGER,
+    PRIMARY KEY (sequence, email)
+) WITHOUT ROWID;
+
+CREATE TABLE deliveries (
+    sequence   TEXT NOT NULL,
+    email      TEXT NOT NULL,
+    step       TEXT NOT NULL,
+    status     TEXT NOT NULL CHECK (status IN ('claimed', 'sent', 'retry', 'failed')),
+    attempts   INTEGER NOT NULL,
+    message_id TEXT NOT NULL,
+    claimed_at INTEGER NOT NULL,
+    sent_at    INTEGER,
+    retry_at   INTEGER,
+    reply      TEXT,
+    PRIMARY KEY (sequence, email, step)
+) WITHOUT ROWID;
+
+CREATE INDEX deliveries_unfinished ON deliveries (sequence, status) WHERE status != 'sent';
+CREATE INDEX deliveries_by_email ON deliveries (email);
+
+CREATE TABLE suppressions (
+    email  TEXT PRIMARY KEY,
+    reason TEXT NOT NULL,
+    at     INTEGER NOT NULL
+) WITHOUT ROWID;
+
+CREATE TABLE runs (
+    id          INTEGER PRIMARY KEY,
+    started_at  INTEGER NOT NULL,
+    finished_at INTEGER,
+    sent        INTEGER NOT NULL DEFAULT 0,
+    failed      INTEGER NOT NULL DEFAULT 0,
+    deferred    INTEGER NOT NULL DEFAULT 0
+);
+"#];
+
+/// Send state in a SQLite file.
+#[derive(Debug, Clone)]
+pub struct SqliteStore {
+    pool: SqlitePool,
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the state file at `path` and brings its
+    /// schema up to date.
+    pub async fn open(path: &Path) -> Result<SqliteStore> {
+        let options = SqliteConnectOptions::from_str("sqlite:")?
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            .busy_timeout(Duration::from_secs(10))
+            .foreign_keys(true);
+        let pool = SqlitePoolOptions::new()
+            .max_connections(4)
+            .connect_with(options)
+            .await
+            .with_context(|| format!("cannot open the state file {}", path.display()))?;
+        let store = SqliteStore { pool };
+        store
+            .migrate()
+            .await
+            .with_context(|| format!("cannot prepare the state file {}", path.display()))?;
+        Ok(store)
+    }
+
+    async fn migrate(&self) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        let version: i64 = sqlx::query_scalar("PRAGMA user_version")
+            .fetch_one(&mut *tx)
+            .await?;
+        let known = MIGRATIONS.len() as i64;
+        if version > known {
+            anyhow::bail!(
+                "it was written by a newer dripline (schema {version}, this one knows {known}); upgrade dripline"
+            );
+        }
+        for migration in &MIGRATIONS[version as usize..] {
+            sqlx::raw_sql(migration).execute(&mut *tx).await?;
+        }
+        sqlx::raw_sql(&format!("PRAGMA user_version = {known}"))
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Closes the pool, checkpointing the WAL.
+    pub async fn close(self) {
+        self.pool.close().await;
+    }
+}
+
+fn time(seconds: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp(seconds, 0).unwrap_or_default()
+}
+
+fn optional_time(seconds: Option<i64>) -> Option<DateTime<Utc>> {
+    seconds.map(time)
+}
+
+fn delivery(row: &sqlx::sqlite::SqliteRow) -> DeliveryRecord {
+    DeliveryRecord {
+        sequence: row.get("sequence"),
+        email: row.get("email"),
+        step: row.get("step"),
+        status: row.get("status"),
+        attempts: row.get::<i64, _>("attempts") as u32,
+        message_id: row.get("message_id"),
+        sent_at: optional_time(row.get("sent_at")),
+        retry_at: optional_time(row.get("retry_at")),
+        reply: row.get("reply"),
+    }
+}
+
+const DELIVERY_COLUMNS: &str =
+    "sequence, email, step, status, attempts, message_id, sent_at, retry_at, reply";
+
+async fn record_one(
+    tx: &mut Transaction<'_, Sqlite>,
+    claim: &Claim,
+    outcome: &Outcome,
+    now: i64,
+) -> Result<()> {
+    let key = (&claim.sequence, &claim.email, &claim.step);
+    match outcome {
+        Outcome::Sent { reply } => {
+            sqlx::query(
+                "UPDATE deliveries SET status = 'sent', sent_at = ?, retry_at = NULL, reply = ?
+                 WHERE sequence = ? AND email = ? AND step = ?",
+            )
+            .bind(now)
+            .bind(reply)
+            .bind(key.0)
+            .bind(key.1)
+            .bind(key.2)
+            .execute(&mut **tx)
+            .await?;
+            sqlx::query(
+                "UPDATE enrollments
+                 SET sent_steps = CASE sent_steps WHEN '' THEN ? ELSE sent_steps || ' ' || ? END,
+                     last_sent_at = ?
+                 WHERE sequence = ? AND email = ?",
+            )
+            .bind(key.2)
+            .bind(key.2)
+            .bind(now)
+            .bind(key.0)
+            .bind(key.1)
+            .execute(&mut **tx)
+            .await?;
+        }
+        Outcome::Retry { at, reply } => {
+            sqlx::query(
+                "UPDATE deliveries SET status = 'retry', retry_at = ?, reply = ?
+                 WHERE sequence = ? AND email = ? AND step = ?",
+            )
+            .bind(at.timestamp())
+            .bind(reply)
+            .bind(key.0)
+            .bind(key.1)
+            .bind(key.2)
+            .execute(&mut **tx)
+            .await?;
+        }
+        Outcome::Failed { reply, bounced } => {
+            sqlx::query(
+                "UPDATE deliveries SET status = 'failed', retry_at = NULL, reply = ?
+                 WHERE sequence = ? AND email = ? AND step = ?",
+            )
+            .bind(reply)
+            .bind(key.0)
+            .bind(key.1)
+            .bind(key.2)
+            .execute(&mut **tx)
+            .await?;
+            if *bounced {
+                suppress_in(tx, &claim.email, Reason::Bounced, now).await?;
+            }
+        }
+        Outcome::Released => {
+            // Not attempted: give the attempt back, so it is due as before.
+            sqlx::query(
+                "DELETE FROM deliveries WHERE sequence = ? AND email = ? AND step = ? AND attempts = 1",
+            )
+            .bind(key.0)
+            .bind(key.1)
+            .bind(key.2)
+            .execute(&mut **tx)
+            .await?;
+            sqlx::query(
+                "UPDATE deliveries SET status = 'retry', attempts = attempts - 1, retry_at = ?
+                 WHERE sequence = ? AND email = ? AND step = ?",
+            )
+            .bind(now)
+            .bind(key.0)
+            .bind(key.1)
+            .bind(key.2)
+            .execute(&mut **tx)
+            .await?;
+        }
+    }
+    Ok(())
+}
+
+async fn suppress_in(
+    tx: &mut Transaction<'_, Sqlite>,
+    email: &str,
+    reason: Reason,
+    now: i64,
+) -> Result<bool> {
+    let inserted = sqlx::query(
+        "INSERT INTO suppressions (email, reason, at) VALUES (?, ?, ?) ON CONFLICT (email) DO NOTHING",
+    )
+    .bind(email)
+    .bind(reason.as_str())
+    .bind(now)
+    .execute(&mut **tx)
+    .await?;
+    Ok(inserted.rows_affected() > 0)
+}
+
+impl Store for SqliteStore {
+    async fn load(&self, sequence: &str) -> Result<SequenceState> {
+        let mut conn = self.pool.acquire().await?;
+        let mut state = SequenceState::default();
+        let rows = sqlx::query(
+            "SELECT email, enrolled_at, sent_steps, last_sent_at FROM enrollments WHERE sequence = ?",
+        )
+        .bind(sequence)
+        .fetch_all(&mut *conn)
+        .await?;
+        state.enrollments.reserve(rows.len());
+        for row in rows {
+            let sent_steps: &str = row.get("sent_steps");
+            state.enrollments.insert(
+                row.get("email"),
+                Enrollment {
+                    enrolled_at: time(row.get("enrolled_at")),
+                    sent_steps: sent_steps.split_whitespace().map(str::to_owned).collect(),
+                    last_sent_at: optional_time(row.get("last_sent_at")),
+                },
+            );
+        }
+        let rows = sqlx::query(
+            "SELECT email, step, status, attempts, message_id, retry_at FROM deliveries
+             WHERE sequence = ? AND status != 'sent'",
+        )
+        .bind(sequence)
+        .fetch_all(&mut *conn)
+        .await?;
+        for row in rows {
+            let status = match row.get::<&str, _>("status") {
+                "claimed" => PendingStatus::Claimed,
+                "retry" => PendingStatus::Retry(time(row.get::<Option<i64>, _>("retry_at").unwrap_or(0))),
+                _ => PendingStatus::Failed,
+            };
+            state.pending.insert(
+                row.get("email"),
+                Pending {
+                    step: row.get("step"),
+                    status,
+                    attempts: row.get::<i64, _>("attempts") as u32,
+                    message_id: row.get("message_id"),
+                },
+            );
+        }
+        Ok(state)
+    }
+
+    async fn last_sent(&self) -> Result<HashMap<String, DateTime<Utc>>> {
+        let rows = sqlx::query(
+            "SELECT email, MAX(last_sent_at) AS at FROM enrollments
+             WHERE last_sent_at IS NOT NULL GROUP BY email",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .iter()
+            .map(|row| (row.get("email"), time(row.get("at"))))
+            .collect())
+    }
+
+    async fn suppressions(&self) -> Result<HashMap<String, Suppression>> {
+        let rows = sqlx::query("SELECT email, reason, at FROM suppressions")
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows
+            .iter()
+            .map(|row| {
+                (
+                    row.get("email"),
+                    Suppression {
+                        reason: row.get("reason"),
+                        at: time(row.get("at")),
+                    },
+                )
+            })
+            .collect())
+    }
+
+    async fn enroll(&self, sequence: &str, new: &[(String, DateTime<Utc>)]) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        for (email, enrolled_at) in new {
+            sqlx::query(
+                "INSERT INTO enrollments (sequence, email, enrolled_at) VALUES (?, ?, ?)
+                 ON CONFLICT (sequence, email) DO NOTHING",
+            )
+            .bind(sequence)
+            .bind(email)
+            .bind(enrolled_at.timestamp())
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn claim(&self, claims: &[Claim], now: DateTime<Utc>) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        for claim in claims {
+            sqlx::query(
+                "INSERT INTO deliveries (sequence, email, step, status, attempts, message_id, claimed_at)
+                 VALUES (?, ?, ?, 'claimed', 1, ?, ?)
+                 ON CONFLICT (sequence, email, step) DO UPDATE
+                 SET status = 'claimed', attempts = attempts + 1, claimed_at = excluded.claimed_at",
+            )
+            .bind(&claim.sequence)
+            .bind(&claim.email)
+            .bind(&claim.step)
+            .bind(&claim.message_id)
+            .bind(now.timestamp())
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn record(&self, results: &[(Claim, Outcome)], now: DateTime<Utc>) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        for (claim, outcome) in results {
+            record_one(&mut tx, claim, outcome, now.timestamp()).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn suppress(&self, email: &str, reason: Reason, now: DateTime<Utc>) -> Result<bool> {
+        let mut tx = self.pool.begin().await?;
+        let inserted = suppress_in(&mut tx, email, reason, now.timestamp()).await?;
+        tx.commit().await?;
+        Ok(inserted)
+    }
+
+    async fn resubscribe(&self, email: &str) -> Result<bool> {
+        let deleted = sqlx::query("DELETE FROM suppressions WHERE email = ?")
+            .bind(email)
+            .execute(&self.pool)
+            .await?;
+        Ok(deleted.rows_affected() > 0)
+    }
+
+    async fn begin_run(&self, now: DateTime<Utc>) -> Result<i64> {
+        let id = sqlx::query("INSERT INTO runs (started_at) VALUES (?)")
+            .bind(now.timestamp())
+            .execute(&self.pool)
+            .await?
+            .last_insert_rowid();
+        Ok(id)
+    }
+
+    async fn finish_run(&self, id: i64, finished: DateTime<Utc>, counts: RunCounts) -> Result<()> {
+        sqlx::query("UPDATE runs SET finished_at = ?, sent = ?, failed = ?, deferred = ? WHERE id = ?")
+            .bind(finished.timestamp())
+            .bind(counts.sent as i64)
+            .bind(counts.failed as i64)
+            .bind(counts.deferred as i64)
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn step_counts(&self) -> Result<Vec<StepCount>> {
+        let rows = sqlx::query(
+            "SELECT sequence, step,
+                    SUM(status = 'sent') AS sent,
+                    SUM(status IN ('claimed', 'retry')) AS pending,
+                    SUM(status = 'failed') AS failed
+             FROM deliveries GROUP BY sequence, step ORDER BY sequence, step",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .iter()
+            .map(|row| StepCount {
+                sequence: row.get("sequence"),
+                step: row.get("step"),
+                sent: row.get::<i64, _>("sent") as u64,
+                pending: row.get::<i64, _>("pending") as u64,
+                failed: row.get::<i64, _>("failed") as u64,
+            })
+            .collect())
+    }
+
+    async fn failures(&self) -> Result<Vec<DeliveryRecord>> {
+        let rows = sqlx::query(&format!(
+            "SELECT {DELIVERY_COLUMNS} FROM deliveries WHERE status IN ('retry', 'failed')
+             ORDER BY sequence, email"
+        ))
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.iter().map(delivery).collect())
+    }
+
+    async fn deliveries_to(&self, email: &str) -> Result<Vec<DeliveryRecord>> {
+        let rows = sqlx::query(&format!(
+            "SELECT {DELIVERY_COLUMNS} FROM deliveries WHERE email = ? ORDER BY claimed_at, sequence"
+        ))
+        .bind(email)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.iter().map(delivery).collect())
+    }
+
+    async fn last_run(&self) -> Result<Option<RunRecord>> {
+        let row = sqlx::query(
+            "SELECT started_at, finished_at, sent, failed, deferred FROM runs ORDER BY id DESC LIMIT 1",
+        )
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.map(|row| RunRecord {
+            started_at: time(row.get("started_at")),
+            finished_at: optional_time(row.get("finished_at")),
+            sent: row.get::<i64, _>("sent") as u64,
+            failed: row.get::<i64, _>("failed") as u64,
+            deferred: row.get::<i64, _>("deferred") as u64,
+        }))
+    }
+}
