@@ -11,3 +11,7 @@ pub mod sequence;
 pub mod subscribers;
 pub mod zone;
 pub mod store;
+pub mod delivery;
+pub mod lock;
+pub mod status;
+pub mod engine;

@@ -77,8 +77,6 @@ pub enum Outcome {
     /// A permanent failure; `bounced` when the recipient itself was
     /// rejected, which suppresses the address for every sequence.
     Failed { reply: String, bounced: bool },
-    /// Not attempted after all (a day's quota, a shutdown): back to due.
-    Released,
 }
 
 /// Why an address gets no more email.

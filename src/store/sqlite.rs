@@ -206,27 +206,6 @@ async fn record_one(
                 suppress_in(tx, &claim.email, Reason::Bounced, now).await?;
             }
         }
-        Outcome::Released => {
-            // Not attempted: give the attempt back, so it is due as before.
-            sqlx::query(
-                "DELETE FROM deliveries WHERE sequence = ? AND email = ? AND step = ? AND attempts = 1",
-            )
-            .bind(key.0)
-            .bind(key.1)
-            .bind(key.2)
-            .execute(&mut **tx)
-            .await?;
-            sqlx::query(
-                "UPDATE deliveries SET status = 'retry', attempts = attempts - 1, retry_at = ?
-                 WHERE sequence = ? AND email = ? AND step = ?",
-            )
-            .bind(now)
-            .bind(key.0)
-            .bind(key.1)
-            .bind(key.2)
-            .execute(&mut **tx)
-            .await?;
-        }
     }
     Ok(())
 }
