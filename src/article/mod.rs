@@ -163,7 +163,7 @@ pub fn split(text: &str, format: Format, days: Option<NonZeroUsize>) -> Result<C
     let sections = section::sections(&document.blocks, &units);
     let runs = match days {
         None => free_days(&units, &sections),
-        Some(days) => fixed_days(days.get(), &units, &sections)?,
+        Some(days) => fixed_days(days.get(), &document.blocks, &units, &sections)?,
     };
     Ok(Course {
         title: document
@@ -197,6 +197,7 @@ fn free_days(units: &[Unit], sections: &[Range<usize>]) -> Vec<Range<usize>> {
 /// blocks, preferring cuts at section boundaries.
 fn fixed_days(
     days: usize,
+    blocks: &[Block],
     units: &[Unit],
     sections: &[Range<usize>],
 ) -> Result<Vec<Range<usize>>, SplitError> {
@@ -214,11 +215,8 @@ fn fixed_days(
         return Ok(pack_sections(units, sections, days));
     }
     let weights: Vec<usize> = units.iter().map(|unit| unit.words).collect();
-    let mut mid_section = vec![true; units.len()];
-    for section in sections {
-        mid_section[section.start] = false;
-    }
-    Ok(pack::pack(&weights, days, &mid_section))
+    let cut_costs = section::cut_costs(blocks, units, sections);
+    Ok(pack::pack(&weights, days, &cut_costs))
 }
 
 /// Packs whole sections into `days` days; returns runs of units.
@@ -227,7 +225,7 @@ fn pack_sections(units: &[Unit], sections: &[Range<usize>], days: usize) -> Vec<
         .iter()
         .map(|section| words(units, section))
         .collect();
-    pack::pack(&weights, days, &vec![false; sections.len()])
+    pack::pack(&weights, days, &vec![0; sections.len()])
         .into_iter()
         .filter_map(|run| {
             Some(sections.get(run.start)?.start..sections.get(run.end.checked_sub(1)?)?.end)
@@ -283,3 +281,6 @@ fn write_days(
     }
     days
 }
+
+#[cfg(test)]
+mod tests;

@@ -11,10 +11,11 @@ use std::ops::Range;
 /// non-empty runs, returned in order.
 ///
 /// Lexicographically best: first the lightest heaviest day; then the
-/// fewest days that open at a part marked in `avoid_start` (a block in the
-/// middle of a section); then the most even days (least sum of squares).
-/// `days` is clamped to `1..=weights.len()`.
-pub(crate) fn pack(weights: &[usize], days: usize, avoid_start: &[bool]) -> Vec<Range<usize>> {
+/// least total `cut_cost` of the parts that open a day (a block in the
+/// middle of a section costs more than a section's first); then the most
+/// even days (least sum of squares). `days` is clamped to
+/// `1..=weights.len()`.
+pub(crate) fn pack(weights: &[usize], days: usize, cut_cost: &[u64]) -> Vec<Range<usize>> {
     let parts = weights.len();
     if parts == 0 {
         return Vec::new();
@@ -47,9 +48,11 @@ pub(crate) fn pack(weights: &[usize], days: usize, avoid_start: &[bool]) -> Vec<
                 let Some((cuts, squares)) = best[day - 1][start] else {
                     continue;
                 };
-                let bad_cut =
-                    u64::from(start > 0 && avoid_start.get(start).copied().unwrap_or(false));
-                let cost = (cuts + bad_cut, squares + load * load);
+                let cut = match start {
+                    0 => 0,
+                    _ => cut_cost.get(start).copied().unwrap_or(0),
+                };
+                let cost = (cuts + cut, squares + load * load);
                 if best[day][end].is_none_or(|current| cost < current) {
                     best[day][end] = Some(cost);
                     from[day][end] = start;
@@ -114,33 +117,33 @@ mod tests {
     #[test]
     fn balances_the_longest_day() {
         let weights = [100, 100, 100, 100, 300];
-        let runs = pack(&weights, 3, &[false; 5]);
+        let runs = pack(&weights, 3, &[0; 5]);
         assert_eq!(runs, [0..2, 2..4, 4..5]);
     }
 
     #[test]
     fn prefers_even_days_when_the_maximum_ties() {
         let weights = [10, 10, 10, 10, 50];
-        assert_eq!(pack(&weights, 2, &[false; 5]), [0..4, 4..5]);
+        assert_eq!(pack(&weights, 2, &[0; 5]), [0..4, 4..5]);
         let weights = [30, 10, 10, 30];
-        assert_eq!(pack(&weights, 2, &[false; 4]), [0..2, 2..4]);
+        assert_eq!(pack(&weights, 2, &[0; 4]), [0..2, 2..4]);
     }
 
     #[test]
     fn avoids_cutting_inside_sections_when_it_costs_nothing() {
         // A cap of 30 allows cutting before part 2 or part 3.
         let weights = [10; 5];
-        let avoid = [false, false, true, false, false];
+        let avoid = [0, 0, 1, 0, 0];
         assert_eq!(pack(&weights, 2, &avoid), [0..3, 3..5]);
-        let avoid = [false, false, false, true, false];
+        let avoid = [0, 0, 0, 1, 0];
         assert_eq!(pack(&weights, 2, &avoid), [0..2, 2..5]);
     }
 
     #[test]
     fn one_day_per_part_and_one_day_for_all() {
-        assert_eq!(pack(&[1, 2, 3], 3, &[false; 3]), [0..1, 1..2, 2..3]);
-        assert_eq!(pack(&[1, 2, 3], 1, &[false; 3]), vec![0..3]);
-        assert_eq!(pack(&[1, 2, 3], 9, &[false; 3]), [0..1, 1..2, 2..3]);
+        assert_eq!(pack(&[1, 2, 3], 3, &[0; 3]), [0..1, 1..2, 2..3]);
+        assert_eq!(pack(&[1, 2, 3], 1, &[0; 3]), vec![0..3]);
+        assert_eq!(pack(&[1, 2, 3], 9, &[0; 3]), [0..1, 1..2, 2..3]);
         assert!(pack(&[], 2, &[]).is_empty());
     }
 
@@ -173,7 +176,7 @@ mod tests {
             days in 1usize..10,
         ) {
             let days = days.min(weights.len());
-            let runs = pack(&weights, days, &vec![false; weights.len()]);
+            let runs = pack(&weights, days, &vec![0; weights.len()]);
             prop_assert_eq!(runs.len(), days);
             prop_assert_eq!(runs.first().map(|run| run.start), Some(0));
             prop_assert_eq!(runs.last().map(|run| run.end), Some(weights.len()));

@@ -264,13 +264,20 @@ fn into_document(raws: Vec<Raw>) -> Document {
     };
     let skip = usize::from(title.is_some());
     let mut blocks = Vec::with_capacity(raws.len());
+    // A short question or exclamation after a short line is the first
+    // sentence of its section, not a second heading.
+    let body = |raw: &Raw| match raw {
+        Raw::Paragraph { text, .. } => {
+            !standalone(raw, looks_like_heading) || text.ends_with(['?', '!'])
+        }
+        Raw::List(_) => true,
+    };
     for (index, raw) in raws.iter().enumerate().skip(skip) {
-        let followed_by_body = raws
-            .get(index + 1)
-            .is_some_and(|next| !standalone(next, looks_like_heading));
+        let after_heading = blocks.last().is_some_and(Block::is_heading);
+        let followed_by_body = raws.get(index + 1).is_some_and(body);
         match raw {
             Raw::Paragraph { text, .. }
-                if followed_by_body && standalone(raw, looks_like_heading) =>
+                if !after_heading && followed_by_body && standalone(raw, looks_like_heading) =>
             {
                 blocks.push(Block::Heading {
                     level: 2,
@@ -404,6 +411,21 @@ mod tests {
         );
         assert!(
             matches!(&document.blocks[2], Block::List(items) if items.len() == 2 && items[1].number == Some(2))
+        );
+    }
+
+    #[test]
+    fn a_question_after_a_heading_is_body_text() {
+        let document =
+            parse("Title\nText here.\nA Question for You\nWhat made you smile?\nHit reply.\n");
+        assert_eq!(
+            kinds(&document),
+            [
+                "P Text here.",
+                "H A Question for You",
+                "P What made you smile?",
+                "P Hit reply.",
+            ]
         );
     }
 

@@ -53,22 +53,24 @@ pub(crate) fn units(blocks: &[Block], closing_from: Option<usize>) -> Vec<Unit> 
 }
 
 /// Groups units into sections, as ranges of unit indices. A section opens
-/// at a heading of the article's highest level; deeper headings stay
-/// inside their section.
+/// at a heading of level 1 or 2 (or of the article's highest level, when
+/// deeper): writers mix `#` and `##` for their sections, while `###` and
+/// below are subsections that stay inside theirs.
 pub(crate) fn sections(blocks: &[Block], units: &[Unit]) -> Vec<Range<usize>> {
-    let top_level = blocks
+    let section_level = blocks
         .iter()
         .filter_map(|block| match block {
             Block::Heading { level, .. } => Some(*level),
             _ => None,
         })
-        .min();
-    let opens = |unit: &Unit| match top_level {
+        .min()
+        .map(|top| top.max(2));
+    let opens = |unit: &Unit| match section_level {
         None => true,
-        Some(top) => blocks[unit.blocks.clone()]
+        Some(section_level) => blocks[unit.blocks.clone()]
             .iter()
             .take_while(|block| block.is_heading())
-            .any(|block| matches!(block, Block::Heading { level, .. } if *level == top)),
+            .any(|block| matches!(block, Block::Heading { level, .. } if *level <= section_level)),
     };
     let mut sections: Vec<Range<usize>> = Vec::new();
     for (index, unit) in units.iter().enumerate() {
@@ -78,6 +80,27 @@ pub(crate) fn sections(blocks: &[Block], units: &[Unit]) -> Vec<Range<usize>> {
         }
     }
     sections
+}
+
+/// What opening a day at each unit costs when sections must be cut: a
+/// section's first unit nothing; inside a section 2; right after a
+/// paragraph ending in `:` (which introduces what follows) 3.
+pub(crate) fn cut_costs(blocks: &[Block], units: &[Unit], sections: &[Range<usize>]) -> Vec<u64> {
+    let mut costs: Vec<u64> = units
+        .iter()
+        .map(|unit| {
+            let lead_in = unit.blocks.start.checked_sub(1).is_some_and(|before| {
+                matches!(&blocks[before], Block::Paragraph(text) if text.trim_end().ends_with(':'))
+            });
+            if lead_in { 3 } else { 2 }
+        })
+        .collect();
+    for section in sections {
+        if let Some(cost) = costs.get_mut(section.start) {
+            *cost = 0;
+        }
+    }
+    costs
 }
 
 /// Merges each tiny section into a neighbour: the first into the next, the
@@ -168,6 +191,21 @@ mod tests {
         let blocks = [words(3), words(2), words(1)];
         let units = units(&blocks, None);
         assert_eq!(sections(&blocks, &units), [0..1, 1..2, 2..3]);
+    }
+
+    #[test]
+    fn cutting_after_a_lead_in_costs_most() {
+        let blocks = [
+            heading(2),
+            words(3),
+            Block::Paragraph("It helps:".to_owned()),
+            words(2),
+            heading(2),
+            words(1),
+        ];
+        let units = units(&blocks, None);
+        let sections = sections(&blocks, &units);
+        assert_eq!(cut_costs(&blocks, &units, &sections), [0, 2, 3, 0]);
     }
 
     #[test]
