@@ -127,17 +127,20 @@ pub fn decode(bytes: &[u8]) -> Result<String, SplitError> {
 /// The checks and clean-up `decode` does, for text already in memory.
 fn normalise(text: &str) -> Result<String, SplitError> {
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
-    // Tabs, line breaks and form feeds occur in text; other controls don't.
+    // Tabs and line breaks occur in text (a vertical tab is a word
+    // processor's line break); other control characters don't.
     if text
         .chars()
-        .any(|c| c.is_control() && !matches!(c, '\t' | '\n' | '\r' | '\u{c}'))
+        .any(|c| c.is_control() && !matches!(c, '\t' | '\n' | '\r' | '\u{b}' | '\u{c}'))
     {
         return Err(SplitError::Binary);
     }
     if text.trim().is_empty() {
         return Err(SplitError::Empty);
     }
-    Ok(text.replace("\r\n", "\n").replace('\r', "\n"))
+    Ok(text
+        .replace("\r\n", "\n")
+        .replace(['\r', '\u{b}', '\u{c}', '\u{2028}', '\u{2029}'], "\n"))
 }
 
 /// Splits `text` into a course of `days` emails, or as many as its sections
@@ -226,11 +229,15 @@ fn pack_sections(units: &[Unit], sections: &[Range<usize>], days: usize) -> Vec<
         .map(|section| words(units, section))
         .collect();
     pack::pack(&weights, days, &vec![0; sections.len()])
-        .into_iter()
-        .filter_map(|run| {
-            Some(sections.get(run.start)?.start..sections.get(run.end.checked_sub(1)?)?.end)
-        })
+        .iter()
+        .map(|run| span(sections, run))
         .collect()
+}
+
+/// The items `run` of `groups` covers, each group being a range of items.
+/// `run` is non-empty and in bounds: packing only makes such runs.
+fn span(groups: &[Range<usize>], run: &Range<usize>) -> Range<usize> {
+    groups[run.start].start..groups[run.end - 1].end
 }
 
 fn words(units: &[Unit], run: &Range<usize>) -> usize {
@@ -247,13 +254,8 @@ fn write_days(
     let mut days = Vec::with_capacity(runs.len());
     let mut slugs = Vec::with_capacity(runs.len());
     for (index, run) in runs.iter().enumerate() {
-        let (Some(first), Some(last)) = (
-            units.get(run.start),
-            run.end.checked_sub(1).and_then(|end| units.get(end)),
-        ) else {
-            continue;
-        };
-        let blocks = &document.blocks[first.blocks.start..last.blocks.end];
+        // Runs are non-empty and in bounds: packing only makes such runs.
+        let blocks = &document.blocks[units[run.start].blocks.start..units[run.end - 1].blocks.end];
         // The title opens day 1 and names it unless a heading does.
         let title = document.title.as_deref().filter(|_| index == 0);
         let mut parts: Vec<String> = Vec::with_capacity(blocks.len() + 1);

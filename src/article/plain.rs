@@ -107,7 +107,7 @@ enum Line<'a> {
 impl<'a> Line<'a> {
     fn classify(line: &'a str) -> Self {
         let trimmed = line.trim();
-        if trimmed.is_empty() {
+        if trimmed.is_empty() || is_separator(trimmed) {
             return Line::Blank;
         }
         if let Some((number, text)) = list_item(trimmed) {
@@ -137,6 +137,14 @@ enum Raw {
         after_lead_in: bool,
     },
     List(Vec<ListItem>),
+}
+
+/// A line such as `***` or `- - -` that separates parts of the text. It
+/// carries no words, so it reads as a blank line.
+fn is_separator(trimmed: &str) -> bool {
+    let marks = |c: char| matches!(c, '-' | '*' | '_' | '=' | '~' | '#' | '•' | '·');
+    trimmed.chars().all(|c| marks(c) || c.is_whitespace())
+        && trimmed.chars().filter(|&c| marks(c)).count() >= 3
 }
 
 /// A list item written with `-`, `*`, `•` (and kin) or `1.` / `1)`.
@@ -427,6 +435,12 @@ mod tests {
                 "P Hit reply.",
             ]
         );
+    }
+
+    #[test]
+    fn separator_lines_read_as_blank_lines() {
+        let document = parse("Some text here.\n* * *\nMore text here.\n---\n");
+        assert_eq!(kinds(&document), ["P Some text here.", "P More text here."]);
     }
 
     #[test]

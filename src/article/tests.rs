@@ -568,7 +568,7 @@ fn decode_rejects_binary_and_empty_input() {
     assert_eq!(decode(b""), Err(SplitError::Empty));
     assert_eq!(decode(b" \r\n\t\n"), Err(SplitError::Empty));
     assert_eq!(decode(b"\xef\xbb\xbf\n"), Err(SplitError::Empty));
-    assert_eq!(decode(b"a\rb\r\nc\n").as_deref(), Ok("a\nb\nc\n"));
+    assert_eq!(decode(b"a\rb\r\nc\x0bd\n").as_deref(), Ok("a\nb\nc\nd\n"));
 }
 
 #[test]
