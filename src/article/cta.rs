@@ -35,7 +35,7 @@ const INVITATIONS: &[&str] = &[
     "coaching",
 ];
 
-/// Words that open a citation, which links somewhere without inviting.
+/// Words that open a citation.
 const CITATIONS: &[&str] = &["source", "reference", "credit", "photo", "image", "via"];
 
 /// A link-only paragraph has at most this many words besides the link
@@ -57,9 +57,13 @@ pub(crate) fn find(blocks: &[Block]) -> Option<Closing> {
     };
     let link = last_link(text)?;
     let lower = text.to_lowercase();
-    if CITATIONS
-        .iter()
-        .any(|word| lower.trim_start().starts_with(word))
+    // A reference definition (`[1]: https://...`) or a citation links
+    // somewhere without inviting the reader.
+    let reference_definition = text.starts_with('[') && text.contains("]:");
+    if reference_definition
+        || CITATIONS
+            .iter()
+            .any(|word| lower.trim_start().starts_with(word))
     {
         return None;
     }
@@ -177,6 +181,10 @@ mod tests {
             None
         );
         assert_eq!(find(&paragraphs(&["No link here, join us."])), None);
+        assert_eq!(
+            find(&paragraphs(&["See [docs][1].", "[1]: https://example.com"])),
+            None
+        );
         assert_eq!(find(&[]), None);
     }
 }

@@ -18,8 +18,9 @@ const SLUG_MAX_WORDS: usize = 5;
 /// for day 1 without one, the title; else the day's first heading; else
 /// the first words of its first sentence.
 pub(crate) fn headline(blocks: &[Block], title: Option<&str>, format: Format) -> String {
+    // A numbered heading's number ("1. Single-task") is not part of its name.
     let heading = |block: &Block| match block {
-        Block::Heading { text, .. } => Some(plain(text, format)),
+        Block::Heading { text, .. } => Some(plain(without_number(text), format)),
         _ => None,
     };
     if let Some(opening) = blocks.first().and_then(heading) {
@@ -40,6 +41,15 @@ pub(crate) fn headline(blocks: &[Block], title: Option<&str>, format: Format) ->
             .join(" ")
             .trim_end_matches(['.', ',', ';', ':'])
             .to_owned()
+    }
+}
+
+/// `text` without a leading `1.` or `1)`.
+fn without_number(text: &str) -> &str {
+    let rest = text.trim_start_matches(|c: char| c.is_ascii_digit());
+    match rest.strip_prefix(['.', ')']) {
+        Some(name) if rest.len() < text.len() && name.starts_with(' ') => name.trim_start(),
+        _ => text,
     }
 }
 
@@ -120,7 +130,11 @@ fn first_text(blocks: &[Block], format: Format) -> String {
         .iter()
         .find_map(|block| match block {
             Block::Paragraph(text) => Some(plain(text, format)),
-            Block::List(items) => items.first().map(|item| plain(&item.text, format)),
+            // Only an item's own line: nested lines would run into it.
+            Block::List(items) => items
+                .first()
+                .and_then(|item| item.text.lines().next())
+                .map(|line| plain(line, format)),
             Block::Heading { .. } | Block::Verbatim(_) => None,
         })
         .unwrap_or_default()
@@ -294,6 +308,13 @@ mod tests {
         let blocks = [paragraph("Intro."), heading("Later")];
         assert_eq!(headline(&blocks, Some("Title"), Format::PlainText), "Title");
         assert_eq!(headline(&blocks, None, Format::PlainText), "Later");
+        let blocks = [heading("2. Batch the small stuff"), paragraph("Text.")];
+        assert_eq!(
+            headline(&blocks, None, Format::PlainText),
+            "Batch the small stuff"
+        );
+        let blocks = [heading("2020 in review"), paragraph("Text.")];
+        assert_eq!(headline(&blocks, None, Format::PlainText), "2020 in review");
     }
 
     #[test]

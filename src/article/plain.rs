@@ -280,10 +280,17 @@ fn into_document(raws: Vec<Raw>) -> Document {
         }
         Raw::List(_) => true,
     };
+    let numbered = numbered_headings(&raws);
     for (index, raw) in raws.iter().enumerate().skip(skip) {
         let after_heading = blocks.last().is_some_and(Block::is_heading);
         let followed_by_body = raws.get(index + 1).is_some_and(body);
         match raw {
+            Raw::List(items) if numbered[index] => {
+                blocks.extend(items.iter().map(|item| Block::Heading {
+                    level: 2,
+                    text: format!("{}. {}", item.number.unwrap_or_default(), item.text),
+                }))
+            }
             Raw::Paragraph { text, .. }
                 if !after_heading && followed_by_body && standalone(raw, looks_like_heading) =>
             {
@@ -297,6 +304,43 @@ fn into_document(raws: Vec<Raw>) -> Document {
         }
     }
     Document { title, blocks }
+}
+
+/// Which lists are numbered headings ("1. Single-task" above a paragraph,
+/// later "2. Batch the small stuff"): one heading-shaped item, not after a
+/// lead-in, followed by a paragraph, and numbered in sequence with another
+/// such line. A lone numbered line stays a list.
+fn numbered_headings(raws: &[Raw]) -> Vec<bool> {
+    let numbers: Vec<Option<u64>> = raws
+        .iter()
+        .enumerate()
+        .map(|(index, raw)| {
+            let Raw::List(items) = raw else {
+                return None;
+            };
+            let [item] = items.as_slice() else {
+                return None;
+            };
+            let after_lead_in = index.checked_sub(1).is_some_and(
+                |before| matches!(&raws[before], Raw::Paragraph { text, .. } if leads_in(text)),
+            );
+            let followed_by_paragraph = matches!(raws.get(index + 1), Some(Raw::Paragraph { .. }));
+            item.number.filter(|_| {
+                !after_lead_in && followed_by_paragraph && looks_like_heading(&item.text)
+            })
+        })
+        .collect();
+    numbers
+        .iter()
+        .map(|number| {
+            number.is_some_and(|number| {
+                numbers
+                    .iter()
+                    .flatten()
+                    .any(|&other| other + 1 == number || number + 1 == other)
+            })
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -441,6 +485,26 @@ mod tests {
     fn separator_lines_read_as_blank_lines() {
         let document = parse("Some text here.\n* * *\nMore text here.\n---\n");
         assert_eq!(kinds(&document), ["P Some text here.", "P More text here."]);
+    }
+
+    #[test]
+    fn numbered_lines_in_sequence_above_paragraphs_are_headings() {
+        let document = parse(
+            "Ten Tips\n\nIntro text here.\n\n1. Single-task\n\nDo one thing.\n\n2) Batch the small stuff\n\nAnswer email twice.\n\nTry this:\n\n1. Walk\n\nThen rest.\n",
+        );
+        assert_eq!(
+            kinds(&document),
+            [
+                "P Intro text here.",
+                "H 1. Single-task",
+                "P Do one thing.",
+                "H 2. Batch the small stuff",
+                "P Answer email twice.",
+                "P Try this:",
+                "L 1",
+                "P Then rest.",
+            ]
+        );
     }
 
     #[test]
