@@ -7,6 +7,11 @@
 
 use std::ops::Range;
 
+/// The dynamic program's table grows with days times parts; past this
+/// many cells (a few megabytes) packing falls back to greedy filling,
+/// which keeps the optimal longest day but not the finer preferences.
+const MAX_TABLE_CELLS: usize = 250_000;
+
 /// Splits parts weighing `weights` into exactly `days` contiguous,
 /// non-empty runs, returned in order.
 ///
@@ -28,6 +33,9 @@ pub(crate) fn pack(weights: &[usize], days: usize, cut_cost: &[u64]) -> Vec<Rang
         }))
         .collect();
     let cap = smallest_cap(weights, days);
+    if (days + 1) * (parts + 1) > MAX_TABLE_CELLS {
+        return fill_greedily(weights, days, cap);
+    }
     let weight = |from: usize, to: usize| prefix[to] - prefix[from];
 
     // best[d][i]: the cost of packing the first `i` parts into `d` days,
@@ -69,6 +77,29 @@ pub(crate) fn pack(weights: &[usize], days: usize, cut_cost: &[u64]) -> Vec<Rang
         end = start;
     }
     runs.reverse();
+    runs
+}
+
+/// Packs under `cap` without a table: each day takes as many parts as fit,
+/// leaving at least one part for every later day. Greedy filling needs
+/// the fewest days, so the last day fits under `cap` too.
+fn fill_greedily(weights: &[usize], days: usize, cap: u64) -> Vec<Range<usize>> {
+    let mut runs = Vec::with_capacity(days);
+    let mut start = 0;
+    for day in 1..=days {
+        let last_end = weights.len() - (days - day);
+        let mut end = start + 1;
+        let mut load = weights[start] as u64;
+        while end < last_end && load + weights[end] as u64 <= cap {
+            load += weights[end] as u64;
+            end += 1;
+        }
+        if day == days {
+            end = weights.len();
+        }
+        runs.push(start..end);
+        start = end;
+    }
     runs
 }
 
@@ -147,6 +178,16 @@ mod tests {
         assert!(pack(&[], 2, &[]).is_empty());
     }
 
+    #[test]
+    fn large_inputs_are_packed_without_a_table() {
+        let weights: Vec<usize> = (0..20_000).map(|index| 1 + index % 7).collect();
+        let runs = pack(&weights, 5_000, &vec![0; weights.len()]);
+        assert_eq!(runs.len(), 5_000);
+        assert_eq!(runs.last().map(|run| run.end), Some(weights.len()));
+        // Within one part of the average day (80,000 / 5,000 = 16).
+        assert!(longest(&weights, &runs) < 16 + 7);
+    }
+
     /// The longest day over every way to cut, by brute force.
     fn brute_force(weights: &[usize], days: usize) -> usize {
         let parts = weights.len();
@@ -185,6 +226,11 @@ mod tests {
             }
             prop_assert!(runs.iter().all(|run| !run.is_empty()));
             prop_assert_eq!(longest(&weights, &runs), brute_force(&weights, days));
+            let greedy = fill_greedily(&weights, days, smallest_cap(&weights, days));
+            prop_assert_eq!(greedy.len(), days);
+            prop_assert!(greedy.iter().all(|run| !run.is_empty()));
+            prop_assert_eq!(greedy.last().map(|run| run.end), Some(weights.len()));
+            prop_assert_eq!(longest(&weights, &greedy), brute_force(&weights, days));
         }
     }
 }

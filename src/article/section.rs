@@ -104,30 +104,43 @@ pub(crate) fn cut_costs(blocks: &[Block], units: &[Unit], sections: &[Range<usiz
 }
 
 /// Merges each tiny section into a neighbour: the first into the next, the
-/// last into the previous, others into the shorter neighbour.
-pub(crate) fn merge_tiny(mut sections: Vec<Range<usize>>, units: &[Unit]) -> Vec<Range<usize>> {
+/// last into the previous, others into the shorter neighbour. One pass, so
+/// an article of thousands of one-line paragraphs stays quick.
+pub(crate) fn merge_tiny(sections: Vec<Range<usize>>, units: &[Unit]) -> Vec<Range<usize>> {
     let words = |section: &Range<usize>| -> usize {
         units[section.clone()].iter().map(|unit| unit.words).sum()
     };
-    while sections.len() > 1 {
-        let Some(tiny) = sections
-            .iter()
-            .position(|section| words(section) < TINY_WORDS)
-        else {
-            break;
-        };
-        let into_next = tiny == 0
-            || (tiny + 1 < sections.len()
-                && words(&sections[tiny + 1]) < words(&sections[tiny - 1]));
-        let (first, second) = if into_next {
-            (tiny, tiny + 1)
-        } else {
-            (tiny - 1, tiny)
-        };
-        sections[first].end = sections[second].end;
-        sections.remove(second);
+    let totals: Vec<usize> = sections.iter().map(words).collect();
+    // Merged sections with their word counts. A tiny one on top is
+    // waiting for the next section to join it.
+    let mut merged: Vec<(Range<usize>, usize)> = Vec::with_capacity(sections.len());
+    for (index, section) in sections.iter().enumerate() {
+        let total = totals[index];
+        match merged.last_mut() {
+            Some(last) if last.1 < TINY_WORDS => {
+                last.0.end = section.end;
+                last.1 += total;
+            }
+            Some(last)
+                if total < TINY_WORDS
+                    && totals.get(index + 1).is_none_or(|&next| next >= last.1) =>
+            {
+                last.0.end = section.end;
+                last.1 += total;
+            }
+            _ => merged.push((section.clone(), total)),
+        }
     }
-    sections
+    // A tiny section left at the end joins the one before it.
+    if merged.len() > 1 && merged.last().is_some_and(|last| last.1 < TINY_WORDS) {
+        if let Some((last, total)) = merged.pop() {
+            if let Some(before) = merged.last_mut() {
+                before.0.end = last.end;
+                before.1 += total;
+            }
+        }
+    }
+    merged.into_iter().map(|(section, _)| section).collect()
 }
 
 #[cfg(test)]
@@ -215,6 +228,22 @@ mod tests {
         let sections = sections(&blocks, &units);
         // The intro joins the next; 30 joins the shorter neighbour; the coda the previous.
         assert_eq!(merge_tiny(sections, &units), [0..3, 3..5]);
+    }
+
+    #[test]
+    fn tiny_sections_in_a_row_gather_until_they_are_not() {
+        let blocks = [
+            words(10),
+            words(10),
+            words(30),
+            words(100),
+            words(20),
+            words(20),
+        ];
+        let units = units(&blocks, None);
+        let sections = sections(&blocks, &units);
+        // 10 + 10 + 30 reach 50; the first 20 joins its shorter neighbour.
+        assert_eq!(merge_tiny(sections, &units), [0..3, 3..4, 4..6]);
     }
 
     #[test]
