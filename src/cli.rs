@@ -128,7 +128,7 @@ fn split(
     let bytes =
         fs::read(article_path).map_err(|err| invalid(format!("cannot read the article: {err}")))?;
     let text = article::decode(&bytes).map_err(|err| invalid(err.to_string()))?;
-    let format = Format::of(article_path);
+    let format = Format::from_path(article_path);
     let course = article::split(&text, format, days).map_err(|err| invalid(err.to_string()))?;
     let source_name = match format {
         Format::Markdown => "source.md",

@@ -14,4 +14,4 @@ pub mod store;
 pub mod delivery;
 pub mod lock;
 pub mod status;
-pub mod engine;
+// pub mod engine;
