@@ -37,17 +37,18 @@ impl StateLock {
             .truncate(false)
             .write(true)
             .open(&path)
-            .map_err(|err| anyhow::anyhow!("cannot open the lock file {}: {err}", path.display()))?;
+            .map_err(|err| {
+                anyhow::anyhow!("cannot open the lock file {}: {err}", path.display())
+            })?;
         match file.try_lock() {
             Ok(()) => Ok(StateLock { _file: file }),
             Err(std::fs::TryLockError::WouldBlock) => Err(Locked {
                 state: state.to_path_buf(),
             }
             .into()),
-            Err(std::fs::TryLockError::Error(err)) => Err(anyhow::anyhow!(
-                "cannot lock {}: {err}",
-                path.display()
-            )),
+            Err(std::fs::TryLockError::Error(err)) => {
+                Err(anyhow::anyhow!("cannot lock {}: {err}", path.display()))
+            }
         }
     }
 }

@@ -143,7 +143,12 @@ pub async fn status(store: &impl Store, sequences: &[Sequence]) -> anyhow::Resul
     Ok(Status {
         last_run: store.last_run().await?.map(Run::from),
         sequences: result,
-        failures: store.failures().await?.into_iter().map(Delivery::from).collect(),
+        failures: store
+            .failures()
+            .await?
+            .into_iter()
+            .map(Delivery::from)
+            .collect(),
         suppressed,
     })
 }
@@ -172,7 +177,9 @@ fn add_count(sequences: &mut Vec<SequenceStatus>, count: StepCount) {
                 pending: 0,
                 failed: 0,
             });
-            steps.last_mut().unwrap_or_else(|| unreachable!("just pushed"))
+            steps
+                .last_mut()
+                .unwrap_or_else(|| unreachable!("just pushed"))
         }
     };
     step.sent = count.sent;
@@ -183,11 +190,15 @@ fn add_count(sequences: &mut Vec<SequenceStatus>, count: StepCount) {
 /// The status of one subscriber, by address (any letter case).
 pub async fn subscriber(store: &impl Store, email: &str) -> anyhow::Result<SubscriberStatus> {
     let key = email.to_lowercase();
-    let suppressed = store.suppressions().await?.remove(&key).map(|s| Suppressed {
-        email: key.clone(),
-        reason: s.reason,
-        at: s.at,
-    });
+    let suppressed = store
+        .suppressions()
+        .await?
+        .remove(&key)
+        .map(|s| Suppressed {
+            email: key.clone(),
+            reason: s.reason,
+            at: s.at,
+        });
     Ok(SubscriberStatus {
         deliveries: store
             .deliveries_to(&key)
@@ -211,7 +222,11 @@ impl fmt::Display for Status {
                 f,
                 "Last run: {} ({}): {} sent, {} failed",
                 time(run.started_at),
-                if run.finished_at.is_some() { "finished" } else { "did not finish" },
+                if run.finished_at.is_some() {
+                    "finished"
+                } else {
+                    "did not finish"
+                },
                 run.sent,
                 run.failed
             )?,
@@ -223,7 +238,11 @@ impl fmt::Display for Status {
                 Some(name) => writeln!(f, "{} — {name}", sequence.id)?,
                 None => writeln!(f, "{} — not in the config any more", sequence.id)?,
             }
-            writeln!(f, "  {:<4} {:<40} {:>7} {:>7} {:>7}", "#", "step", "sent", "pending", "failed")?;
+            writeln!(
+                f,
+                "  {:<4} {:<40} {:>7} {:>7} {:>7}",
+                "#", "step", "sent", "pending", "failed"
+            )?;
             for step in &sequence.steps {
                 let number = step.number.map_or("?".to_owned(), |n| n.to_string());
                 let id = if step.exists {
@@ -245,9 +264,16 @@ impl fmt::Display for Status {
             }
         }
         let (unsubscribed, bounced) = self.suppressed.iter().fold((0, 0), |(u, b), s| {
-            if s.reason == "bounced" { (u, b + 1) } else { (u + 1, b) }
+            if s.reason == "bounced" {
+                (u, b + 1)
+            } else {
+                (u + 1, b)
+            }
         });
-        write!(f, "\nSuppressed: {unsubscribed} unsubscribed, {bounced} bounced")
+        write!(
+            f,
+            "\nSuppressed: {unsubscribed} unsubscribed, {bounced} bounced"
+        )
     }
 }
 
@@ -280,7 +306,12 @@ impl fmt::Display for SubscriberStatus {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(f, "{}", self.email)?;
         if let Some(suppressed) = &self.suppressed {
-            writeln!(f, "  suppressed: {} since {}", suppressed.reason, time(suppressed.at))?;
+            writeln!(
+                f,
+                "  suppressed: {} since {}",
+                suppressed.reason,
+                time(suppressed.at)
+            )?;
         }
         if self.deliveries.is_empty() {
             return write!(f, "  no emails yet");

@@ -132,13 +132,13 @@ pub(crate) fn merge_tiny(sections: Vec<Range<usize>>, units: &[Unit]) -> Vec<Ran
         }
     }
     // A tiny section left at the end joins the one before it.
-    if merged.len() > 1 && merged.last().is_some_and(|last| last.1 < TINY_WORDS) {
-        if let Some((last, total)) = merged.pop() {
-            if let Some(before) = merged.last_mut() {
-                before.0.end = last.end;
-                before.1 += total;
-            }
-        }
+    if merged.len() > 1
+        && merged.last().is_some_and(|last| last.1 < TINY_WORDS)
+        && let Some((last, total)) = merged.pop()
+        && let Some(before) = merged.last_mut()
+    {
+        before.0.end = last.end;
+        before.1 += total;
     }
     merged.into_iter().map(|(section, _)| section).collect()
 }

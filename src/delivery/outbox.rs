@@ -34,7 +34,13 @@ impl Outbox {
             .next()
             .unwrap_or_default()
             .chars()
-            .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '.' { c } else { '_' })
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '-' || c == '.' {
+                    c
+                } else {
+                    '_'
+                }
+            })
             .collect();
         let staging = tempfile::NamedTempFile::with_prefix_in(".writing-", &self.dir)?;
         fs::write(staging.path(), &parcel.bytes)?;

@@ -160,7 +160,11 @@ pub trait Store {
 
     /// Records that these emails are being handed over, durably, before
     /// the transport sees them. Counts one attempt each.
-    fn claim(&self, claims: &[Claim], now: DateTime<Utc>) -> impl Future<Output = Result<()>> + Send;
+    fn claim(
+        &self,
+        claims: &[Claim],
+        now: DateTime<Utc>,
+    ) -> impl Future<Output = Result<()>> + Send;
 
     /// Records what happened to claimed emails, durably.
     fn record(

@@ -259,7 +259,9 @@ impl Store for SqliteStore {
         for row in rows {
             let status = match row.get::<&str, _>("status") {
                 "claimed" => PendingStatus::Claimed,
-                "retry" => PendingStatus::Retry(time(row.get::<Option<i64>, _>("retry_at").unwrap_or(0))),
+                "retry" => {
+                    PendingStatus::Retry(time(row.get::<Option<i64>, _>("retry_at").unwrap_or(0)))
+                }
                 _ => PendingStatus::Failed,
             };
             state.pending.insert(
@@ -378,14 +380,16 @@ impl Store for SqliteStore {
     }
 
     async fn finish_run(&self, id: i64, finished: DateTime<Utc>, counts: RunCounts) -> Result<()> {
-        sqlx::query("UPDATE runs SET finished_at = ?, sent = ?, failed = ?, deferred = ? WHERE id = ?")
-            .bind(finished.timestamp())
-            .bind(counts.sent as i64)
-            .bind(counts.failed as i64)
-            .bind(counts.deferred as i64)
-            .bind(id)
-            .execute(&self.pool)
-            .await?;
+        sqlx::query(
+            "UPDATE runs SET finished_at = ?, sent = ?, failed = ?, deferred = ? WHERE id = ?",
+        )
+        .bind(finished.timestamp())
+        .bind(counts.sent as i64)
+        .bind(counts.failed as i64)
+        .bind(counts.deferred as i64)
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
         Ok(())
     }
 
