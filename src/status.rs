@@ -14,18 +14,10 @@ use crate::store::{DeliveryRecord, RunRecord, StepCount, Store};
 /// Progress per sequence and step, failures and the last run.
 #[derive(Debug, Serialize)]
 pub struct Status {
-    pub last_run: Option<Run>,
+    pub last_run: Option<RunRecord>,
     pub sequences: Vec<SequenceStatus>,
-    pub failures: Vec<Delivery>,
+    pub failures: Vec<DeliveryRecord>,
     pub suppressed: Vec<Suppressed>,
-}
-
-#[derive(Debug, Serialize)]
-pub struct Run {
-    pub started_at: DateTime<Utc>,
-    pub finished_at: Option<DateTime<Utc>>,
-    pub sent: u64,
-    pub failed: u64,
 }
 
 #[derive(Debug, Serialize)]
@@ -47,19 +39,6 @@ pub struct StepStatus {
 }
 
 #[derive(Debug, Serialize)]
-pub struct Delivery {
-    pub sequence: String,
-    pub email: String,
-    pub step: String,
-    pub status: String,
-    pub attempts: u32,
-    pub message_id: String,
-    pub sent_at: Option<DateTime<Utc>>,
-    pub retry_at: Option<DateTime<Utc>>,
-    pub reply: Option<String>,
-}
-
-#[derive(Debug, Serialize)]
 pub struct Suppressed {
     pub email: String,
     pub reason: String,
@@ -71,34 +50,7 @@ pub struct Suppressed {
 pub struct SubscriberStatus {
     pub email: String,
     pub suppressed: Option<Suppressed>,
-    pub deliveries: Vec<Delivery>,
-}
-
-impl From<DeliveryRecord> for Delivery {
-    fn from(record: DeliveryRecord) -> Self {
-        Delivery {
-            sequence: record.sequence,
-            email: record.email,
-            step: record.step,
-            status: record.status,
-            attempts: record.attempts,
-            message_id: record.message_id,
-            sent_at: record.sent_at,
-            retry_at: record.retry_at,
-            reply: record.reply,
-        }
-    }
-}
-
-impl From<RunRecord> for Run {
-    fn from(run: RunRecord) -> Self {
-        Run {
-            started_at: run.started_at,
-            finished_at: run.finished_at,
-            sent: run.sent,
-            failed: run.failed,
-        }
-    }
+    pub deliveries: Vec<DeliveryRecord>,
 }
 
 /// Gathers the status of every sequence in `sequences` and any other
@@ -141,14 +93,9 @@ pub async fn status(store: &impl Store, sequences: &[Sequence]) -> anyhow::Resul
     let mut suppressed = suppressed;
     suppressed.sort_by(|a, b| a.email.cmp(&b.email));
     Ok(Status {
-        last_run: store.last_run().await?.map(Run::from),
+        last_run: store.last_run().await?,
         sequences: result,
-        failures: store
-            .failures()
-            .await?
-            .into_iter()
-            .map(Delivery::from)
-            .collect(),
+        failures: store.failures().await?,
         suppressed,
     })
 }
@@ -200,12 +147,7 @@ pub async fn subscriber(store: &impl Store, email: &str) -> anyhow::Result<Subsc
             at: s.at,
         });
     Ok(SubscriberStatus {
-        deliveries: store
-            .deliveries_to(&key)
-            .await?
-            .into_iter()
-            .map(Delivery::from)
-            .collect(),
+        deliveries: store.deliveries_to(&key).await?,
         email: key,
         suppressed,
     })
@@ -277,7 +219,7 @@ impl fmt::Display for Status {
     }
 }
 
-impl fmt::Display for Delivery {
+impl fmt::Display for DeliveryRecord {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,

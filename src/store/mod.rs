@@ -113,7 +113,7 @@ pub struct StepCount {
 }
 
 /// One delivery, for `status`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct DeliveryRecord {
     pub sequence: String,
     pub email: String,
@@ -127,7 +127,7 @@ pub struct DeliveryRecord {
 }
 
 /// A finished run, for `status`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct RunRecord {
     pub started_at: DateTime<Utc>,
     pub finished_at: Option<DateTime<Utc>>,
