@@ -20,7 +20,7 @@ use crate::config::Project;
 use crate::delivery::{DeliveryError, Parcel, Transport};
 use crate::diagnostic::{InvalidInput, Report};
 use crate::render::{Links, Renderer};
-use crate::schedule::{Decision, Timing};
+use crate::schedule::{Decision, Progress, Timing};
 use crate::sequence::Sequence;
 use crate::store::{Claim, Outcome, PendingStatus, Store};
 use crate::subscribers::{self, Joined, Subscriber};
@@ -145,24 +145,25 @@ pub async fn pass<S: Store, T: Transport>(
                     at
                 }
             };
-            let sent = enrollment.map_or(&[][..], |enrollment| &enrollment.sent_steps[..]);
-            let Some(step) = sequence.steps.iter().position(|step| !sent.contains(&step.id)) else {
+            let progress = Progress {
+                enrolled_at,
+                sent_steps: enrollment.map_or(&[][..], |enrollment| &enrollment.sent_steps[..]),
+                last_sent_at: enrollment.and_then(|enrollment| enrollment.last_sent_at),
+            };
+            let Some(step) = progress.next_step(&sequence.steps) else {
                 continue;
             };
             let pending = state
                 .pending
                 .get(&key)
                 .filter(|pending| pending.step == sequence.steps[step].id);
-            let wait_days = sequence.steps[step].wait_days;
             let send = match pending.map(|pending| pending.status) {
                 Some(PendingStatus::Failed) => false,
                 // A run died mid-transaction: it was due then, resend now.
                 Some(PendingStatus::Claimed) => true,
                 status => {
-                    let scheduled = match enrollment.and_then(|e| e.last_sent_at) {
-                        Some(previous) if !sent.is_empty() => timing.next_due(previous, wait_days),
-                        _ => timing.first_due(enrolled_at, sequence.settings.first_step, wait_days),
-                    };
+                    let scheduled =
+                        progress.scheduled(&timing, &sequence.settings, &sequence.steps[step]);
                     let retry_at = match status {
                         Some(PendingStatus::Retry(at)) => Some(at),
                         _ => None,

@@ -10,7 +10,7 @@ use chrono::{DateTime, Duration, LocalResult, NaiveDate, NaiveDateTime, TimeZone
 use chrono_tz::Tz;
 
 use crate::crontab::CronSchedule;
-use crate::sequence::FirstStep;
+use crate::sequence::{FirstStep, Settings, Step};
 
 /// How a sequence's emails are timed for one subscriber.
 #[derive(Debug, Clone, Copy)]
@@ -148,6 +148,39 @@ impl Timing<'_> {
             before = slot;
         }
         None
+    }
+}
+
+/// Where one subscriber stands in one sequence, as the state records it.
+#[derive(Debug, Clone, Copy)]
+pub struct Progress<'a> {
+    /// When their clock started.
+    pub enrolled_at: DateTime<Utc>,
+    /// Ids of the steps they were sent.
+    pub sent_steps: &'a [String],
+    /// When the last of those went out.
+    pub last_sent_at: Option<DateTime<Utc>>,
+}
+
+impl Progress<'_> {
+    /// The next step to send: the first, in file order, not sent yet.
+    /// Keyed by step id, so reordering files resends nothing.
+    pub fn next_step(&self, steps: &[Step]) -> Option<usize> {
+        steps.iter().position(|step| !self.sent_steps.contains(&step.id))
+    }
+
+    /// When step `step` is scheduled, before the catch-up and one-a-day
+    /// rules of [`Timing::decide`].
+    pub fn scheduled(
+        &self,
+        timing: &Timing,
+        settings: &Settings,
+        step: &Step,
+    ) -> Option<DateTime<Utc>> {
+        match self.last_sent_at {
+            Some(previous) if !self.sent_steps.is_empty() => timing.next_due(previous, step.wait_days),
+            _ => timing.first_due(self.enrolled_at, settings.first_step, step.wait_days),
+        }
     }
 }
 
