@@ -9,7 +9,7 @@
 
 use std::collections::HashMap;
 use std::fs::File;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
 use chrono::{DateTime, Duration, NaiveDate, Utc};
@@ -19,11 +19,11 @@ use futures_util::{StreamExt as _, stream};
 use crate::config::Project;
 use crate::delivery::{DeliveryError, Parcel, Transport};
 use crate::diagnostic::{InvalidInput, Report};
-use crate::render::{Links, Renderer};
+use crate::render::{Renderer, UnsubscribeLinks};
 use crate::schedule::{Decision, Progress, Timing};
 use crate::sequence::Sequence;
-use crate::store::{Claim, Outcome, PendingStatus, Store};
-use crate::subscribers::{self, Joined, Subscriber};
+use crate::store::{Claim, Outcome, Pending, PendingStatus, SequenceState, Store, Suppression};
+use crate::subscribers::{self, Joined, List, Subscriber};
 
 /// Emails claimed, sent and recorded together: the most a crash can send twice.
 pub const BATCH: usize = 64;
@@ -50,14 +50,183 @@ impl Summary {
     }
 }
 
-/// How a pass behaves.
+/// A sequence and the list that feeds it.
+#[derive(Debug)]
+pub struct Drip {
+    pub sequence: Sequence,
+    pub list_file: PathBuf,
+}
+
+/// Loads every drip of the project. Any problem in a sequence stops the
+/// command before anything is sent.
+pub fn load_drips(project: &Project) -> Result<Vec<Drip>, InvalidInput> {
+    let mut report = Report::default();
+    let mut drips = Vec::new();
+    for drip in &project.config.drip {
+        let dir = project.sequences_dir().join(drip.sequence.get_ref());
+        if let Some(sequence) = Sequence::load(&dir, &project.templates_dir(), &mut report) {
+            drips.push(Drip {
+                sequence,
+                list_file: project.resolve(drip.list.get_ref()),
+            });
+        }
+    }
+    if report.has_errors() {
+        return Err(InvalidInput(report));
+    }
+    Ok(drips)
+}
+
+/// Prepares a renderer for each drip, in the same order. Any template
+/// problem stops the command before anything is sent.
+pub fn renderers(
+    project: &Project,
+    drips: &[Drip],
+    links: &UnsubscribeLinks,
+) -> Result<Vec<Renderer>, InvalidInput> {
+    let mut report = Report::default();
+    let mut renderers = Vec::new();
+    for drip in drips {
+        match Renderer::new(
+            &drip.sequence,
+            &project.templates_dir(),
+            &project.config.sender,
+            links.clone(),
+        ) {
+            Ok(renderer) => renderers.push(renderer),
+            Err(problems) => report.extend(problems),
+        }
+    }
+    if report.has_errors() {
+        return Err(InvalidInput(report));
+    }
+    Ok(renderers)
+}
+
+/// Reads a drip's list file, logging its bad rows.
+pub fn read_list(file: &Path) -> anyhow::Result<List> {
+    let reader =
+        File::open(file).with_context(|| format!("cannot read the list {}", file.display()))?;
+    let list = subscribers::parse(std::io::BufReader::new(reader), file);
+    for problem in list.report.problems() {
+        tracing::warn!("{problem}");
+    }
+    Ok(list)
+}
+
+/// A subscriber of a drip who has a step to come, and where they stand.
+pub struct Candidate<'a> {
+    pub subscriber: &'a Subscriber,
+    pub key: String,
+    pub zone: Tz,
+    pub progress: Progress<'a>,
+    /// The index of their next step.
+    pub step: usize,
+    /// Their unfinished delivery of that step, if any.
+    pub pending: Option<&'a Pending>,
+    /// Set when they are new: the time their clock starts.
+    pub enrolling: Option<DateTime<Utc>>,
+}
+
+/// Every subscriber of `list` who may get a step of `sequence`: not
+/// suppressed, not unsubscribed in the list, not finished.
+pub fn candidates<'a>(
+    sequence: &'a Sequence,
+    list: &'a List,
+    state: &'a SequenceState,
+    suppressed: &'a HashMap<String, Suppression>,
+    default_zone: Tz,
+    now: DateTime<Utc>,
+) -> impl Iterator<Item = Candidate<'a>> {
+    let sequence_zone = sequence.settings.timezone.map_or(default_zone, |zone| zone.0);
+    list.subscribers.iter().filter_map(move |subscriber| {
+        let key = subscriber.key();
+        if subscriber.unsubscribed || suppressed.contains_key(&key) {
+            return None;
+        }
+        let zone = subscriber.timezone.map_or(sequence_zone, |zone| zone.0);
+        let enrollment = state.enrollments.get(&key);
+        let enrolling = enrollment
+            .is_none()
+            .then(|| joined_at(subscriber.subscribed_at, zone, now));
+        let progress = Progress {
+            enrolled_at: enrollment.map_or_else(|| enrolling.unwrap_or(now), |e| e.enrolled_at),
+            sent_steps: enrollment.map_or(&[][..], |e| &e.sent_steps[..]),
+            last_sent_at: enrollment.and_then(|e| e.last_sent_at),
+        };
+        let step = progress.next_step(&sequence.steps)?;
+        let pending = state
+            .pending
+            .get(&key)
+            .filter(|pending| pending.step == sequence.steps[step].id);
+        Some(Candidate {
+            subscriber,
+            key,
+            zone,
+            progress,
+            step,
+            pending,
+            enrolling,
+        })
+    })
+}
+
+/// When a candidate's next step goes out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Options {
+pub enum When {
+    /// At the next run: a run died during its transaction, and the email
+    /// goes again with the same Message-ID.
+    Resend,
+    /// From this time on, subject to the catch-up and one-a-day rules.
+    From(DateTime<Utc>),
+    /// Never: it failed for good, or `send_at` never fires again.
+    Never,
+}
+
+impl Candidate<'_> {
+    /// When the next step may go out.
+    pub fn when(&self, timing: &Timing, sequence: &Sequence) -> When {
+        let retry_at = match self.pending.map(|pending| pending.status) {
+            Some(PendingStatus::Failed) => return When::Never,
+            Some(PendingStatus::Claimed) => return When::Resend,
+            Some(PendingStatus::Retry(at)) => Some(at),
+            None => None,
+        };
+        match self
+            .progress
+            .scheduled(timing, &sequence.settings, &sequence.steps[self.step])
+        {
+            Some(at) => When::From(retry_at.map_or(at, |retry| retry.max(at))),
+            None => When::Never,
+        }
+    }
+
+    /// Whether the step goes out at `now`.
+    fn is_due(
+        &self,
+        timing: &Timing,
+        sequence: &Sequence,
+        now: DateTime<Utc>,
+        last_sent: Option<DateTime<Utc>>,
+    ) -> bool {
+        match self.when(timing, sequence) {
+            When::Resend => true,
+            When::From(due) => timing.decide(due, now, last_sent) == Decision::Send,
+            When::Never => false,
+        }
+    }
+}
+
+/// What a pass needs besides the drips and `now`.
+pub struct Pass<'a, S, T> {
+    pub project: &'a Project,
+    pub store: &'a S,
+    pub transport: &'a T,
     /// Plan only: no state is written and nothing is sent.
     pub dry_run: bool,
 }
 
-/// An email due in this pass.
+/// A due email, ready to render.
 struct Due<'a> {
     subscriber: &'a Subscriber,
     key: String,
@@ -67,158 +236,183 @@ struct Due<'a> {
     attempt: u32,
 }
 
-/// A sequence with everything a pass needs to send it.
-pub struct Drip {
-    pub sequence: Sequence,
-    pub renderer: Renderer,
-    pub list_file: std::path::PathBuf,
-}
+impl<S: Store, T: Transport> Pass<'_, S, T> {
+    /// Runs one pass at `now` over `drips`, rendering with `renderers`
+    /// (one per drip, in the same order).
+    pub async fn run(
+        &self,
+        drips: &[Drip],
+        renderers: &[Renderer],
+        now: DateTime<Utc>,
+    ) -> anyhow::Result<Summary> {
+        let mut summary = Summary::default();
+        let suppressed = self.store.suppressions().await?;
+        let mut last_sent = self.store.last_sent().await?;
+        let config = &self.project.config;
+        let catch_up = Duration::from_std(config.delivery.catch_up).unwrap_or(Duration::MAX);
 
-/// Loads every drip of the project, with its renderer. Any problem in a
-/// sequence or template stops the pass before anything is sent.
-pub fn load_drips(project: &Project, links: &Links) -> Result<Vec<Drip>, InvalidInput> {
-    let mut report = Report::default();
-    let mut drips = Vec::new();
-    for drip in &project.config.drip {
-        let dir = project.sequences_dir().join(drip.sequence.get_ref());
-        let Some(sequence) = Sequence::load(&dir, &project.templates_dir(), &mut report) else {
-            continue;
-        };
-        match Renderer::new(&sequence, &project.templates_dir(), &project.config.sender, links) {
-            Ok(renderer) => drips.push(Drip {
-                sequence,
-                renderer,
-                list_file: project.resolve(drip.list.get_ref()),
-            }),
-            Err(problems) => report.extend(problems),
-        }
-    }
-    if report.has_errors() {
-        return Err(InvalidInput(report));
-    }
-    Ok(drips)
-}
+        for (drip, renderer) in drips.iter().zip(renderers) {
+            let sequence = &drip.sequence;
+            let list = read_list(&drip.list_file)?;
+            summary.bad_rows += list.report.error_count() as u64;
+            let state = self.store.load(&sequence.id).await?;
 
-/// Runs one pass at `now`.
-pub async fn pass<S: Store, T: Transport>(
-    project: &Project,
-    drips: &[Drip],
-    store: &S,
-    transport: &T,
-    now: DateTime<Utc>,
-    options: Options,
-) -> anyhow::Result<Summary> {
-    let mut summary = Summary::default();
-    let suppressed = store.suppressions().await?;
-    let mut last_sent = store.last_sent().await?;
-    let catch_up = Duration::from_std(project.config.delivery.catch_up).unwrap_or(Duration::MAX);
+            let mut enrollments: Vec<(String, DateTime<Utc>)> = Vec::new();
+            let mut due: Vec<Due> = Vec::new();
+            for candidate in candidates(sequence, &list, &state, &suppressed, config.timezone.0, now) {
+                if let Some(at) = candidate.enrolling {
+                    enrollments.push((candidate.key.clone(), at));
+                }
+                let timing = Timing {
+                    send_at: &sequence.settings.send_at,
+                    zone: candidate.zone,
+                    catch_up,
+                };
+                if candidate.is_due(&timing, sequence, now, last_sent.get(&candidate.key).copied()) {
+                    // One a day across sequences: later drips in this pass see it.
+                    last_sent.insert(candidate.key.clone(), now);
+                    due.push(Due {
+                        subscriber: candidate.subscriber,
+                        attempt: candidate.pending.map_or(0, |p| p.attempts) + 1,
+                        key: candidate.key,
+                        step: candidate.step,
+                        zone: candidate.zone,
+                    });
+                }
+            }
 
-    for drip in drips {
-        let sequence = &drip.sequence;
-        let list = read_list(&drip.list_file)?;
-        for problem in list.report.problems() {
-            tracing::warn!("{problem}");
-        }
-        summary.bad_rows += list.report.error_count() as u64;
-        let state = store.load(&sequence.id).await?;
-        let sequence_zone = sequence.settings.timezone.unwrap_or(project.config.timezone).0;
-
-        let mut enrollments: Vec<(String, DateTime<Utc>)> = Vec::new();
-        let mut due: Vec<Due> = Vec::new();
-        for subscriber in &list.subscribers {
-            let key = subscriber.key();
-            if subscriber.unsubscribed || suppressed.contains_key(&key) {
+            summary.enrolled += enrollments.len() as u64;
+            if self.dry_run {
+                summary.sent += due.len() as u64;
+                for item in &due {
+                    println!(
+                        "due: {} step {} ({}) to {}",
+                        sequence.id,
+                        item.step + 1,
+                        sequence.steps[item.step].id,
+                        item.subscriber.email
+                    );
+                }
                 continue;
             }
-            let zone = subscriber.timezone.map_or(sequence_zone, |zone| zone.0);
+            if !enrollments.is_empty() {
+                self.store.enroll(&sequence.id, &enrollments).await?;
+            }
+            for batch in due.chunks(BATCH) {
+                self.send_batch(sequence, renderer, batch, now, catch_up, &mut summary)
+                    .await?;
+            }
+        }
+        Ok(summary)
+    }
+
+    async fn send_batch(
+        &self,
+        sequence: &Sequence,
+        renderer: &Renderer,
+        batch: &[Due<'_>],
+        now: DateTime<Utc>,
+        catch_up: Duration,
+        summary: &mut Summary,
+    ) -> anyhow::Result<()> {
+        let delivery = &self.project.config.delivery;
+        let mut ready = Vec::with_capacity(batch.len());
+        for item in batch {
             let timing = Timing {
                 send_at: &sequence.settings.send_at,
-                zone,
+                zone: item.zone,
                 catch_up,
             };
-            let enrollment = state.enrollments.get(&key);
-            let enrolled_at = match enrollment {
-                Some(enrollment) => enrollment.enrolled_at,
-                None => {
-                    let at = joined_at(subscriber.subscribed_at, zone, now);
-                    enrollments.push((key.clone(), at));
-                    at
+            let next_date = sequence.steps.get(item.step + 1).and_then(|next| {
+                timing
+                    .next_due(now, next.wait_days)
+                    .map(|at| timing.local_date(at))
+            });
+            match renderer.render(item.step, item.subscriber, next_date, now.fixed_offset(), false) {
+                Ok(email) => ready.push((
+                    item.attempt,
+                    Claim {
+                        sequence: sequence.id.clone(),
+                        email: item.key.clone(),
+                        step: sequence.steps[item.step].id.clone(),
+                        message_id: email.message_id.clone(),
+                    },
+                    Parcel {
+                        from: self.project.config.sender.from.email.clone(),
+                        to: item.subscriber.email.clone(),
+                        bytes: email.formatted(),
+                        message_id: email.message_id,
+                    },
+                )),
+                Err(err) => {
+                    summary.failed += 1;
+                    tracing::error!(
+                        "cannot render {} step {} for {}: {err}; it stays due: fix the template and run again",
+                        sequence.id,
+                        item.step + 1,
+                        item.subscriber.email
+                    );
                 }
-            };
-            let progress = Progress {
-                enrolled_at,
-                sent_steps: enrollment.map_or(&[][..], |enrollment| &enrollment.sent_steps[..]),
-                last_sent_at: enrollment.and_then(|enrollment| enrollment.last_sent_at),
-            };
-            let Some(step) = progress.next_step(&sequence.steps) else {
-                continue;
-            };
-            let pending = state
-                .pending
-                .get(&key)
-                .filter(|pending| pending.step == sequence.steps[step].id);
-            let send = match pending.map(|pending| pending.status) {
-                Some(PendingStatus::Failed) => false,
-                // A run died mid-transaction: it was due then, resend now.
-                Some(PendingStatus::Claimed) => true,
-                status => {
-                    let scheduled =
-                        progress.scheduled(&timing, &sequence.settings, &sequence.steps[step]);
-                    let retry_at = match status {
-                        Some(PendingStatus::Retry(at)) => Some(at),
-                        _ => None,
-                    };
-                    match scheduled.map(|at| retry_at.map_or(at, |retry| retry.max(at))) {
-                        Some(at) => timing.decide(at, now, last_sent.get(&key).copied()) == Decision::Send,
-                        None => false,
+            }
+        }
+        let claims: Vec<Claim> = ready.iter().map(|(_, claim, _)| claim.clone()).collect();
+        self.store.claim(&claims, now).await?;
+
+        let results: Vec<_> = stream::iter(ready.iter().map(|(_, _, parcel)| self.transport.send(parcel)))
+            .buffered(delivery.concurrency.get() as usize)
+            .collect()
+            .await;
+        let mut records = Vec::with_capacity(results.len());
+        for ((attempt, claim, parcel), result) in ready.into_iter().zip(results) {
+            let outcome = match result {
+                Ok(reply) => {
+                    summary.sent += 1;
+                    tracing::debug!("sent {}/{} to {}: {reply}", claim.sequence, claim.step, parcel.to);
+                    Outcome::Sent { reply }
+                }
+                Err(DeliveryError::Transient(reply)) if attempt < delivery.max_attempts.get() => {
+                    summary.retrying += 1;
+                    let at = now + backoff(attempt);
+                    tracing::warn!(
+                        "{}/{} to {} will be retried from {at}: {reply}",
+                        claim.sequence,
+                        claim.step,
+                        parcel.to
+                    );
+                    Outcome::Retry { at, reply }
+                }
+                Err(DeliveryError::Transient(reply)) => {
+                    summary.failed += 1;
+                    tracing::error!(
+                        "{}/{} to {} failed {attempt} times, giving up: {reply}",
+                        claim.sequence,
+                        claim.step,
+                        parcel.to
+                    );
+                    Outcome::Failed {
+                        reply,
+                        bounced: false,
+                    }
+                }
+                Err(DeliveryError::Permanent { reply, recipient }) => {
+                    summary.failed += 1;
+                    tracing::error!(
+                        "{}/{} to {} failed for good: {reply}",
+                        claim.sequence,
+                        claim.step,
+                        parcel.to
+                    );
+                    Outcome::Failed {
+                        reply,
+                        bounced: recipient,
                     }
                 }
             };
-            if send {
-                // One a day across sequences: later drips in this pass see it.
-                last_sent.insert(key.clone(), now);
-                due.push(Due {
-                    subscriber,
-                    key,
-                    step,
-                    zone,
-                    attempt: pending.map_or(0, |pending| pending.attempts) + 1,
-                });
-            }
+            records.push((claim, outcome));
         }
-
-        summary.enrolled += enrollments.len() as u64;
-        if options.dry_run {
-            summary.sent += due.len() as u64;
-            for item in &due {
-                tracing::info!(
-                    "due: {} step {} ({}) to {}",
-                    sequence.id,
-                    item.step + 1,
-                    sequence.steps[item.step].id,
-                    item.subscriber.email
-                );
-            }
-            continue;
-        }
-        if !enrollments.is_empty() {
-            store.enroll(&sequence.id, &enrollments).await?;
-        }
-        let limits = Limits {
-            max_attempts: project.config.delivery.max_attempts.get(),
-            catch_up,
-            concurrency: project.config.delivery.concurrency.get() as usize,
-        };
-        for batch in due.chunks(BATCH) {
-            send_batch(drip, batch, store, transport, now, limits, &mut summary).await?;
-        }
+        self.store.record(&records, now).await?;
+        Ok(())
     }
-    Ok(summary)
-}
-
-fn read_list(file: &Path) -> anyhow::Result<subscribers::List> {
-    let reader = File::open(file).with_context(|| format!("cannot read the list {}", file.display()))?;
-    Ok(subscribers::parse(std::io::BufReader::new(reader), file))
 }
 
 /// When a subscriber's clock starts: their `subscribed_at`, or now.
@@ -233,113 +427,11 @@ fn joined_at(joined: Option<Joined>, zone: Tz, now: DateTime<Utc>) -> DateTime<U
 fn local_midnight(date: NaiveDate, zone: Tz) -> Option<DateTime<Utc>> {
     use chrono::TimeZone as _;
     let midnight = date.and_hms_opt(0, 0, 0)?;
+    // Midnight can fall in a DST gap in a few zones; the next hour exists.
     zone.from_local_datetime(&midnight)
         .earliest()
         .or_else(|| zone.from_local_datetime(&(midnight + Duration::hours(1))).earliest())
         .map(|at| at.with_timezone(&Utc))
-}
-
-/// The delivery settings a batch needs.
-#[derive(Debug, Clone, Copy)]
-struct Limits {
-    max_attempts: u32,
-    catch_up: Duration,
-    concurrency: usize,
-}
-
-async fn send_batch<S: Store, T: Transport>(
-    drip: &Drip,
-    batch: &[Due<'_>],
-    store: &S,
-    transport: &T,
-    now: DateTime<Utc>,
-    limits: Limits,
-    summary: &mut Summary,
-) -> anyhow::Result<()> {
-    let Limits {
-        max_attempts,
-        catch_up,
-        concurrency,
-    } = limits;
-    let sequence = &drip.sequence;
-    let mut parcels = Vec::with_capacity(batch.len());
-    let mut attempts = Vec::with_capacity(batch.len());
-    for item in batch {
-        let next_date = sequence.steps.get(item.step + 1).and_then(|next| {
-            let timing = Timing {
-                send_at: &sequence.settings.send_at,
-                zone: item.zone,
-                catch_up,
-            };
-            timing
-                .next_due(now, next.wait_days)
-                .map(|at| timing.local_date(at))
-        });
-        match drip.renderer.render(item.step, item.subscriber, next_date, now, false) {
-            Ok(email) => {
-                attempts.push(item.attempt);
-                parcels.push((
-                Claim {
-                    sequence: sequence.id.clone(),
-                    email: item.key.clone(),
-                    step: sequence.steps[item.step].id.clone(),
-                    message_id: email.message_id.clone(),
-                },
-                Parcel {
-                    from: drip.renderer.envelope_from().clone(),
-                    to: item.subscriber.email.clone(),
-                    message_id: email.message_id,
-                    bytes: email.bytes,
-                },
-            ));
-            }
-            Err(err) => {
-                summary.failed += 1;
-                tracing::error!(
-                    "cannot render {} step {} for {}: {err}; it stays due, fix the template and run again",
-                    sequence.id,
-                    item.step + 1,
-                    item.subscriber.email
-                );
-            }
-        }
-    }
-    let claims: Vec<Claim> = parcels.iter().map(|(claim, _)| claim.clone()).collect();
-    store.claim(&claims, now).await?;
-
-    let results: Vec<_> = stream::iter(parcels.iter().map(|(_, parcel)| transport.send(parcel)))
-        .buffered(concurrency)
-        .collect()
-        .await;
-    let mut records = Vec::with_capacity(results.len());
-    for (((claim, parcel), result), attempts) in parcels.into_iter().zip(results).zip(attempts) {
-        let outcome = match result {
-            Ok(reply) => {
-                summary.sent += 1;
-                tracing::debug!("sent {} to {}: {reply}", claim.step, parcel.to);
-                Outcome::Sent { reply }
-            }
-            Err(DeliveryError::Transient(reply)) if attempts < max_attempts => {
-                summary.retrying += 1;
-                let at = now + backoff(attempts);
-                tracing::warn!("{} to {} will be retried from {at}: {reply}", claim.step, parcel.to);
-                Outcome::Retry { at, reply }
-            }
-            Err(DeliveryError::Transient(reply)) => {
-                summary.failed += 1;
-                tracing::error!("{} to {} failed {attempts} times, giving up: {reply}", claim.step, parcel.to);
-                Outcome::Failed { reply, bounced: false }
-            }
-            Err(DeliveryError::Permanent { reply, recipient }) => {
-                summary.failed += 1;
-                tracing::error!("{} to {} failed for good: {reply}", claim.step, parcel.to);
-                Outcome::Failed { reply, bounced: recipient }
-            }
-        };
-        records.push((claim, outcome));
-    }
-    store.record(&records, now).await?;
-    Ok(())
 }
 
 /// How long to wait after the n-th transient failure: 5 minutes, doubling,
@@ -347,4 +439,15 @@ async fn send_batch<S: Store, T: Transport>(
 fn backoff(attempts: u32) -> Duration {
     let minutes = 5i64 << attempts.saturating_sub(1).min(7);
     Duration::minutes(minutes.min(6 * 60))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_up_to_six_hours() {
+        let minutes: Vec<i64> = (1..=9).map(|n| backoff(n).num_minutes()).collect();
+        assert_eq!(minutes, [5, 10, 20, 40, 80, 160, 320, 360, 360]);
+    }
 }

@@ -14,4 +14,5 @@ pub mod status;
 pub mod store;
 pub mod subscribers;
 pub mod zone;
-// pub mod engine;
+pub mod engine;
+pub mod plan;

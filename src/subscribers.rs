@@ -43,17 +43,35 @@ pub enum Joined {
 }
 
 impl Subscriber {
-    /// A subscriber with just an address, for previews and tests.
-    pub fn new(email: Address, name: Option<String>) -> Subscriber {
+    /// A subscriber with only an address.
+    pub fn new(email: Address) -> Subscriber {
         Subscriber {
             email,
-            name,
+            name: None,
             first_name: None,
             subscribed_at: None,
             timezone: None,
             unsubscribed: false,
             fields: BTreeMap::new(),
         }
+    }
+
+    /// Sets the display name; blank names count as none.
+    pub fn with_name(mut self, name: impl Into<String>) -> Self {
+        self.name = non_blank(name.into());
+        self
+    }
+
+    /// Sets the first name; blank names count as none.
+    pub fn with_first_name(mut self, first_name: impl Into<String>) -> Self {
+        self.first_name = non_blank(first_name.into());
+        self
+    }
+
+    /// Adds a list column for `subscriber.fields.<name>`.
+    pub fn with_field(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.fields.insert(name.into(), value.into());
+        self
     }
 
     /// The key that identifies them: the address in lower case, as nearly
@@ -220,13 +238,13 @@ fn parse_row(
             format!("`{raw_email}` is not a valid email address")
         }
     })?;
-    let mut subscriber = Subscriber::new(email, None);
+    let mut subscriber = Subscriber::new(email);
     for (column, value) in columns.iter().zip(values) {
         let value = clean(value);
         match column.as_str() {
             "email" => {}
-            "name" => subscriber.name = non_empty(value),
-            "first_name" => subscriber.first_name = non_empty(value),
+            "name" => subscriber = subscriber.with_name(value),
+            "first_name" => subscriber = subscriber.with_first_name(value),
             "subscribed_at" if !value.is_empty() => {
                 subscriber.subscribed_at = Some(parse_joined(&value)?);
             }
@@ -245,9 +263,7 @@ fn parse_row(
                 }
             }
             _ if KNOWN.contains(&column.as_str()) => {}
-            _ => {
-                subscriber.fields.insert(column.clone(), value);
-            }
+            _ => subscriber = subscriber.with_field(column.clone(), value),
         }
     }
     Ok(subscriber)
@@ -259,8 +275,9 @@ fn clean(value: &str) -> String {
     value.chars().filter(|c| !c.is_control()).collect()
 }
 
-fn non_empty(value: String) -> Option<String> {
-    (!value.is_empty()).then_some(value)
+fn non_blank(text: String) -> Option<String> {
+    let trimmed = text.trim();
+    (!trimmed.is_empty()).then(|| trimmed.to_owned())
 }
 
 fn parse_joined(value: &str) -> Result<Joined, String> {
