@@ -8,3 +8,5 @@ pub mod config;
 pub mod sequence;
 pub mod check;
 pub mod cli;
+pub mod subscribers;
+pub mod token;
