@@ -10,3 +10,4 @@ pub mod check;
 pub mod cli;
 pub mod subscribers;
 pub mod token;
+pub mod render;
