@@ -9,8 +9,9 @@
 use std::time::SystemTime;
 
 use lettre::Message;
+use lettre::message::header::{ContentTransferEncoding, ContentType};
 use lettre::message::header::{HeaderName, HeaderValue};
-use lettre::message::{Mailbox, MultiPart};
+use lettre::message::{Body, Mailbox, MultiPart, SinglePart};
 use sha2::{Digest, Sha256};
 
 /// Everything one message is built from.
@@ -60,8 +61,61 @@ pub fn compose(parts: Parts) -> Result<Message, lettre::error::Error> {
             "List-Unsubscribe=One-Click".to_owned(),
         ));
     }
-    builder.multipart(MultiPart::alternative_plain_html(parts.text, parts.html))
+    builder.multipart(
+        MultiPart::alternative()
+            .singlepart(
+                SinglePart::builder()
+                    .header(ContentType::TEXT_PLAIN)
+                    .body(quoted_printable(&parts.text)),
+            )
+            .singlepart(
+                SinglePart::builder()
+                    .header(ContentType::TEXT_HTML)
+                    .body(quoted_printable(&parts.html)),
+            ),
+    )
 }
+
+/// `text` as a quoted-printable body (RFC 2045 6.7) with CRLF line ends.
+/// Encoded here rather than by lettre because lettre inserts each CR
+/// separately and weighs encodings per part, which made MIME the
+/// most expensive step of rendering; QP keeps every line short and the
+/// body readable for any content.
+fn quoted_printable(text: &str) -> Body {
+    /// Characters per encoded line before the `=` of a soft break.
+    const LIMIT: usize = 75;
+    let mut out = Vec::with_capacity(text.len() + text.len() / 8);
+    for (index, line) in text.split('\n').enumerate() {
+        if index > 0 {
+            out.extend_from_slice(b"\r\n");
+        }
+        let line = line.strip_suffix('\r').unwrap_or(line).as_bytes();
+        let mut column = 0;
+        for (at, &byte) in line.iter().enumerate() {
+            let last = at + 1 == line.len();
+            let literal = (byte.is_ascii_graphic() && byte != b'=')
+                || (!last && (byte == b' ' || byte == b'\t'));
+            let width = if literal { 1 } else { 3 };
+            if column + width > LIMIT {
+                out.extend_from_slice(b"=\r\n");
+                column = 0;
+            }
+            if literal {
+                out.push(byte);
+            } else {
+                out.extend_from_slice(&[
+                    b'=',
+                    HEX[usize::from(byte >> 4)],
+                    HEX[usize::from(byte & 15)],
+                ]);
+            }
+            column += width;
+        }
+    }
+    Body::dangerous_pre_encoded(out, ContentTransferEncoding::QuotedPrintable)
+}
+
+const HEX: &[u8; 16] = b"0123456789ABCDEF";
 
 fn raw(name: &'static str, value: String) -> HeaderValue {
     HeaderValue::new(HeaderName::new_from_ascii_str(name), single_line(&value))
@@ -166,6 +220,27 @@ mod tests {
         assert_eq!(hash.len(), 16, "{id}");
         assert!(hash.bytes().all(|b| b.is_ascii_hexdigit()));
         assert!(message_id("s", "a b@c", "x@y", "d").starts_with("<s.a-b-c."));
+    }
+
+    #[test]
+    fn quoted_printable_keeps_lines_short_and_decodes_back() {
+        let line = format!("{} = “quoted” café 🌿 end ", "word".repeat(30));
+        let body = quoted_printable(&format!("{line}\n\nsecond\ttab\t\nx"));
+        let encoded = String::from_utf8(body.into_vec()).unwrap();
+        assert!(
+            encoded.split("\r\n").all(|l| l.len() <= 76 && l.is_ascii()),
+            "{encoded}"
+        );
+        assert!(
+            encoded.contains("=3D")
+                && encoded.contains("=E2=80=9C")
+                && encoded.contains("end=20\r\n")
+        );
+        assert!(encoded.contains("\r\n\r\nsecond\ttab=09\r\nx"), "{encoded}");
+        assert!(
+            !encoded.contains('\n')
+                || encoded.matches('\n').count() == encoded.matches("\r\n").count()
+        );
     }
 
     #[test]
