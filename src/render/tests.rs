@@ -467,3 +467,10 @@ fn the_built_in_template_checks_clean() {
     );
     assert!(report.problems().is_empty(), "{report}");
 }
+
+#[test]
+fn a_renderer_can_be_shared_between_threads() {
+    fn shareable<T: Send + Sync>() {}
+    shareable::<Renderer>();
+    shareable::<Email>();
+}
