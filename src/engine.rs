@@ -138,7 +138,10 @@ pub fn candidates<'a>(
     default_zone: Tz,
     now: DateTime<Utc>,
 ) -> impl Iterator<Item = Candidate<'a>> {
-    let sequence_zone = sequence.settings.timezone.map_or(default_zone, |zone| zone.0);
+    let sequence_zone = sequence
+        .settings
+        .timezone
+        .map_or(default_zone, |zone| zone.0);
     list.subscribers.iter().filter_map(move |subscriber| {
         let key = subscriber.key();
         if subscriber.unsubscribed || suppressed.contains_key(&key) {
@@ -259,7 +262,9 @@ impl<S: Store, T: Transport> Pass<'_, S, T> {
 
             let mut enrollments: Vec<(String, DateTime<Utc>)> = Vec::new();
             let mut due: Vec<Due> = Vec::new();
-            for candidate in candidates(sequence, &list, &state, &suppressed, config.timezone.0, now) {
+            for candidate in
+                candidates(sequence, &list, &state, &suppressed, config.timezone.0, now)
+            {
                 if let Some(at) = candidate.enrolling {
                     enrollments.push((candidate.key.clone(), at));
                 }
@@ -268,7 +273,12 @@ impl<S: Store, T: Transport> Pass<'_, S, T> {
                     zone: candidate.zone,
                     catch_up,
                 };
-                if candidate.is_due(&timing, sequence, now, last_sent.get(&candidate.key).copied()) {
+                if candidate.is_due(
+                    &timing,
+                    sequence,
+                    now,
+                    last_sent.get(&candidate.key).copied(),
+                ) {
                     // One a day across sequences: later drips in this pass see it.
                     last_sent.insert(candidate.key.clone(), now);
                     due.push(Due {
@@ -328,7 +338,13 @@ impl<S: Store, T: Transport> Pass<'_, S, T> {
                     .next_due(now, next.wait_days)
                     .map(|at| timing.local_date(at))
             });
-            match renderer.render(item.step, item.subscriber, next_date, now.fixed_offset(), false) {
+            match renderer.render(
+                item.step,
+                item.subscriber,
+                next_date,
+                now.fixed_offset(),
+                false,
+            ) {
                 Ok(email) => ready.push((
                     item.attempt,
                     Claim {
@@ -358,16 +374,25 @@ impl<S: Store, T: Transport> Pass<'_, S, T> {
         let claims: Vec<Claim> = ready.iter().map(|(_, claim, _)| claim.clone()).collect();
         self.store.claim(&claims, now).await?;
 
-        let results: Vec<_> = stream::iter(ready.iter().map(|(_, _, parcel)| self.transport.send(parcel)))
-            .buffered(delivery.concurrency.get() as usize)
-            .collect()
-            .await;
+        let results: Vec<_> = stream::iter(
+            ready
+                .iter()
+                .map(|(_, _, parcel)| self.transport.send(parcel)),
+        )
+        .buffered(delivery.concurrency.get() as usize)
+        .collect()
+        .await;
         let mut records = Vec::with_capacity(results.len());
         for ((attempt, claim, parcel), result) in ready.into_iter().zip(results) {
             let outcome = match result {
                 Ok(reply) => {
                     summary.sent += 1;
-                    tracing::debug!("sent {}/{} to {}: {reply}", claim.sequence, claim.step, parcel.to);
+                    tracing::debug!(
+                        "sent {}/{} to {}: {reply}",
+                        claim.sequence,
+                        claim.step,
+                        parcel.to
+                    );
                     Outcome::Sent { reply }
                 }
                 Err(DeliveryError::Transient(reply)) if attempt < delivery.max_attempts.get() => {
@@ -430,7 +455,10 @@ fn local_midnight(date: NaiveDate, zone: Tz) -> Option<DateTime<Utc>> {
     // Midnight can fall in a DST gap in a few zones; the next hour exists.
     zone.from_local_datetime(&midnight)
         .earliest()
-        .or_else(|| zone.from_local_datetime(&(midnight + Duration::hours(1))).earliest())
+        .or_else(|| {
+            zone.from_local_datetime(&(midnight + Duration::hours(1)))
+                .earliest()
+        })
         .map(|at| at.with_timezone(&Utc))
 }
 

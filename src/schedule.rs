@@ -166,7 +166,9 @@ impl Progress<'_> {
     /// The next step to send: the first, in file order, not sent yet.
     /// Keyed by step id, so reordering files resends nothing.
     pub fn next_step(&self, steps: &[Step]) -> Option<usize> {
-        steps.iter().position(|step| !self.sent_steps.contains(&step.id))
+        steps
+            .iter()
+            .position(|step| !self.sent_steps.contains(&step.id))
     }
 
     /// When step `step` is scheduled, before the catch-up and one-a-day
@@ -178,7 +180,9 @@ impl Progress<'_> {
         step: &Step,
     ) -> Option<DateTime<Utc>> {
         match self.last_sent_at {
-            Some(previous) if !self.sent_steps.is_empty() => timing.next_due(previous, step.wait_days),
+            Some(previous) if !self.sent_steps.is_empty() => {
+                timing.next_due(previous, step.wait_days)
+            }
             _ => timing.first_due(self.enrolled_at, settings.first_step, step.wait_days),
         }
     }

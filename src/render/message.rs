@@ -1,0 +1,260 @@
+//! The MIME message of one email, per DESIGN 8: headers, then
+//! multipart/alternative with the text part before the HTML part.
+//!
+//! Every value that reaches a header is either typed (lettre encodes
+//! mailboxes and the subject per RFC 2047) or built here from checked
+//! parts, and control characters are removed from all free text first,
+//! so no input can start a header of its own.
+
+use std::time::SystemTime;
+
+use lettre::Message;
+use lettre::message::header::{ContentTransferEncoding, ContentType};
+use lettre::message::header::{HeaderName, HeaderValue};
+use lettre::message::{Body, Mailbox, MultiPart, SinglePart};
+use sha2::{Digest, Sha256};
+
+/// Everything one message is built from.
+pub struct Parts<'a> {
+    pub from: &'a Mailbox,
+    pub reply_to: Option<&'a Mailbox>,
+    pub to: Mailbox,
+    pub subject: &'a str,
+    pub date: SystemTime,
+    /// The full Message-ID, angle brackets included.
+    pub message_id: &'a str,
+    /// The List-Id header's value.
+    pub list_id: &'a str,
+    /// The one-click https unsubscribe URL.
+    pub unsubscribe_url: Option<&'a str>,
+    /// The `mailto:` unsubscribe URL.
+    pub unsubscribe_mailto: Option<&'a str>,
+    pub text: String,
+    pub html: String,
+}
+
+/// Builds the message. Fails only if lettre rejects the headers, which
+/// typed inputs rule out.
+pub fn compose(parts: Parts) -> Result<Message, lettre::error::Error> {
+    let mut builder = Message::builder()
+        .from(parts.from.clone())
+        .to(parts.to)
+        .subject(single_line(parts.subject))
+        .date(parts.date)
+        .message_id(Some(parts.message_id.to_owned()))
+        .raw_header(raw("List-Id", parts.list_id.to_owned()));
+    if let Some(reply_to) = parts.reply_to {
+        builder = builder.reply_to(reply_to.clone());
+    }
+    let methods: Vec<String> = [parts.unsubscribe_url, parts.unsubscribe_mailto]
+        .into_iter()
+        .flatten()
+        .map(|url| format!("<{url}>"))
+        .collect();
+    if !methods.is_empty() {
+        builder = builder.raw_header(raw("List-Unsubscribe", methods.join(", ")));
+    }
+    if parts.unsubscribe_url.is_some() {
+        // RFC 8058: only an https link can be one-click.
+        builder = builder.raw_header(raw(
+            "List-Unsubscribe-Post",
+            "List-Unsubscribe=One-Click".to_owned(),
+        ));
+    }
+    builder.multipart(
+        MultiPart::alternative()
+            .singlepart(
+                SinglePart::builder()
+                    .header(ContentType::TEXT_PLAIN)
+                    .body(quoted_printable(&parts.text)),
+            )
+            .singlepart(
+                SinglePart::builder()
+                    .header(ContentType::TEXT_HTML)
+                    .body(quoted_printable(&parts.html)),
+            ),
+    )
+}
+
+/// `text` as a quoted-printable body (RFC 2045 6.7) with CRLF line ends.
+/// Encoded here rather than by lettre because lettre inserts each CR
+/// separately and weighs encodings per part, which made MIME the
+/// most expensive step of rendering; QP keeps every line short and the
+/// body readable for any content.
+fn quoted_printable(text: &str) -> Body {
+    /// Characters per encoded line before the `=` of a soft break.
+    const LIMIT: usize = 75;
+    let mut out = Vec::with_capacity(text.len() + text.len() / 8);
+    for (index, line) in text.split('\n').enumerate() {
+        if index > 0 {
+            out.extend_from_slice(b"\r\n");
+        }
+        let line = line.strip_suffix('\r').unwrap_or(line).as_bytes();
+        let mut column = 0;
+        for (at, &byte) in line.iter().enumerate() {
+            let last = at + 1 == line.len();
+            let literal = (byte.is_ascii_graphic() && byte != b'=')
+                || (!last && (byte == b' ' || byte == b'\t'));
+            let width = if literal { 1 } else { 3 };
+            if column + width > LIMIT {
+                out.extend_from_slice(b"=\r\n");
+                column = 0;
+            }
+            if literal {
+                out.push(byte);
+            } else {
+                out.extend_from_slice(&[
+                    b'=',
+                    HEX[usize::from(byte >> 4)],
+                    HEX[usize::from(byte & 15)],
+                ]);
+            }
+            column += width;
+        }
+    }
+    Body::dangerous_pre_encoded(out, ContentTransferEncoding::QuotedPrintable)
+}
+
+const HEX: &[u8; 16] = b"0123456789ABCDEF";
+
+fn raw(name: &'static str, value: String) -> HeaderValue {
+    HeaderValue::new(HeaderName::new_from_ascii_str(name), single_line(&value))
+}
+
+/// `text` with control characters (CR and LF among them) made spaces.
+pub fn single_line(text: &str) -> String {
+    text.chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect()
+}
+
+/// A mailbox whose display name cannot carry line breaks into a header.
+pub fn mailbox(name: Option<&str>, address: lettre::Address) -> Mailbox {
+    let name = name
+        .map(|name| single_line(name).trim().to_owned())
+        .filter(|name| !name.is_empty());
+    Mailbox::new(name, address)
+}
+
+/// The deterministic Message-ID `<sequence.step.hash@domain>`: the same on
+/// every attempt, so a resend after a crash is recognisably the same email.
+pub fn message_id(sequence: &str, step: &str, address: &str, domain: &str) -> String {
+    let digest = Sha256::digest(format!("{}\n{sequence}\n{step}", address.to_lowercase()));
+    let hash = hex::encode(&digest[..8]);
+    format!("<{}.{}.{hash}@{domain}>", atom(sequence), atom(step))
+}
+
+/// `List-Id: "<name>" <sequence-id.domain>` (RFC 2919). A name that is
+/// not plain ASCII is written as RFC 2047 encoded words.
+pub fn list_id(name: &str, sequence: &str, domain: &str) -> String {
+    let name = single_line(name);
+    let phrase = if name.is_ascii() {
+        format!("\"{}\"", name.replace('\\', "\\\\").replace('"', "\\\""))
+    } else {
+        encoded_words(&name)
+    };
+    format!("{phrase} <{}.{domain}>", atom(sequence))
+}
+
+/// Base64 encoded words of at most 75 characters, split between characters.
+fn encoded_words(text: &str) -> String {
+    use base64::Engine as _;
+    let mut words = Vec::new();
+    let mut start = 0;
+    while start < text.len() {
+        let mut end = (start + 45).min(text.len());
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        let chunk = &text.as_bytes()[start..end];
+        words.push(format!(
+            "=?utf-8?b?{}?=",
+            base64::engine::general_purpose::STANDARD.encode(chunk)
+        ));
+        start = end;
+    }
+    words.join(" ")
+}
+
+/// Keeps what a Message-ID or List-Id atom may hold; anything else becomes `-`.
+fn atom(text: &str) -> String {
+    text.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "-_".contains(c) {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn message_ids_are_stable_and_case_blind() {
+        let id = message_id(
+            "gut-immune",
+            "gut-barrier",
+            "Ada@Example.com",
+            "example.com",
+        );
+        assert_eq!(
+            id,
+            message_id(
+                "gut-immune",
+                "gut-barrier",
+                "ada@example.com",
+                "example.com"
+            )
+        );
+        assert_ne!(
+            id,
+            message_id("gut-immune", "welcome", "ada@example.com", "example.com")
+        );
+        let hash = id
+            .trim_start_matches("<gut-immune.gut-barrier.")
+            .trim_end_matches("@example.com>");
+        assert_eq!(hash.len(), 16, "{id}");
+        assert!(hash.bytes().all(|b| b.is_ascii_hexdigit()));
+        assert!(message_id("s", "a b@c", "x@y", "d").starts_with("<s.a-b-c."));
+    }
+
+    #[test]
+    fn quoted_printable_keeps_lines_short_and_decodes_back() {
+        let line = format!("{} = “quoted” café 🌿 end ", "word".repeat(30));
+        let body = quoted_printable(&format!("{line}\n\nsecond\ttab\t\nx"));
+        let encoded = String::from_utf8(body.into_vec()).unwrap();
+        assert!(
+            encoded.split("\r\n").all(|l| l.len() <= 76 && l.is_ascii()),
+            "{encoded}"
+        );
+        assert!(
+            encoded.contains("=3D")
+                && encoded.contains("=E2=80=9C")
+                && encoded.contains("end=20\r\n")
+        );
+        assert!(encoded.contains("\r\n\r\nsecond\ttab=09\r\nx"), "{encoded}");
+        assert!(
+            !encoded.contains('\n')
+                || encoded.matches('\n').count() == encoded.matches("\r\n").count()
+        );
+    }
+
+    #[test]
+    fn list_ids_quote_or_encode_the_name() {
+        assert_eq!(
+            list_id("Gut \"101\"", "gut", "example.com"),
+            "\"Gut \\\"101\\\"\" <gut.example.com>"
+        );
+        assert_eq!(
+            list_id("Gut\r\nBcc: x", "gut", "example.com"),
+            "\"Gut  Bcc: x\" <gut.example.com>"
+        );
+        let encoded = list_id(&"Darm–Immun ".repeat(10), "gut", "example.com");
+        assert!(encoded.is_ascii());
+        assert!(encoded.split(' ').all(|word| word.len() <= 75), "{encoded}");
+    }
+}

@@ -1,0 +1,541 @@
+//! Rendering: a sequence's steps and layout made into personalized,
+//! ready-to-send emails (HTML, plain text and the MIME message).
+//!
+//! The work splits by how often it must happen. Once per sequence, in
+//! [`Renderer::new`]: template files read, CSS inlined, templates
+//! compiled; and for each step: Markdown converted, links UTM-tagged, the
+//! content CSS-inlined and compiled. Once per email, in
+//! [`Renderer::render`]: four Handlebars renders (content and layout, HTML
+//! and text), wrapping the text, and the MIME message. Rendering takes the
+//! date it is given and never reads the clock; it sends nothing.
+
+mod markdown;
+mod message;
+mod templates;
+mod text;
+
+use std::path::{Path, PathBuf};
+
+use chrono::{DateTime, Days, FixedOffset, NaiveDate};
+use handlebars::{
+    Context, Handlebars, RenderError as HandlebarsError, RenderErrorReason, Template,
+};
+use lettre::Address;
+use lettre::message::Mailbox;
+use serde_json::{Map, Value, json};
+
+use crate::config::{Sender, Unsubscribe};
+use crate::diagnostic::{Problem, Report};
+use crate::sequence::Sequence;
+use crate::subscribers::Subscriber;
+use crate::token::{self, Key};
+
+use self::markdown::Utm;
+use self::templates::{HTML_LAYOUT, TEXT_LAYOUT, TemplateFiles};
+
+/// Where subscribers can unsubscribe, and the key that signs their links.
+#[derive(Debug, Clone)]
+pub struct UnsubscribeLinks {
+    /// The public URL of `dripline serve`, without a trailing slash.
+    pub base_url: Option<String>,
+    /// The address for `mailto:` unsubscribes.
+    pub mailto: Option<Address>,
+    /// Signs the https links.
+    pub key: Key,
+}
+
+impl UnsubscribeLinks {
+    /// The links `[unsubscribe]` configures, signed with `key`.
+    pub fn new(config: &Unsubscribe, key: Key) -> Self {
+        UnsubscribeLinks {
+            base_url: config.base_url.clone(),
+            mailto: config.mailto.as_ref().map(|mailbox| mailbox.email.clone()),
+            key,
+        }
+    }
+
+    fn https(&self, address: &str, sequence: &str) -> Option<String> {
+        let base = self.base_url.as_deref()?;
+        Some(format!(
+            "{}/u/{}",
+            base.trim_end_matches('/'),
+            token::sign(&self.key, address, sequence)
+        ))
+    }
+
+    fn mailto(&self) -> Option<String> {
+        self.mailto
+            .as_ref()
+            .map(|address| format!("mailto:{address}?subject=unsubscribe"))
+    }
+}
+
+/// One rendered email, ready to hand to a transport.
+#[derive(Debug, Clone)]
+pub struct Email {
+    /// The subject as sent (with `[TEST] ` for test sends).
+    pub subject: String,
+    pub html: String,
+    /// The plain-text part, wrapped at 78 columns.
+    pub text: String,
+    /// The Message-ID, angle brackets included.
+    pub message_id: String,
+    /// The link the body and `List-Unsubscribe` carry, if any.
+    pub unsubscribe_url: Option<String>,
+    pub message: lettre::Message,
+}
+
+impl Email {
+    /// The message as bytes on the wire (CRLF line ends).
+    pub fn formatted(&self) -> Vec<u8> {
+        self.message.formatted()
+    }
+}
+
+/// Rendering one email failed; the problem names the template file and
+/// line when there is one.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct RenderError(pub Problem);
+
+/// What one step needs per email, prepared once.
+struct PreparedStep {
+    id: String,
+    subject: String,
+    /// The step file and body, to point errors at the lines the author wrote.
+    file: PathBuf,
+    body: String,
+    body_line: usize,
+    /// The content's registered name in both registries.
+    template: String,
+    /// `sequence`, `step`, `next.subject`, `cta` and `sender`.
+    context: Map<String, Value>,
+}
+
+/// Renders the emails of one sequence.
+pub struct Renderer {
+    html: Handlebars<'static>,
+    text: Handlebars<'static>,
+    files: TemplateFiles,
+    steps: Vec<PreparedStep>,
+    sequence_id: String,
+    from: Mailbox,
+    reply_to: Option<Mailbox>,
+    domain: String,
+    list_id: String,
+    links: UnsubscribeLinks,
+}
+
+impl Renderer {
+    /// Prepares every step of `sequence` with its layout from
+    /// `templates_dir`. Reports every template problem at once.
+    pub fn new(
+        sequence: &Sequence,
+        templates_dir: &Path,
+        sender: &Sender,
+        links: UnsubscribeLinks,
+    ) -> Result<Renderer, Report> {
+        let files = TemplateFiles::load(templates_dir, sequence.settings.template.get_ref())?;
+        let mut report = files.syntax_problems();
+        for step in &sequence.steps {
+            if let Err(err) = Template::compile(&step.body) {
+                report.push(templates::template_problem(
+                    &step.file,
+                    step.body_line,
+                    &err,
+                ));
+            }
+        }
+        if report.has_errors() {
+            return Err(report);
+        }
+
+        let mut html = templates::registry(true);
+        let mut text = templates::registry(false);
+        let css = templates::layout_css(&files.html.text);
+        let inlined = templates::inline_layout(&files.html.text)
+            .map_err(|message| Problem::error(&files.html.file, message))?;
+        register(
+            &mut report,
+            &mut html,
+            HTML_LAYOUT,
+            &inlined,
+            &files.html.file,
+        );
+        register(
+            &mut report,
+            &mut text,
+            TEXT_LAYOUT,
+            &files.text.text,
+            &files.text.file,
+        );
+        for (name, source) in &files.partials {
+            match templates::inline_fragment(&source.text, &css) {
+                Ok(inlined) => register(&mut report, &mut html, name, &inlined, &source.file),
+                Err(message) => report.push(Problem::error(&source.file, message)),
+            }
+            register(&mut report, &mut text, name, &source.text, &source.file);
+        }
+
+        let domain = sender.from.email.domain().to_owned();
+        let total = sequence.steps.len();
+        let mut steps = Vec::with_capacity(total);
+        for (index, step) in sequence.steps.iter().enumerate() {
+            let utm = sequence.settings.utm.then(|| Utm {
+                campaign: sequence.id.clone(),
+                content: step.id.clone(),
+            });
+            let converted = markdown::convert(&step.body, utm.as_ref());
+            let name = format!("step:{index}");
+            match templates::inline_fragment(&converted.html, &css) {
+                Ok(inlined) => register(&mut report, &mut html, &name, &inlined, &step.file),
+                Err(message) => report.push(Problem::error(&step.file, message)),
+            }
+            register(&mut report, &mut text, &name, &converted.text, &step.file);
+
+            let mut context = Map::new();
+            context.insert(
+                "sequence".into(),
+                json!({ "id": sequence.id, "name": sequence.settings.name }),
+            );
+            context.insert(
+                "step".into(),
+                json!({
+                    "id": step.id,
+                    "number": index + 1,
+                    "total": total,
+                    "subject": step.subject,
+                    "preheader": step.preheader,
+                }),
+            );
+            if let Some(next) = sequence.steps.get(index + 1) {
+                context.insert("next".into(), json!({ "subject": next.subject }));
+            }
+            if let Some(cta) = &sequence.settings.cta {
+                let url = utm
+                    .as_ref()
+                    .map_or_else(|| cta.url.clone(), |utm| utm.tag(&cta.url));
+                context.insert("cta".into(), json!({ "text": cta.text, "url": url }));
+            }
+            context.insert(
+                "sender".into(),
+                json!({
+                    "name": sender.from.name.as_deref().unwrap_or_default(),
+                    "address": sender.from.email.to_string(),
+                    "postal_address": sender.postal_address.as_deref().unwrap_or_default(),
+                }),
+            );
+            steps.push(PreparedStep {
+                id: step.id.clone(),
+                subject: step.subject.clone(),
+                file: step.file.clone(),
+                body: step.body.clone(),
+                body_line: step.body_line,
+                template: name,
+                context,
+            });
+        }
+        if report.has_errors() {
+            return Err(report);
+        }
+        Ok(Renderer {
+            html,
+            text,
+            files,
+            steps,
+            list_id: message::list_id(&sequence.settings.name, &sequence.id, &domain),
+            sequence_id: sequence.id.clone(),
+            from: sender.from.clone(),
+            reply_to: sender.reply_to.clone(),
+            domain,
+            links,
+        })
+    }
+
+    /// The number of steps.
+    pub fn len(&self) -> usize {
+        self.steps.len()
+    }
+
+    /// Never true: a sequence has at least one step.
+    pub fn is_empty(&self) -> bool {
+        self.steps.is_empty()
+    }
+
+    /// Renders step `index` (0-based) for `subscriber`. `next_date` is the
+    /// day the next step is due (for the teaser), `date` the Date header;
+    /// `test` prefixes the subject with `[TEST] `.
+    pub fn render(
+        &self,
+        index: usize,
+        subscriber: &Subscriber,
+        next_date: Option<NaiveDate>,
+        date: DateTime<FixedOffset>,
+        test: bool,
+    ) -> Result<Email, RenderError> {
+        let Some(step) = self.steps.get(index) else {
+            return Err(RenderError(Problem::error(
+                "sequence",
+                format!(
+                    "there is no step {} in `{}`, which has {}",
+                    index + 1,
+                    self.sequence_id,
+                    self.steps.len()
+                ),
+            )));
+        };
+        let address = subscriber.email.to_string();
+        let https = self.links.https(&address, &self.sequence_id);
+        let mailto = self.links.mailto();
+        let unsubscribe_url = https.clone().or_else(|| mailto.clone());
+
+        let mut data = step.context.clone();
+        data.insert("subscriber".into(), subscriber_json(subscriber));
+        data.insert(
+            "unsubscribe_url".into(),
+            Value::from(unsubscribe_url.clone().unwrap_or_default()),
+        );
+        if let (Some(Value::Object(next)), Some(next_date)) = (data.get_mut("next"), next_date) {
+            next.insert(
+                "date".into(),
+                Value::from(next_date.format("%A, %B %-d").to_string()),
+            );
+            let tomorrow = date.date_naive().checked_add_days(Days::new(1)) == Some(next_date);
+            next.insert("tomorrow".into(), Value::from(tomorrow));
+        }
+        let mut context = Context::from(Value::Object(data));
+
+        let html_content = self.run(&self.html, &step.template, &context, step)?;
+        set_content(&mut context, html_content);
+        let html = self.run(&self.html, HTML_LAYOUT, &context, step)?;
+        let text_content = self.run(&self.text, &step.template, &context, step)?;
+        set_content(&mut context, text_content);
+        let text = text::wrap(
+            &self.run(&self.text, TEXT_LAYOUT, &context, step)?,
+            text::WIDTH,
+        );
+
+        let subject = if test {
+            format!("[TEST] {}", step.subject)
+        } else {
+            step.subject.clone()
+        };
+        let message_id = message::message_id(&self.sequence_id, &step.id, &address, &self.domain);
+        let to = message::mailbox(subscriber.name.as_deref(), subscriber.email.clone());
+        let message = message::compose(message::Parts {
+            from: &self.from,
+            reply_to: self.reply_to.as_ref(),
+            to,
+            subject: &subject,
+            date: date.into(),
+            message_id: &message_id,
+            list_id: &self.list_id,
+            unsubscribe_url: https.as_deref(),
+            unsubscribe_mailto: mailto.as_deref(),
+            text: text.clone(),
+            html: html.clone(),
+        })
+        .map_err(|err| {
+            RenderError(Problem::error(
+                &step.file,
+                format!("cannot build the message: {err}"),
+            ))
+        })?;
+        Ok(Email {
+            subject,
+            html,
+            text,
+            message_id,
+            unsubscribe_url,
+            message,
+        })
+    }
+
+    fn run(
+        &self,
+        registry: &Handlebars,
+        name: &str,
+        context: &Context,
+        step: &PreparedStep,
+    ) -> Result<String, RenderError> {
+        registry
+            .render_with_context(name, context)
+            .map_err(|err| RenderError(self.diagnose(&err, context, step)))
+    }
+
+    /// Finds the file and line an error comes from by rendering the
+    /// templates as the author wrote them (CSS inlining and Markdown move
+    /// lines around). Only runs when rendering failed.
+    fn diagnose(&self, err: &HandlebarsError, context: &Context, step: &PreparedStep) -> Problem {
+        let mut originals = [templates::registry(true), templates::registry(false)];
+        for registry in &mut originals {
+            for (name, source) in self.files.all() {
+                // Already compiled once; a failure here cannot happen.
+                let _ = registry.register_template_string(name, &source.text);
+            }
+            if let Err(err) = registry.render_template_with_context(&step.body, context) {
+                return render_problem(&step.file, step.body_line, &err);
+            }
+        }
+        for (registry, layout) in originals.iter().zip([HTML_LAYOUT, TEXT_LAYOUT]) {
+            if let Err(err) = registry.render_with_context(layout, context) {
+                let file = err
+                    .template_name
+                    .as_deref()
+                    .and_then(|name| self.files.source(name))
+                    .map_or_else(
+                        || self.files.html.file.clone(),
+                        |source| source.file.clone(),
+                    );
+                return render_problem(&file, 1, &err);
+            }
+        }
+        let file = match err.template_name.as_deref() {
+            Some(name) if name == step.template => step.file.clone(),
+            Some(name) => self
+                .files
+                .source(name)
+                .map_or_else(|| step.file.clone(), |source| source.file.clone()),
+            None => step.file.clone(),
+        };
+        Problem::error(file, describe(err))
+    }
+}
+
+/// Compiles `template` into `registry` as `name`; a failure is a problem in `file`.
+fn register(
+    report: &mut Report,
+    registry: &mut Handlebars,
+    name: &str,
+    template: &str,
+    file: &Path,
+) {
+    if let Err(err) = registry.register_template_string(name, template) {
+        report.push(templates::template_problem(file, 1, &err));
+    }
+}
+
+fn set_content(context: &mut Context, content: String) {
+    if let Value::Object(data) = context.data_mut() {
+        data.insert("content".into(), Value::from(content));
+    }
+}
+
+fn subscriber_json(subscriber: &Subscriber) -> Value {
+    json!({
+        "email": subscriber.email.to_string(),
+        "name": subscriber.name.as_deref().unwrap_or_default(),
+        "first_name": subscriber.first_name().unwrap_or_default(),
+        "fields": subscriber.fields,
+    })
+}
+
+/// A render error as a problem at `first_line + line - 1` of `file`.
+fn render_problem(file: &Path, first_line: usize, err: &HandlebarsError) -> Problem {
+    let problem = Problem::error(file, describe(err));
+    match err.line_no {
+        Some(line) => problem.at_line(first_line + line.saturating_sub(1)),
+        None => problem,
+    }
+}
+
+/// The variables every template sees, for "did you mean" suggestions.
+const VARIABLES: &[&str] = &[
+    "subscriber.email",
+    "subscriber.name",
+    "subscriber.first_name",
+    "sequence.id",
+    "sequence.name",
+    "step.id",
+    "step.number",
+    "step.total",
+    "step.subject",
+    "step.preheader",
+    "content",
+    "next.subject",
+    "next.date",
+    "cta.text",
+    "cta.url",
+    "unsubscribe_url",
+    "sender.name",
+    "sender.address",
+    "sender.postal_address",
+];
+
+fn describe(err: &HandlebarsError) -> String {
+    match err.reason() {
+        RenderErrorReason::MissingVariable(Some(path)) => {
+            let suggestion = VARIABLES
+                .iter()
+                .map(|known| (strsim::jaro_winkler(known, path), known))
+                .filter(|(score, _)| *score > 0.85)
+                .max_by(|a, b| a.0.total_cmp(&b.0))
+                .map(|(_, known)| format!("; did you mean `{{{{{known}}}}}`?"))
+                .unwrap_or_default();
+            let hint = if path.starts_with("subscriber.fields.") {
+                "; add that column to the list file"
+            } else if path.starts_with("next.") || path.starts_with("cta") {
+                "; it is absent on the last step or without [cta]: wrap it in {{#if ...}}"
+            } else {
+                ""
+            };
+            format!("no variable `{path}`{suggestion}{hint}")
+        }
+        RenderErrorReason::PartialNotFound(name) => {
+            format!("no partial `{name}`: create partials/{name}.hbs in the template folder")
+        }
+        reason => format!("template error: {reason}"),
+    }
+}
+
+/// A subscriber to try templates with: Sample Subscriber
+/// <sample@example.com>, with a sample value for each list column.
+pub fn sample_subscriber<'a>(columns: impl IntoIterator<Item = &'a str>) -> Subscriber {
+    let address = Address::new("sample", "example.com")
+        .unwrap_or_else(|err| unreachable!("a literal address parses: {err}"));
+    columns.into_iter().fold(
+        Subscriber::new(address).with_name("Sample Subscriber"),
+        |subscriber, column| subscriber.with_field(column, format!("sample {column}")),
+    )
+}
+
+/// For `dripline check`: renders every step of `sequence` for `sample`
+/// and reports each template problem with its file and line, plus
+/// warnings for a project layout missing the unsubscribe link or postal
+/// address, and for emails without any unsubscribe method.
+pub fn check(
+    sequence: &Sequence,
+    templates_dir: &Path,
+    sender: &Sender,
+    links: UnsubscribeLinks,
+    sample: &Subscriber,
+) -> Report {
+    let mut report = Report::default();
+    if let Ok(files) = TemplateFiles::load(templates_dir, sequence.settings.template.get_ref()) {
+        report.extend(files.compliance_warnings());
+    }
+    if links.base_url.is_none() && links.mailto.is_none() {
+        report.push(Problem::warning(
+            &sequence.dir,
+            "the emails carry no unsubscribe link: set [unsubscribe] base_url (and run `dripline serve`) or mailto in dripline.toml",
+        ));
+    }
+    let renderer = match Renderer::new(sequence, templates_dir, sender, links) {
+        Ok(renderer) => renderer,
+        Err(problems) => {
+            report.extend(problems);
+            return report;
+        }
+    };
+    let date = DateTime::<FixedOffset>::default();
+    for index in 0..renderer.len() {
+        let next_date = date.date_naive().checked_add_days(Days::new(1));
+        if let Err(RenderError(problem)) = renderer.render(index, sample, next_date, date, false) {
+            report.push(problem);
+        }
+    }
+    report
+}
+
+#[cfg(test)]
+mod tests;
