@@ -7,9 +7,14 @@
 use std::fs;
 use std::path::Path;
 
-use crate::config::Project;
+use std::collections::HashMap;
+
+use crate::config::{Project, Transport};
 use crate::diagnostic::{Problem, Report};
+use crate::render::{self, UnsubscribeLinks};
 use crate::sequence::Sequence;
+use crate::subscribers;
+use crate::token::Key;
 
 /// What a check looked at and what it found.
 #[derive(Debug, Default)]
@@ -30,19 +35,87 @@ pub fn check(config_file: &Path) -> Findings {
         }
     };
     findings.report.extend(project.validate());
+    let columns = check_lists(&project, &mut findings.report);
+    let Some(key) = secret(&project, &mut findings.report) else {
+        return findings;
+    };
+    let links = UnsubscribeLinks::new(&project.config.unsubscribe, key);
     for dir in sequence_dirs(&project, &mut findings.report) {
-        if let Some(sequence) = Sequence::load(&dir, &project.templates_dir(), &mut findings.report)
-        {
-            findings
-                .sequences
-                .push((sequence.id.clone(), sequence.steps.len()));
-        }
+        let Some(sequence) = Sequence::load(&dir, &project.templates_dir(), &mut findings.report)
+        else {
+            continue;
+        };
+        let sample = render::sample_subscriber(
+            columns
+                .get(&sequence.id)
+                .into_iter()
+                .flatten()
+                .map(String::as_str),
+        );
+        findings.report.extend(render::check(
+            &sequence,
+            &project.templates_dir(),
+            &project.config.sender,
+            links.clone(),
+            &sample,
+        ));
+        findings
+            .sequences
+            .push((sequence.id.clone(), sequence.steps.len()));
     }
     findings
 }
 
+/// Reads every list file, reporting its bad rows; returns the custom
+/// columns each sequence's subscribers have, for the sample subscriber.
+fn check_lists(project: &Project, report: &mut Report) -> HashMap<String, Vec<String>> {
+    let mut columns: HashMap<String, Vec<String>> = HashMap::new();
+    for drip in &project.config.drip {
+        let file = project.resolve(drip.list.get_ref());
+        let Ok(reader) = fs::File::open(&file) else {
+            continue; // `validate` already said the file is missing.
+        };
+        let list = subscribers::parse(std::io::BufReader::new(reader), &file);
+        if let Some(first) = list.subscribers.first() {
+            columns
+                .entry(drip.sequence.get_ref().clone())
+                .or_default()
+                .extend(first.fields.keys().cloned());
+        }
+        report.extend(list.report);
+    }
+    columns
+}
+
+/// The unsubscribe key, or a stand-in to render with when the project
+/// has none yet: the outbox transport creates one on its first run, but
+/// SMTP must sign real links, so there a missing key is an error.
+fn secret(project: &Project, report: &mut Report) -> Option<Key> {
+    let path = project.resolve(&project.config.unsubscribe.secret_file);
+    match Key::from_file(&path) {
+        Ok(key) => Some(key),
+        Err(problem) => {
+            let created_on_run =
+                !path.exists() && project.config.delivery.transport == Transport::Outbox;
+            if !created_on_run {
+                report.push(problem);
+            }
+            match Key::random() {
+                Ok(key) => Some(key),
+                Err(err) => {
+                    report.push(Problem::error(
+                        &path,
+                        format!("cannot make a stand-in key: {err}"),
+                    ));
+                    None
+                }
+            }
+        }
+    }
+}
+
 /// Every sequence folder of the project, in name order.
-fn sequence_dirs(project: &Project, report: &mut Report) -> Vec<std::path::PathBuf> {
+pub fn sequence_dirs(project: &Project, report: &mut Report) -> Vec<std::path::PathBuf> {
     let root = project.sequences_dir();
     let entries = match fs::read_dir(&root) {
         Ok(entries) => entries,

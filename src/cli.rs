@@ -10,11 +10,25 @@ use std::path::{Path, PathBuf};
 
 use clap::{Parser, Subcommand, ValueEnum};
 
+use anyhow::Context as _;
+use chrono::{DateTime, Utc};
+
 use crate::article::{self, Format};
 use crate::check;
-use crate::config;
-use crate::diagnostic::{InvalidInput, Problem};
-use crate::sequence::{self, Overwrite};
+use crate::config::{self, Project, Transport};
+use crate::delivery::outbox::Outbox;
+use crate::diagnostic::{InvalidInput, Problem, Report};
+use crate::engine;
+use crate::lock::{Locked, StateLock};
+use crate::plan;
+use crate::preview;
+use crate::render::{Renderer, UnsubscribeLinks};
+use crate::sequence::{self, Overwrite, Sequence};
+use crate::status;
+use crate::store::sqlite::SqliteStore;
+use crate::store::{Reason, RunCounts, Store};
+use crate::subscribers::Subscriber;
+use crate::token::Key;
 
 /// Exit codes, documented in the README. They are stable: cron jobs and
 /// service managers act on them.
@@ -28,6 +42,10 @@ pub enum ExitStatus {
     Usage = 2,
     /// The config, a sequence, a template, a list or an article has errors.
     InvalidInput = 3,
+    /// Some emails could not be delivered (they are retried or reported).
+    DeliveryFailed = 4,
+    /// Another `run` or `serve` holds the state file.
+    Locked = 5,
 }
 
 impl ExitStatus {
@@ -35,6 +53,8 @@ impl ExitStatus {
     pub fn of(error: &anyhow::Error) -> ExitStatus {
         if error.downcast_ref::<InvalidInput>().is_some() {
             ExitStatus::InvalidInput
+        } else if error.downcast_ref::<Locked>().is_some() {
+            ExitStatus::Locked
         } else {
             ExitStatus::Failure
         }
@@ -92,8 +112,64 @@ pub enum Command {
         #[arg(long)]
         force: bool,
     },
-    /// Validate the config, sequences and what they refer to; report every problem.
+    /// Validate the config, sequences, templates and lists; report every problem.
     Check,
+    /// Render every email of a sequence to .html, .txt and .eml, with an index.html timeline.
+    Preview {
+        /// The sequence id; every sequence when left out.
+        sequence: Option<String>,
+        /// Where the files go.
+        #[arg(long, value_name = "DIR", default_value = "preview")]
+        to: PathBuf,
+        /// Render for this subscriber from a list instead of a sample one.
+        #[arg(long, value_name = "EMAIL")]
+        subscriber: Option<String>,
+    },
+    /// Send everything that is due now, then exit: the command cron runs.
+    Run {
+        /// Act as if it were this time (RFC 3339), to simulate days in seconds.
+        #[arg(long, value_name = "TIME", value_parser = parse_time)]
+        now: Option<DateTime<Utc>>,
+        /// Show what is due without sending or recording anything.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Forecast how many emails go out when, and each subscriber's next step.
+    Plan {
+        /// How many days ahead.
+        #[arg(long, value_name = "N", default_value_t = 7)]
+        days: u32,
+        /// Forecast from this time (RFC 3339) instead of now.
+        #[arg(long, value_name = "TIME", value_parser = parse_time)]
+        now: Option<DateTime<Utc>>,
+    },
+    /// Progress per sequence and step, failures, suppressions and the last run.
+    Status {
+        /// One subscriber's deliveries instead.
+        #[arg(long, value_name = "EMAIL")]
+        subscriber: Option<String>,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Stop all email to an address, in every sequence.
+    Unsubscribe {
+        /// The address.
+        email: String,
+    },
+    /// Lift an unsubscribe or bounce, so the address gets email again.
+    Resubscribe {
+        /// The address.
+        email: String,
+    },
+}
+
+fn parse_time(text: &str) -> Result<DateTime<Utc>, String> {
+    DateTime::parse_from_rfc3339(text)
+        .map(|at| at.with_timezone(&Utc))
+        .map_err(|err| {
+            format!("`{text}` is not an RFC 3339 time ({err}); write for example 2026-12-01T09:00:00Z or 2026-12-01T09:00:00-05:00")
+        })
 }
 
 fn parse_sequence_id(id: &str) -> Result<String, String> {
@@ -115,7 +191,307 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitStatus> {
             force,
         } => split(&article, &name, days, force),
         Command::Check => Ok(check(&cli.config)),
+        Command::Preview {
+            sequence,
+            to,
+            subscriber,
+        } => preview(&cli.config, sequence.as_deref(), &to, subscriber.as_deref()),
+        Command::Run { now, dry_run } => run_pass(&cli.config, now.unwrap_or_else(Utc::now), dry_run),
+        Command::Plan { days, now } => plan(&cli.config, days, now.unwrap_or_else(Utc::now)),
+        Command::Status { subscriber, json } => status(&cli.config, subscriber.as_deref(), json),
+        Command::Unsubscribe { email } => suppression(&cli.config, &email, true),
+        Command::Resubscribe { email } => suppression(&cli.config, &email, false),
     }
+}
+
+/// The async runtime for commands that use the store or the network.
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread().enable_all().build()?)
+}
+
+fn state_path(project: &Project) -> PathBuf {
+    project.resolve(&project.config.state.path)
+}
+
+/// The unsubscribe links of the project. A missing secret is created for
+/// the outbox transport (nothing leaves the machine), and an error that
+/// says how to make one otherwise.
+fn unsubscribe_links(project: &Project) -> anyhow::Result<UnsubscribeLinks> {
+    let path = project.resolve(&project.config.unsubscribe.secret_file);
+    let key = match Key::from_file(&path) {
+        Ok(key) => key,
+        Err(_) if !path.exists() && project.config.delivery.transport == Transport::Outbox => {
+            let key = Key::create(&path)
+                .with_context(|| format!("cannot create the unsubscribe secret {}", path.display()))?;
+            tracing::info!(
+                "created {} (mode 0600): the key that signs unsubscribe links; keep it and back it up",
+                path.display()
+            );
+            key
+        }
+        Err(problem) => return Err(InvalidInput::from(problem).into()),
+    };
+    Ok(UnsubscribeLinks::new(&project.config.unsubscribe, key))
+}
+
+/// The project's key when it has one, else a throwaway one: for commands
+/// that only show emails.
+fn preview_links(project: &Project) -> anyhow::Result<UnsubscribeLinks> {
+    let path = project.resolve(&project.config.unsubscribe.secret_file);
+    let key = match Key::from_file(&path) {
+        Ok(key) => key,
+        Err(_) => Key::random()?,
+    };
+    Ok(UnsubscribeLinks::new(&project.config.unsubscribe, key))
+}
+
+fn run_pass(config_file: &Path, now: DateTime<Utc>, dry_run: bool) -> anyhow::Result<ExitStatus> {
+    let project = Project::load(config_file)?;
+    let drips = engine::load_drips(&project)?;
+    let links = unsubscribe_links(&project)?;
+    let renderers = engine::renderers(&project, &drips, &links)?;
+    if project.config.delivery.transport == Transport::Smtp {
+        return Err(InvalidInput::from(Problem::error(
+            &project.config_file,
+            "transport = \"smtp\" is not available in this version yet; use transport = \"outbox\"",
+        ))
+        .into());
+    }
+    let state = state_path(&project);
+    let _lock = if dry_run { None } else { Some(StateLock::acquire(&state)?) };
+    let outbox_dir = project.resolve(&project.config.delivery.outbox_dir);
+    let summary = runtime()?.block_on(async {
+        let store = SqliteStore::open(&state).await?;
+        let outbox = Outbox::new(&outbox_dir)
+            .with_context(|| format!("cannot create the outbox {}", outbox_dir.display()))?;
+        let pass = engine::Pass {
+            project: &project,
+            store: &store,
+            transport: &outbox,
+            dry_run,
+        };
+        if dry_run {
+            return pass.run(&drips, &renderers, now).await;
+        }
+        let run = store.begin_run(now).await?;
+        let summary = pass.run(&drips, &renderers, now).await?;
+        let counts = RunCounts {
+            sent: summary.sent,
+            failed: summary.failed + summary.retrying,
+            deferred: 0,
+        };
+        store.finish_run(run, now, counts).await?;
+        store.close().await;
+        anyhow::Ok(summary)
+    })?;
+    let verb = if dry_run { "due (dry run, nothing sent)" } else { "sent" };
+    println!(
+        "{}: {} {verb}, {} to retry, {} failed, {} new subscriber{}, {} bad list row{}{}",
+        now.format("%Y-%m-%dT%H:%M:%SZ"),
+        summary.sent,
+        summary.retrying,
+        summary.failed,
+        summary.enrolled,
+        plural(summary.enrolled as usize),
+        summary.bad_rows,
+        plural(summary.bad_rows as usize),
+        if dry_run || summary.sent == 0 {
+            String::new()
+        } else {
+            format!("; emails are in {}", outbox_dir.display())
+        }
+    );
+    Ok(if summary.has_failures() {
+        ExitStatus::DeliveryFailed
+    } else {
+        ExitStatus::Success
+    })
+}
+
+fn plan(config_file: &Path, days: u32, now: DateTime<Utc>) -> anyhow::Result<ExitStatus> {
+    let project = Project::load(config_file)?;
+    let drips = engine::load_drips(&project)?;
+    let state = state_path(&project);
+    let forecast = runtime()?.block_on(async {
+        let store = SqliteStore::open(&state).await?;
+        let mut inputs = Vec::new();
+        for drip in drips {
+            let list = engine::read_list(&drip.list_file)?;
+            let sequence_state = store.load(&drip.sequence.id).await?;
+            inputs.push((drip, list, sequence_state));
+        }
+        let suppressed = store.suppressions().await?;
+        let last_sent = store.last_sent().await?;
+        let catch_up = chrono::Duration::from_std(project.config.delivery.catch_up)
+            .unwrap_or(chrono::Duration::MAX);
+        anyhow::Ok(plan::forecast(
+            &plan::Inputs {
+                drips: &inputs,
+                suppressed: &suppressed,
+                last_sent: &last_sent,
+                zone: project.config.timezone.0,
+                catch_up,
+            },
+            now,
+            days,
+        ))
+    })?;
+    println!("{forecast}");
+    Ok(ExitStatus::Success)
+}
+
+fn status(config_file: &Path, subscriber: Option<&str>, json: bool) -> anyhow::Result<ExitStatus> {
+    let project = Project::load(config_file)?;
+    let state = state_path(&project);
+    let mut report = Report::default();
+    let sequences: Vec<Sequence> = project
+        .config
+        .drip
+        .iter()
+        .filter_map(|drip| {
+            Sequence::load(
+                &project.sequences_dir().join(drip.sequence.get_ref()),
+                &project.templates_dir(),
+                &mut report,
+            )
+        })
+        .collect();
+    runtime()?.block_on(async {
+        let store = SqliteStore::open(&state).await?;
+        match subscriber {
+            Some(email) => {
+                let found = status::subscriber(&store, email).await?;
+                if json {
+                    println!("{}", serde_json::to_string_pretty(&found)?);
+                } else {
+                    println!("{found}");
+                }
+            }
+            None => {
+                let found = status::status(&store, &sequences).await?;
+                if json {
+                    println!("{}", serde_json::to_string_pretty(&found)?);
+                } else {
+                    println!("{found}");
+                }
+            }
+        }
+        anyhow::Ok(())
+    })?;
+    Ok(ExitStatus::Success)
+}
+
+fn suppression(config_file: &Path, email: &str, unsubscribe: bool) -> anyhow::Result<ExitStatus> {
+    let project = Project::load(config_file)?;
+    let address: lettre::Address = email
+        .parse()
+        .map_err(|_| anyhow::anyhow!("`{email}` is not an email address"))?;
+    let key = address.to_string().to_lowercase();
+    let state = state_path(&project);
+    let changed = runtime()?.block_on(async {
+        let store = SqliteStore::open(&state).await?;
+        if unsubscribe {
+            store.suppress(&key, Reason::Unsubscribed, Utc::now()).await
+        } else {
+            store.resubscribe(&key).await
+        }
+    })?;
+    let message = match (unsubscribe, changed) {
+        (true, true) => format!("{key} is unsubscribed: no sequence sends to it any more."),
+        (true, false) => format!("{key} was already unsubscribed or bounced; nothing changed."),
+        (false, true) => format!("{key} is resubscribed: its sequences continue where they stopped."),
+        (false, false) => format!("{key} was not unsubscribed or bounced; nothing changed."),
+    };
+    println!("{message}");
+    Ok(ExitStatus::Success)
+}
+
+fn preview(
+    config_file: &Path,
+    only: Option<&str>,
+    to: &Path,
+    subscriber: Option<&str>,
+) -> anyhow::Result<ExitStatus> {
+    let project = Project::load(config_file)?;
+    let links = preview_links(&project)?;
+    let mut report = Report::default();
+    let ids: Vec<String> = match only {
+        Some(id) => vec![id.to_owned()],
+        None => check::sequence_dirs(&project, &mut report)
+            .iter()
+            .filter_map(|dir| dir.file_name().map(|name| name.to_string_lossy().into_owned()))
+            .collect(),
+    };
+    let person = match subscriber {
+        Some(email) => find_subscriber(&project, email)?,
+        None => crate::render::sample_subscriber(list_columns(&project).iter().map(String::as_str)),
+    };
+    let now = Utc::now();
+    let mut sections = Vec::new();
+    for id in &ids {
+        let dir = project.sequences_dir().join(id);
+        if !dir.is_dir() {
+            return Err(InvalidInput::from(Problem::error(
+                &dir,
+                format!("no sequence `{id}`: create it with `dripline split ARTICLE --name {id}`"),
+            ))
+            .into());
+        }
+        let Some(sequence) = Sequence::load(&dir, &project.templates_dir(), &mut report) else {
+            continue;
+        };
+        let renderer = match Renderer::new(
+            &sequence,
+            &project.templates_dir(),
+            &project.config.sender,
+            links.clone(),
+        ) {
+            Ok(renderer) => renderer,
+            Err(problems) => {
+                report.extend(problems);
+                continue;
+            }
+        };
+        let zone = person.timezone.unwrap_or(project.config.timezone);
+        sections.push(preview::write_sequence(to, &sequence, &renderer, &person, zone, now)?);
+        println!("{}: {} emails in {}", sequence.id, sequence.steps.len(), to.join(&sequence.id).display());
+    }
+    if report.has_errors() {
+        return Err(InvalidInput(report).into());
+    }
+    let index = preview::write_index(to, &person, &sections)?;
+    println!("Open {} in a browser.", index.display());
+    Ok(ExitStatus::Success)
+}
+
+/// Every column named in the header of the project's list files.
+fn list_columns(project: &Project) -> Vec<String> {
+    let mut columns: Vec<String> = Vec::new();
+    for drip in &project.config.drip {
+        let file = project.resolve(drip.list.get_ref());
+        if let Ok(list) = engine::read_list(&file) {
+            for subscriber in list.subscribers.iter().take(1) {
+                columns.extend(subscriber.fields.keys().cloned());
+            }
+        }
+    }
+    columns.sort();
+    columns.dedup();
+    columns
+}
+
+/// A subscriber from the project's lists, by address.
+fn find_subscriber(project: &Project, email: &str) -> anyhow::Result<Subscriber> {
+    let key = email.to_lowercase();
+    for drip in &project.config.drip {
+        let list = engine::read_list(&project.resolve(drip.list.get_ref()))?;
+        if let Some(found) = list.subscribers.into_iter().find(|s| s.key() == key) {
+            return Ok(found);
+        }
+    }
+    Err(anyhow::anyhow!(
+        "{email} is not on any list of this project; leave out --subscriber to preview for a sample subscriber"
+    ))
 }
 
 fn split(

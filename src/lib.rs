@@ -18,3 +18,4 @@ pub mod store;
 pub mod subscribers;
 pub mod token;
 pub mod zone;
+pub mod preview;

@@ -49,6 +49,29 @@ impl Key {
         })
     }
 
+    /// A new random key, kept nowhere: for previews before a project has
+    /// its own secret.
+    pub fn random() -> std::io::Result<Key> {
+        let mut bytes = [0; 32];
+        getrandom::fill(&mut bytes).map_err(std::io::Error::other)?;
+        Ok(Key(bytes))
+    }
+
+    /// Makes a new random key and writes it to `path` (which must not
+    /// exist yet) as 64 hex characters, readable by the owner only.
+    pub fn create(path: &Path) -> std::io::Result<Key> {
+        use std::io::Write as _;
+        let Key(bytes) = Key::random()?;
+        let mut options = std::fs::OpenOptions::new();
+        options.write(true).create_new(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        let mut file = options.open(path)?;
+        writeln!(file, "{}", hex::encode(bytes))?;
+        file.sync_all()?;
+        Ok(Key(bytes))
+    }
+
     /// Parses the text of a secret file. Errors never quote the text.
     fn parse(text: &str) -> Result<Key, String> {
         let hex = text.strip_suffix('\n').unwrap_or(text);
@@ -123,6 +146,21 @@ mod tests {
 
     fn key(byte: u8) -> Key {
         Key::from_bytes([byte; 32])
+    }
+
+    #[test]
+    fn a_created_key_is_private_and_reads_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(".dripline-secret");
+        let key = Key::create(&path).unwrap();
+        assert_eq!(Key::from_file(&path).unwrap(), key);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt as _;
+            let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+        assert!(Key::create(&path).is_err(), "never overwrites a key");
     }
 
     #[test]

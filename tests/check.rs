@@ -10,6 +10,9 @@ from = "Coach <coach@example.com>"
 [[drip]]
 sequence = "demo"
 list = "list.csv"
+
+[unsubscribe]
+mailto = "unsubscribe@example.com"
 "#;
 
 /// A small valid project: one sequence of two emails and a list.

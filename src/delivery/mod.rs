@@ -18,7 +18,7 @@ pub struct Parcel {
     pub from: Address,
     /// The envelope recipient (RCPT TO).
     pub to: Address,
-    /// The Message-ID, without angle brackets.
+    /// The Message-ID, angle brackets included.
     pub message_id: String,
     /// The formatted message (headers and body, CRLF line endings).
     pub bytes: Vec<u8>,

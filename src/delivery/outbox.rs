@@ -30,6 +30,7 @@ impl Outbox {
     fn write(&self, parcel: &Parcel) -> io::Result<PathBuf> {
         let stem: String = parcel
             .message_id
+            .trim_start_matches('<')
             .split('@')
             .next()
             .unwrap_or_default()

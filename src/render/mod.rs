@@ -14,6 +14,8 @@ mod message;
 mod templates;
 mod text;
 
+pub use self::templates::escape_html;
+
 use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, Days, FixedOffset, NaiveDate};

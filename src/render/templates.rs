@@ -230,7 +230,7 @@ pub fn registry(escape: bool) -> Handlebars<'static> {
 /// Escapes what can end text or a quoted attribute value. Handlebars'
 /// own escaper also encodes `=`, which turns every query string in an
 /// `href` into `&#x3D;` soup.
-fn escape_html(text: &str) -> String {
+pub fn escape_html(text: &str) -> String {
     let mut out = String::with_capacity(text.len() + 8);
     for c in text.chars() {
         match c {

@@ -1,0 +1,154 @@
+//! `dripline preview`: every step of a sequence rendered to `.html`,
+//! `.txt` and `.eml` files, plus an `index.html` timeline that opens each
+//! one, so the coach sees exactly what a subscriber will get.
+//!
+//! The files link to each other by relative paths, so the folder works
+//! from a `file://` URL and can be copied anywhere.
+
+use std::fmt::Write as _;
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context as _;
+use chrono::{DateTime, Duration, NaiveDate, Utc};
+
+use crate::render::{Renderer, escape_html as escape};
+use crate::schedule::Timing;
+use crate::sequence::Sequence;
+use crate::subscribers::Subscriber;
+use crate::zone::Zone;
+
+/// Words a reader gets through in a minute, for the reading time.
+const WORDS_PER_MINUTE: usize = 200;
+
+/// One step's line in the timeline.
+struct Entry {
+    number: usize,
+    date: Option<NaiveDate>,
+    subject: String,
+    preheader: String,
+    minutes: usize,
+    file_stem: String,
+}
+
+/// Renders every step of `sequence` for `subscriber` into `dir/<id>/`,
+/// dated as if they joined at `now`. Returns the timeline's HTML rows.
+pub fn write_sequence(
+    dir: &Path,
+    sequence: &Sequence,
+    renderer: &Renderer,
+    subscriber: &Subscriber,
+    zone: Zone,
+    now: DateTime<Utc>,
+) -> anyhow::Result<String> {
+    let folder = dir.join(&sequence.id);
+    fs::create_dir_all(&folder).with_context(|| format!("cannot create {}", folder.display()))?;
+    let dates = schedule_dates(sequence, zone, now);
+    let mut entries = Vec::new();
+    for (index, step) in sequence.steps.iter().enumerate() {
+        let next_date = dates.get(index + 1).copied().flatten();
+        let email = renderer
+            .render(index, subscriber, next_date, now.fixed_offset(), false)
+            .map_err(|err| anyhow::anyhow!("{}", err.0))?;
+        let stem = format!("{:02}-{}", index + 1, step.id);
+        for (extension, contents) in [
+            ("html", email.html.as_bytes().to_vec()),
+            ("txt", email.text.as_bytes().to_vec()),
+            ("eml", email.formatted()),
+        ] {
+            let path = folder.join(format!("{stem}.{extension}"));
+            fs::write(&path, contents).with_context(|| format!("cannot write {}", path.display()))?;
+        }
+        entries.push(Entry {
+            number: index + 1,
+            date: dates.get(index).copied().flatten(),
+            subject: email.subject,
+            preheader: step.preheader.clone(),
+            minutes: step.body.split_whitespace().count().div_ceil(WORDS_PER_MINUTE).max(1),
+            file_stem: stem,
+        });
+    }
+    Ok(timeline(sequence, &entries))
+}
+
+/// The local date each step would go out for someone joining at `now`,
+/// with a run at every due moment.
+fn schedule_dates(sequence: &Sequence, zone: Zone, now: DateTime<Utc>) -> Vec<Option<NaiveDate>> {
+    let timing = Timing {
+        send_at: &sequence.settings.send_at,
+        zone: sequence.settings.timezone.unwrap_or(zone).0,
+        catch_up: Duration::zero(),
+    };
+    let mut dates = Vec::with_capacity(sequence.steps.len());
+    let mut previous: Option<DateTime<Utc>> = None;
+    for step in &sequence.steps {
+        let due = match previous {
+            None => timing.first_due(now, sequence.settings.first_step, step.wait_days),
+            Some(sent) => timing.next_due(sent, step.wait_days),
+        };
+        dates.push(due.map(|at| timing.local_date(at)));
+        previous = due;
+        if due.is_none() {
+            break;
+        }
+    }
+    dates
+}
+
+fn timeline(sequence: &Sequence, entries: &[Entry]) -> String {
+    let mut html = format!(
+        "<section>\n<h2>{} <small>({}, {} emails)</small></h2>\n<table>\n<thead><tr><th>Day</th><th>Date</th><th>Subject</th><th>Preheader</th><th>Reading</th><th>Files</th></tr></thead>\n<tbody>\n",
+        escape(&sequence.settings.name),
+        escape(&sequence.id),
+        entries.len()
+    );
+    for entry in entries {
+        let base = format!("{}/{}", sequence.id, entry.file_stem);
+        let _ = writeln!(
+            html,
+            "<tr><td>{}</td><td>{}</td><td><a href=\"{base}.html\">{}</a></td><td>{}</td><td>{} min</td><td><a href=\"{base}.txt\">text</a> · <a href=\"{base}.eml\">.eml</a></td></tr>",
+            entry.number,
+            entry
+                .date
+                .map_or_else(|| "never".to_owned(), |date| date.format("%a %b %-d").to_string()),
+            escape(&entry.subject),
+            escape(&entry.preheader),
+            entry.minutes,
+        );
+    }
+    html.push_str("</tbody>\n</table>\n</section>\n");
+    html
+}
+
+/// Writes `dir/index.html` around the timelines of each sequence.
+pub fn write_index(dir: &Path, subscriber: &Subscriber, sections: &[String]) -> anyhow::Result<PathBuf> {
+    let path = dir.join("index.html");
+    let html = format!(
+        r#"<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>dripline preview</title>
+<style>
+body {{ font: 16px/1.5 -apple-system, "Segoe UI", Roboto, Helvetica, Arial, sans-serif; margin: 2rem auto; max-width: 70rem; padding: 0 1rem; color: #1f2933; }}
+table {{ border-collapse: collapse; width: 100%; }}
+th, td {{ text-align: left; padding: .5rem; border-bottom: 1px solid #e4e7eb; vertical-align: top; }}
+th {{ font-size: .85rem; text-transform: uppercase; color: #616e7c; }}
+small {{ color: #616e7c; font-weight: normal; }}
+a {{ color: #2f6f4f; }}
+</style>
+</head>
+<body>
+<h1>Preview</h1>
+<p>Each email as <strong>{}</strong> would get it, dated for someone who joins today. Open a subject to see the email.</p>
+{}
+</body>
+</html>
+"#,
+        escape(&subscriber.email.to_string()),
+        sections.join("\n")
+    );
+    fs::write(&path, html).with_context(|| format!("cannot write {}", path.display()))?;
+    Ok(path)
+}
