@@ -10,6 +10,7 @@
 use std::collections::HashMap;
 use std::fs::File;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::Context as _;
 use chrono::{DateTime, Duration, NaiveDate, Utc};
@@ -41,6 +42,9 @@ pub struct Summary {
     pub bad_rows: u64,
     /// Subscribers enrolled for the first time.
     pub enrolled: u64,
+    /// The pass stopped early, between two batches, because it was asked
+    /// to; what it did not reach waits for the next pass.
+    pub stopped: bool,
 }
 
 impl Summary {
@@ -248,6 +252,21 @@ impl<S: Store, T: Transport> Pass<'_, S, T> {
         renderers: &[Renderer],
         now: DateTime<Utc>,
     ) -> anyhow::Result<Summary> {
+        self.run_until(drips, renderers, now, &AtomicBool::new(false))
+            .await
+    }
+
+    /// [`Pass::run`], checking `stop` before each batch: once it is set,
+    /// the batch in flight is finished and recorded, nothing more is
+    /// claimed, and the summary says `stopped`. `dripline serve` sets it
+    /// on SIGTERM.
+    pub async fn run_until(
+        &self,
+        drips: &[Drip],
+        renderers: &[Renderer],
+        now: DateTime<Utc>,
+        stop: &AtomicBool,
+    ) -> anyhow::Result<Summary> {
         let mut summary = Summary::default();
         let suppressed = self.store.suppressions().await?;
         let mut last_sent = self.store.last_sent().await?;
@@ -309,6 +328,10 @@ impl<S: Store, T: Transport> Pass<'_, S, T> {
                 self.store.enroll(&sequence.id, &enrollments).await?;
             }
             for batch in due.chunks(BATCH) {
+                if stop.load(Ordering::Acquire) {
+                    summary.stopped = true;
+                    return Ok(summary);
+                }
                 self.send_batch(sequence, renderer, batch, now, catch_up, &mut summary)
                     .await?;
             }
