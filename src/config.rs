@@ -201,6 +201,9 @@ pub struct Unsubscribe {
     pub mailto: Option<Mailbox>,
     /// The HMAC key file (64 hex characters), relative to the config file.
     pub secret_file: PathBuf,
+    /// A former key file whose links `dripline serve` still accepts, so
+    /// the secret can be rotated without breaking links already sent.
+    pub previous_secret_file: Option<PathBuf>,
 }
 
 impl Default for Unsubscribe {
@@ -209,6 +212,7 @@ impl Default for Unsubscribe {
             base_url: None,
             mailto: None,
             secret_file: PathBuf::from(".dripline-secret"),
+            previous_secret_file: None,
         }
     }
 }
