@@ -162,6 +162,8 @@ pub enum Command {
         /// The address.
         email: String,
     },
+    /// Run as a service: send on the `[serve] tick` schedule and answer unsubscribe links.
+    Serve,
 }
 
 fn parse_time(text: &str) -> Result<DateTime<Utc>, String> {
@@ -201,6 +203,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitStatus> {
         Command::Status { subscriber, json } => status(&cli.config, subscriber.as_deref(), json),
         Command::Unsubscribe { email } => suppression(&cli.config, &email, true),
         Command::Resubscribe { email } => suppression(&cli.config, &email, false),
+        Command::Serve => serve(&cli.config),
     }
 }
 
@@ -306,6 +309,15 @@ fn run_pass(config_file: &Path, now: DateTime<Utc>, dry_run: bool) -> anyhow::Re
     } else {
         ExitStatus::Success
     })
+}
+
+/// `dripline serve`: holds the state lock until it stops.
+fn serve(config_file: &Path) -> anyhow::Result<ExitStatus> {
+    let project = Project::load(config_file)?;
+    let links = unsubscribe_links(&project)?;
+    let _lock = StateLock::acquire(&state_path(&project))?;
+    runtime()?.block_on(crate::serve::serve(project, links.key))?;
+    Ok(ExitStatus::Success)
 }
 
 fn plan(config_file: &Path, days: u32, now: DateTime<Utc>) -> anyhow::Result<ExitStatus> {

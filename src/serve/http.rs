@@ -1,0 +1,261 @@
+//! The unsubscribe endpoint (DESIGN.md 11): `GET /u/{token}` asks,
+//! `POST /u/{token}` unsubscribes, `GET /healthz` reports.
+//!
+//! A GET never changes anything, because mail scanners follow links. A
+//! POST unsubscribes whatever its body (RFC 8058 one-click clients post
+//! `List-Unsubscribe=One-Click`, urlencoded or multipart; the confirm
+//! page's button posts an empty form), and the suppression is durable
+//! before the 200. A token that does not verify gets exactly the response
+//! of an unknown path, so nothing tells a forged token from a missing
+//! page, and no page names an address except to the holder of its token.
+//! Requests are bounded: headers by hyper's buffer, bodies by
+//! [`MAX_BODY`], slow clients by timeouts, and connections in number.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::rejection::PathRejection;
+use axum::extract::{Path, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use chrono::{DateTime, Utc};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::service::TowerToHyperService;
+use tokio::net::TcpListener;
+use tokio::sync::{Semaphore, watch};
+
+use super::{SHUTDOWN_GRACE, Shared, pages, stopping};
+use crate::store::{Reason, Store};
+use crate::token;
+
+/// The largest request body read; a larger one gets 413 and changes nothing.
+pub const MAX_BODY: usize = 64 * 1024;
+
+/// hyper's read buffer, which bounds the request line and headers; a
+/// request whose head does not fit gets 431.
+const MAX_HEAD: usize = 16 * 1024;
+
+/// Time allowed for the request head, and for the body.
+const READ_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Connections served at once; more wait to be accepted.
+const MAX_CONNECTIONS: usize = 512;
+
+/// Tokens are a few hundred characters; anything much longer is garbage.
+const MAX_TOKEN: usize = 2048;
+
+/// The endpoint's routes. Unknown paths, other methods and bad tokens all
+/// get the same plain 404.
+pub fn router(shared: Arc<Shared>) -> Router {
+    Router::new()
+        .route("/u/{token}", get(confirm).post(unsubscribe))
+        .route("/healthz", get(healthz))
+        .fallback(not_found)
+        .method_not_allowed_fallback(not_found)
+        .with_state(shared)
+}
+
+/// Serves `router` on `listener` until `shutdown` turns true, then lets
+/// requests in progress finish for up to [`SHUTDOWN_GRACE`].
+pub async fn serve(
+    listener: TcpListener,
+    router: Router,
+    mut shutdown: watch::Receiver<bool>,
+) -> anyhow::Result<()> {
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .max_buf_size(MAX_HEAD)
+        .header_read_timeout(READ_TIMEOUT)
+        .keep_alive(true);
+    let graceful = GracefulShutdown::new();
+    let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    loop {
+        let permit = tokio::select! {
+            permit = Arc::clone(&slots).acquire_owned() => permit?,
+            () = stopping(&mut shutdown) => break,
+        };
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(err) => {
+                    // Out of file descriptors, usually: wait rather than spin.
+                    tracing::warn!("cannot accept a connection: {err}");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+            () = stopping(&mut shutdown) => break,
+        };
+        let connection = http.serve_connection(
+            TokioIo::new(stream),
+            TowerToHyperService::new(router.clone()),
+        );
+        let connection = graceful.watch(connection);
+        tokio::spawn(async move {
+            if let Err(err) = connection.await {
+                log_connection_error(peer, &err);
+            }
+            drop(permit);
+        });
+    }
+    drop(listener);
+    if tokio::time::timeout(SHUTDOWN_GRACE, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!("some HTTP connections were still open at shutdown");
+    }
+    Ok(())
+}
+
+fn log_connection_error(peer: SocketAddr, err: &hyper::Error) {
+    // Clients that hang up or time out are routine.
+    tracing::debug!("connection from {peer}: {err}");
+}
+
+/// `GET /u/{token}`: the confirm page. Changes nothing.
+async fn confirm(
+    State(shared): State<Arc<Shared>>,
+    token: Result<Path<String>, PathRejection>,
+) -> Response {
+    let Some((address, sequence)) = verified(&shared, token) else {
+        return not_found().await;
+    };
+    page(
+        StatusCode::OK,
+        pages::confirm(&address, &shared.sequence_name(&sequence), &shared.sender),
+    )
+}
+
+/// `POST /u/{token}`: unsubscribes the token's address from every
+/// sequence, durably, then says so. Repeating it is harmless.
+async fn unsubscribe(
+    State(shared): State<Arc<Shared>>,
+    token: Result<Path<String>, PathRejection>,
+    body: Body,
+) -> Response {
+    let Some((address, sequence)) = verified(&shared, token) else {
+        return not_found().await;
+    };
+    // Read (and drop) the body within bounds, so the connection can be reused.
+    match tokio::time::timeout(READ_TIMEOUT, axum::body::to_bytes(body, MAX_BODY)).await {
+        Ok(Ok(_)) => {}
+        Ok(Err(_)) => {
+            return plain(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "The request is too large; nothing changed.\n",
+            );
+        }
+        Err(_) => {
+            return plain(
+                StatusCode::REQUEST_TIMEOUT,
+                "The request took too long; nothing changed.\n",
+            );
+        }
+    }
+    match shared
+        .store
+        .suppress(&address, Reason::Unsubscribed, Utc::now())
+        .await
+    {
+        Ok(newly) => {
+            if newly {
+                tracing::info!("{address} unsubscribed through a link from {sequence}");
+            }
+            page(
+                StatusCode::OK,
+                pages::done(&shared.sequence_name(&sequence), &shared.sender),
+            )
+        }
+        Err(err) => {
+            tracing::error!("cannot record the unsubscribe of {address}: {err:#}");
+            page(StatusCode::SERVICE_UNAVAILABLE, pages::failed())
+        }
+    }
+}
+
+/// `GET /healthz`: 200 and a small JSON status.
+async fn healthz(State(shared): State<Arc<Shared>>) -> Response {
+    let health = shared.health().clone();
+    let status = if health.last_pass_ok == Some(false) {
+        "pass failing"
+    } else {
+        "ok"
+    };
+    let report = HealthReport {
+        status,
+        last_pass: health.last_pass,
+        last_pass_ok: health.last_pass_ok,
+        next_pass: health.next_pass,
+    };
+    let body = serde_json::to_string(&report).unwrap_or_else(|_| "{}".to_owned());
+    (
+        [
+            (header::CONTENT_TYPE, "application/json"),
+            (header::CACHE_CONTROL, "no-store"),
+        ],
+        format!("{body}\n"),
+    )
+        .into_response()
+}
+
+/// The body of `/healthz`, in this key order.
+#[derive(serde::Serialize)]
+struct HealthReport {
+    /// `ok`, or `pass failing` when the last pass failed.
+    status: &'static str,
+    last_pass: Option<DateTime<Utc>>,
+    last_pass_ok: Option<bool>,
+    next_pass: Option<DateTime<Utc>>,
+}
+
+/// The one response for unknown paths, other methods and bad tokens.
+async fn not_found() -> Response {
+    plain(StatusCode::NOT_FOUND, "Not found\n")
+}
+
+/// The address and sequence of a token that one of the keys signed.
+fn verified(
+    shared: &Shared,
+    token: Result<Path<String>, PathRejection>,
+) -> Option<(String, String)> {
+    let Path(token) = token.ok()?;
+    if token.len() > MAX_TOKEN {
+        return None;
+    }
+    token::verify(&shared.keys, &token)
+}
+
+fn plain(status: StatusCode, text: &'static str) -> Response {
+    (
+        status,
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        text,
+    )
+        .into_response()
+}
+
+/// An HTML page, with headers that keep the token out of referrers and
+/// caches and allow no script.
+fn page(status: StatusCode, html: String) -> Response {
+    let mut response = (status, html).into_response();
+    let headers = response.headers_mut();
+    for (name, value) in [
+        (header::CONTENT_TYPE, "text/html; charset=utf-8"),
+        (header::CACHE_CONTROL, "no-store"),
+        (header::REFERRER_POLICY, "no-referrer"),
+        (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        (
+            header::CONTENT_SECURITY_POLICY,
+            "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+        ),
+    ] {
+        headers.insert(name, HeaderValue::from_static(value));
+    }
+    response
+}

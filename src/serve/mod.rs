@@ -1,0 +1,386 @@
+//! `dripline serve`: the long-running service.
+//!
+//! It is a thin shell around the one pass that `dripline run` makes
+//! ([`engine::Pass`]): it waits for the next `[serve] tick`, re-reads the
+//! project (config, sequences, templates, lists) so edits apply without a
+//! restart, runs the pass, backs off after a failed one, and serves the
+//! unsubscribe endpoint ([`http`]) beside it. It decides nothing about
+//! who gets what: that is the engine's job.
+//!
+//! On SIGTERM or SIGINT it stops claiming (the engine checks between
+//! batches), lets the batch in flight finish and be recorded, lets HTTP
+//! requests in progress finish, and returns within [`SHUTDOWN_GRACE`].
+//! The listen address, the state file and the unsubscribe keys are read
+//! once, at start.
+
+pub mod http;
+mod pages;
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::time::Duration;
+
+use anyhow::Context as _;
+use chrono::{DateTime, Utc};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use crate::config::{Project, Transport};
+use crate::crontab::CronSchedule;
+use crate::delivery::outbox::Outbox;
+use crate::diagnostic::{InvalidInput, Problem};
+use crate::engine::{self, Summary};
+use crate::render::UnsubscribeLinks;
+use crate::store::sqlite::SqliteStore;
+use crate::store::{RunCounts, Store};
+use crate::token::Key;
+
+/// How long the service may take to stop after SIGTERM or SIGINT: the
+/// batch in flight and the HTTP requests in progress get this long to
+/// finish. A batch still unfinished then is abandoned; its claimed emails
+/// go again, with the same Message-IDs, in the next pass (DESIGN.md 8).
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
+/// The first wait after a failed pass; it doubles with each failure in a
+/// row, up to [`MAX_BACKOFF`], and the pass then runs at the first tick
+/// after it.
+const FIRST_BACKOFF: Duration = Duration::from_secs(10);
+const MAX_BACKOFF: Duration = Duration::from_secs(15 * 60);
+
+/// What the service tells `/healthz` about its passes.
+#[derive(Debug, Default, Clone)]
+pub struct Health {
+    /// When the last pass finished, successfully or not.
+    pub last_pass: Option<DateTime<Utc>>,
+    /// Whether it succeeded.
+    pub last_pass_ok: Option<bool>,
+    /// When the next one is planned.
+    pub next_pass: Option<DateTime<Utc>>,
+}
+
+/// What the HTTP endpoint shares with the pass loop.
+#[derive(Debug)]
+pub struct Shared {
+    /// Every key whose tokens are accepted: the current one first.
+    pub keys: Vec<Key>,
+    /// The state, for suppressions.
+    pub store: SqliteStore,
+    /// Sequence names by id, for the pages; refreshed by every pass.
+    pub names: RwLock<HashMap<String, String>>,
+    /// Who the emails come from, for the pages.
+    pub sender: String,
+    pub health: Mutex<Health>,
+}
+
+impl Shared {
+    /// The name of sequence `id`, or the id when the project no longer has it.
+    pub fn sequence_name(&self, id: &str) -> String {
+        self.names
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(id)
+            .cloned()
+            .unwrap_or_else(|| id.to_owned())
+    }
+
+    fn health(&self) -> std::sync::MutexGuard<'_, Health> {
+        self.health.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// Runs the service until SIGTERM or SIGINT. The caller holds the state
+/// lock; `key` signs (and verifies) unsubscribe links.
+pub async fn serve(project: Project, key: Key) -> anyhow::Result<()> {
+    let mut keys = vec![key.clone()];
+    if let Some(previous) = &project.config.unsubscribe.previous_secret_file {
+        keys.push(Key::from_file(&project.resolve(previous)).map_err(InvalidInput::from)?);
+    }
+    // Refuse a broken project at start, with exit code 3, like `run`.
+    let drips = engine::load_drips(&project)?;
+    let links = UnsubscribeLinks::new(&project.config.unsubscribe, key.clone());
+    engine::renderers(&project, &drips, &links)?;
+    refuse_smtp(&project)?;
+
+    let state = project.resolve(&project.config.state.path);
+    let store = SqliteStore::open(&state).await?;
+    let listen = project.config.serve.listen;
+    let listener = TcpListener::bind(listen).await.with_context(|| {
+        format!("cannot listen on {listen}; set another address in [serve] listen")
+    })?;
+    let bound = listener.local_addr()?;
+    // On stdout, for whoever started the service (tests read it).
+    println!("listening on http://{bound}");
+    tracing::info!(
+        "listening on http://{bound}; passes run on the schedule `{}` (UTC)",
+        project.config.serve.tick
+    );
+    if project.config.unsubscribe.base_url.is_none() {
+        tracing::warn!(
+            "[unsubscribe] base_url is not set, so the emails carry no link to this service; set it to the public URL that reaches http://{bound}"
+        );
+    }
+
+    let shared = Arc::new(Shared {
+        keys,
+        store: store.clone(),
+        names: RwLock::new(names(&drips)),
+        sender: project
+            .config
+            .sender
+            .from
+            .name
+            .clone()
+            .unwrap_or_else(|| project.config.sender.from.email.to_string()),
+        health: Mutex::new(Health::default()),
+    });
+    let (shutdown_tx, shutdown) = watch::channel(false);
+    let stop = Arc::new(AtomicBool::new(false));
+    let signals = tokio::spawn(watch_signals(shutdown_tx, Arc::clone(&stop)));
+    let server = tokio::spawn(http::serve(
+        listener,
+        http::router(Arc::clone(&shared)),
+        shutdown.clone(),
+    ));
+
+    let service = Service {
+        config_file: project.config_file.clone(),
+        key,
+        store: &store,
+        shared: &shared,
+        stop: &stop,
+    };
+    service
+        .run(project.config.serve.tick.clone(), shutdown)
+        .await;
+
+    match tokio::time::timeout(SHUTDOWN_GRACE, server).await {
+        Ok(Ok(Ok(()))) => {}
+        Ok(Ok(Err(err))) => tracing::error!("the HTTP endpoint failed: {err:#}"),
+        Ok(Err(err)) => tracing::error!("the HTTP endpoint failed: {err}"),
+        Err(_) => tracing::warn!(
+            "HTTP requests still in progress after {}s were cut off",
+            SHUTDOWN_GRACE.as_secs()
+        ),
+    }
+    signals.abort();
+    store.close().await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// The pass loop's view of the service.
+struct Service<'a> {
+    config_file: PathBuf,
+    key: Key,
+    store: &'a SqliteStore,
+    shared: &'a Shared,
+    /// Set on shutdown; the engine checks it between batches.
+    stop: &'a AtomicBool,
+}
+
+impl Service<'_> {
+    /// Runs a pass now, then one at each tick, until shutdown.
+    async fn run(&self, tick: CronSchedule, mut shutdown: watch::Receiver<bool>) {
+        let mut failures: u32 = 0;
+        let mut next = Utc::now();
+        loop {
+            self.shared.health().next_pass = Some(next);
+            let wait = (next - Utc::now()).to_std().unwrap_or_default();
+            tokio::select! {
+                () = tokio::time::sleep(wait) => {}
+                () = stopping(&mut shutdown) => return,
+            }
+            let started = Utc::now();
+            let outcome = tokio::select! {
+                outcome = self.pass(started) => outcome,
+                () = grace_expired(shutdown.clone()) => {
+                    tracing::warn!(
+                        "the pass did not finish within {}s of the shutdown request; the emails it had claimed go again, with the same Message-IDs, in the next pass",
+                        SHUTDOWN_GRACE.as_secs()
+                    );
+                    return;
+                }
+            };
+            let finished = Utc::now();
+            let mut earliest = finished;
+            match outcome {
+                Ok(summary) => {
+                    failures = 0;
+                    log_summary(&summary);
+                }
+                Err(err) => {
+                    failures += 1;
+                    let backoff = backoff(failures);
+                    earliest += chrono::Duration::from_std(backoff).unwrap_or_default();
+                    tracing::error!(
+                        "the pass failed ({failures} in a row): {err:#}; the next one runs at the first tick after {}s",
+                        backoff.as_secs()
+                    );
+                }
+            }
+            {
+                let mut health = self.shared.health();
+                health.last_pass = Some(finished);
+                health.last_pass_ok = Some(failures == 0);
+            }
+            if self.stop.load(Ordering::Acquire) {
+                return;
+            }
+            next = match tick.next_after(earliest.naive_utc()) {
+                Some(at) => at.and_utc(),
+                None => {
+                    tracing::warn!(
+                        "[serve] tick `{tick}` never fires again: no more passes; the endpoint keeps serving"
+                    );
+                    stopping(&mut shutdown).await;
+                    return;
+                }
+            };
+        }
+    }
+
+    /// One pass at `now` over the project as it is on disk now.
+    async fn pass(&self, now: DateTime<Utc>) -> anyhow::Result<Summary> {
+        let project = Project::load(&self.config_file)?;
+        refuse_smtp(&project)?;
+        let drips = engine::load_drips(&project)?;
+        let links = UnsubscribeLinks::new(&project.config.unsubscribe, self.key.clone());
+        let renderers = engine::renderers(&project, &drips, &links)?;
+        *self
+            .shared
+            .names
+            .write()
+            .unwrap_or_else(PoisonError::into_inner) = names(&drips);
+        let outbox_dir = project.resolve(&project.config.delivery.outbox_dir);
+        let outbox = Outbox::new(&outbox_dir)
+            .with_context(|| format!("cannot create the outbox {}", outbox_dir.display()))?;
+        let pass = engine::Pass {
+            project: &project,
+            store: self.store,
+            transport: &outbox,
+            dry_run: false,
+        };
+        let run = self.store.begin_run(now).await?;
+        let summary = pass.run_until(&drips, &renderers, now, self.stop).await?;
+        let counts = RunCounts {
+            sent: summary.sent,
+            failed: summary.failed + summary.retrying,
+            deferred: 0,
+        };
+        self.store.finish_run(run, Utc::now(), counts).await?;
+        Ok(summary)
+    }
+}
+
+/// Sequence names by id.
+fn names(drips: &[engine::Drip]) -> HashMap<String, String> {
+    drips
+        .iter()
+        .map(|drip| {
+            (
+                drip.sequence.id.clone(),
+                drip.sequence.settings.name.clone(),
+            )
+        })
+        .collect()
+}
+
+/// The service writes to the outbox only, like `run` in this version.
+fn refuse_smtp(project: &Project) -> Result<(), InvalidInput> {
+    if project.config.delivery.transport == Transport::Smtp {
+        return Err(InvalidInput::from(Problem::error(
+            &project.config_file,
+            "transport = \"smtp\" is not available in this version yet; use transport = \"outbox\"",
+        )));
+    }
+    Ok(())
+}
+
+fn log_summary(summary: &Summary) {
+    let stopped = if summary.stopped {
+        "; stopped early for shutdown, the rest goes in the next pass"
+    } else {
+        ""
+    };
+    if summary.sent + summary.failed + summary.retrying + summary.enrolled > 0 || summary.stopped {
+        tracing::info!(
+            "pass: {} sent, {} to retry, {} failed, {} new subscribers, {} bad list rows{stopped}",
+            summary.sent,
+            summary.retrying,
+            summary.failed,
+            summary.enrolled,
+            summary.bad_rows
+        );
+    } else {
+        tracing::debug!("pass: nothing due");
+    }
+}
+
+/// The wait after `failures` failed passes in a row.
+fn backoff(failures: u32) -> Duration {
+    FIRST_BACKOFF
+        .saturating_mul(1 << failures.saturating_sub(1).min(16))
+        .min(MAX_BACKOFF)
+}
+
+/// Resolves once shutdown is asked for (never, if it cannot be any more).
+async fn stopping(shutdown: &mut watch::Receiver<bool>) {
+    if shutdown.wait_for(|stopping| *stopping).await.is_err() {
+        std::future::pending::<()>().await;
+    }
+}
+
+/// Resolves [`SHUTDOWN_GRACE`] after shutdown was asked for.
+async fn grace_expired(mut shutdown: watch::Receiver<bool>) {
+    stopping(&mut shutdown).await;
+    tokio::time::sleep(SHUTDOWN_GRACE).await;
+}
+
+/// Waits for SIGTERM or SIGINT, then asks everything to stop.
+async fn watch_signals(shutdown: watch::Sender<bool>, stop: Arc<AtomicBool>) {
+    let signal = wait_for_signal().await;
+    tracing::info!(
+        "{signal}: stopping; the batch in flight finishes (at most {}s)",
+        SHUTDOWN_GRACE.as_secs()
+    );
+    stop.store(true, Ordering::Release);
+    shutdown.send_replace(true);
+}
+
+#[cfg(unix)]
+async fn wait_for_signal() -> &'static str {
+    use tokio::signal::unix::{SignalKind, signal};
+    match (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) {
+        (Ok(mut term), Ok(mut int)) => tokio::select! {
+            _ = term.recv() => "SIGTERM",
+            _ = int.recv() => "SIGINT",
+        },
+        _ => {
+            tracing::warn!("cannot watch for SIGTERM; stop the service with Ctrl-C");
+            let _ = tokio::signal::ctrl_c().await;
+            "SIGINT"
+        }
+    }
+}
+
+#[cfg(not(unix))]
+async fn wait_for_signal() -> &'static str {
+    let _ = tokio::signal::ctrl_c().await;
+    "Ctrl-C"
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_up_to_fifteen_minutes() {
+        let seconds: Vec<u64> = (1..=9).map(|n| backoff(n).as_secs()).collect();
+        assert_eq!(seconds, [10, 20, 40, 80, 160, 320, 640, 900, 900]);
+    }
+}
