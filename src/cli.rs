@@ -164,6 +164,12 @@ pub enum Command {
     },
     /// Run as a service: send on the `[serve] tick` schedule and answer unsubscribe links.
     Serve,
+    /// Create a starter project: config, example list, a welcome sequence, the unsubscribe secret.
+    Init {
+        /// The folder to create it in.
+        #[arg(default_value = ".")]
+        dir: PathBuf,
+    },
 }
 
 fn parse_time(text: &str) -> Result<DateTime<Utc>, String> {
@@ -204,6 +210,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitStatus> {
         Command::Unsubscribe { email } => suppression(&cli.config, &email, true),
         Command::Resubscribe { email } => suppression(&cli.config, &email, false),
         Command::Serve => serve(&cli.config),
+        Command::Init { dir } => init(&dir),
     }
 }
 
@@ -317,6 +324,11 @@ fn serve(config_file: &Path) -> anyhow::Result<ExitStatus> {
     let links = unsubscribe_links(&project)?;
     let _lock = StateLock::acquire(&state_path(&project))?;
     runtime()?.block_on(crate::serve::serve(project, links.key))?;
+    Ok(ExitStatus::Success)
+}
+
+fn init(dir: &Path) -> anyhow::Result<ExitStatus> {
+    crate::init::init(dir)?;
     Ok(ExitStatus::Success)
 }
 
