@@ -103,6 +103,12 @@ impl SqliteStore {
                 "it was written by a newer dripline (schema {version}, this one knows {known}); upgrade dripline"
             );
         }
+        if version == known {
+            // Up to date: stay a reader, so opening the state never waits
+            // for (or fails on) a writer such as a running `dripline serve`.
+            tx.rollback().await?;
+            return Ok(());
+        }
         for migration in &MIGRATIONS[version as usize..] {
             sqlx::raw_sql(migration).execute(&mut *tx).await?;
         }
