@@ -96,7 +96,7 @@ pub fn init(dir: &Path) -> anyhow::Result<()> {
         format!("cd {shown}\n  ")
     };
     println!(
-        "\nNext steps:\n  {cd}$EDITOR dripline.toml                      # your sender name, address and postal address\n  dripline split ARTICLE --name ID            # turn an article into a course in sequences/ID/,\n                                              # then point a [[drip]] at it\n  dripline check                              # validate everything\n  dripline preview                            # see the emails in a browser\n  dripline run                                # send what is due (to outbox/ until you configure SMTP)\n  dripline serve                              # or: run as a service, with the unsubscribe page"
+        "\nNext steps:\n  {cd}$EDITOR dripline.toml                       # your sender name, address and postal address\n  dripline split ARTICLE --name ID            # turn an article into a course in sequences/ID/,\n                                              # then point a [[drip]] at it\n  dripline check                              # validate everything\n  dripline preview                            # see the emails in a browser\n  dripline run                                # send what is due (to outbox/ until you configure SMTP)\n  dripline serve                              # or: run as a service, with the unsubscribe page"
     );
     Ok(())
 }

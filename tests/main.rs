@@ -2,5 +2,7 @@
 //! drive the real `dripline` binary on real files in a temporary project.
 
 mod check;
+mod init;
+mod serve;
 mod split;
 mod support;
