@@ -456,6 +456,7 @@ fn sigterm_mid_pass_finishes_the_batch_and_loses_or_doubles_nothing() {
     }
     project.write("subscribers.csv", list);
     let service = Service::start(&project);
+    let log = service.stderr.clone();
     let count = || fs::read_dir(project.path("outbox")).map_or(0, |dir| dir.count());
     wait_for("the outbox to fill", Duration::from_secs(60), || {
         count() >= 200
@@ -468,6 +469,8 @@ fn sigterm_mid_pass_finishes_the_batch_and_loses_or_doubles_nothing() {
         before < SUBSCRIBERS,
         "the pass finished before SIGTERM; make the list longer"
     );
+    let log = fs::read_to_string(log).expect("the log");
+    assert!(log.contains("stopped early for shutdown"), "{log}");
 
     let run = project.dripline(&["run"]);
     assert_eq!(run.code, 0, "{run:?}");
