@@ -11,7 +11,7 @@ const STYLE: &str = "\
 body{margin:0;font:1.0625rem/1.5 system-ui,-apple-system,'Segoe UI',Roboto,sans-serif;background:#f6f6f4;color:#1c1c1c}\
 main{box-sizing:border-box;max-width:32rem;margin:2rem auto;padding:1.5rem;background:#fff;border-radius:.5rem}\
 h1{font-size:1.375rem;line-height:1.3;margin:0 0 1rem}\
-p{margin:0 0 1rem}\
+p,form{margin:0 0 1rem}\
 button{font:inherit;font-weight:600;min-height:2.75rem;padding:.625rem 1.25rem;border:0;border-radius:.375rem;background:#1d4ed8;color:#fff;cursor:pointer}\
 button:focus-visible{outline:3px solid #f59e0b;outline-offset:2px}\
 .small{font-size:.9375rem;color:#555}\
