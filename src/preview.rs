@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
 use chrono::{DateTime, Duration, NaiveDate, Utc};
+use chrono_tz::Tz;
 
 use crate::render::{Renderer, escape_html as escape};
 use crate::schedule::Timing;
@@ -43,12 +44,14 @@ pub fn write_sequence(
 ) -> anyhow::Result<String> {
     let folder = dir.join(&sequence.id);
     fs::create_dir_all(&folder).with_context(|| format!("cannot create {}", folder.display()))?;
-    let dates = schedule_dates(sequence, zone, now);
+    let times = schedule(sequence, zone, now);
     let mut entries = Vec::new();
     for (index, step) in sequence.steps.iter().enumerate() {
-        let next_date = dates.get(index + 1).copied().flatten();
+        let sent = times.get(index).copied().flatten();
+        let next_date = times.get(index + 1).copied().flatten().map(|at| at.date_naive());
+        let date = sent.map_or_else(|| now.fixed_offset(), |at| at.fixed_offset());
         let email = renderer
-            .render(index, subscriber, next_date, now.fixed_offset(), false)
+            .render(index, subscriber, next_date, date, false)
             .map_err(|err| anyhow::anyhow!("{}", err.0))?;
         let stem = format!("{:02}-{}", index + 1, step.id);
         for (extension, contents) in [
@@ -62,7 +65,7 @@ pub fn write_sequence(
         }
         entries.push(Entry {
             number: index + 1,
-            date: dates.get(index).copied().flatten(),
+            date: sent.map(|at| at.date_naive()),
             subject: email.subject,
             preheader: step.preheader.clone(),
             minutes: step
@@ -77,28 +80,28 @@ pub fn write_sequence(
     Ok(timeline(sequence, &entries))
 }
 
-/// The local date each step would go out for someone joining at `now`,
-/// with a run at every due moment.
-fn schedule_dates(sequence: &Sequence, zone: Zone, now: DateTime<Utc>) -> Vec<Option<NaiveDate>> {
+/// When each step would go out for someone joining at `now`, with a run
+/// at every due moment, and the zone that dates it.
+fn schedule(sequence: &Sequence, zone: Zone, now: DateTime<Utc>) -> Vec<Option<DateTime<Tz>>> {
     let timing = Timing {
         send_at: &sequence.settings.send_at,
         zone: sequence.settings.timezone.unwrap_or(zone).0,
         catch_up: Duration::zero(),
     };
-    let mut dates = Vec::with_capacity(sequence.steps.len());
+    let mut times = Vec::with_capacity(sequence.steps.len());
     let mut previous: Option<DateTime<Utc>> = None;
     for step in &sequence.steps {
         let due = match previous {
             None => timing.first_due(now, sequence.settings.first_step, step.wait_days),
             Some(sent) => timing.next_due(sent, step.wait_days),
         };
-        dates.push(due.map(|at| timing.local_date(at)));
+        times.push(due.map(|at| at.with_timezone(&timing.zone)));
         previous = due;
         if due.is_none() {
             break;
         }
     }
-    dates
+    times
 }
 
 fn timeline(sequence: &Sequence, entries: &[Entry]) -> String {
