@@ -196,7 +196,9 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitStatus> {
             to,
             subscriber,
         } => preview(&cli.config, sequence.as_deref(), &to, subscriber.as_deref()),
-        Command::Run { now, dry_run } => run_pass(&cli.config, now.unwrap_or_else(Utc::now), dry_run),
+        Command::Run { now, dry_run } => {
+            run_pass(&cli.config, now.unwrap_or_else(Utc::now), dry_run)
+        }
         Command::Plan { days, now } => plan(&cli.config, days, now.unwrap_or_else(Utc::now)),
         Command::Status { subscriber, json } => status(&cli.config, subscriber.as_deref(), json),
         Command::Unsubscribe { email } => suppression(&cli.config, &email, true),
@@ -206,7 +208,9 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitStatus> {
 
 /// The async runtime for commands that use the store or the network.
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
-    Ok(tokio::runtime::Builder::new_multi_thread().enable_all().build()?)
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?)
 }
 
 fn state_path(project: &Project) -> PathBuf {
@@ -221,8 +225,9 @@ fn unsubscribe_links(project: &Project) -> anyhow::Result<UnsubscribeLinks> {
     let key = match Key::from_file(&path) {
         Ok(key) => key,
         Err(_) if !path.exists() && project.config.delivery.transport == Transport::Outbox => {
-            let key = Key::create(&path)
-                .with_context(|| format!("cannot create the unsubscribe secret {}", path.display()))?;
+            let key = Key::create(&path).with_context(|| {
+                format!("cannot create the unsubscribe secret {}", path.display())
+            })?;
             tracing::info!(
                 "created {} (mode 0600): the key that signs unsubscribe links; keep it and back it up",
                 path.display()
@@ -258,7 +263,11 @@ fn run_pass(config_file: &Path, now: DateTime<Utc>, dry_run: bool) -> anyhow::Re
         .into());
     }
     let state = state_path(&project);
-    let _lock = if dry_run { None } else { Some(StateLock::acquire(&state)?) };
+    let _lock = if dry_run {
+        None
+    } else {
+        Some(StateLock::acquire(&state)?)
+    };
     let outbox_dir = project.resolve(&project.config.delivery.outbox_dir);
     let summary = runtime()?.block_on(async {
         let store = SqliteStore::open(&state).await?;
@@ -284,7 +293,11 @@ fn run_pass(config_file: &Path, now: DateTime<Utc>, dry_run: bool) -> anyhow::Re
         store.close().await;
         anyhow::Ok(summary)
     })?;
-    let verb = if dry_run { "due (dry run, nothing sent)" } else { "sent" };
+    let verb = if dry_run {
+        "due (dry run, nothing sent)"
+    } else {
+        "sent"
+    };
     println!(
         "{}: {} {verb}, {} to retry, {} failed, {} new subscriber{}, {} bad list row{}{}",
         now.format("%Y-%m-%dT%H:%M:%SZ"),
@@ -399,7 +412,9 @@ fn suppression(config_file: &Path, email: &str, unsubscribe: bool) -> anyhow::Re
     let message = match (unsubscribe, changed) {
         (true, true) => format!("{key} is unsubscribed: no sequence sends to it any more."),
         (true, false) => format!("{key} was already unsubscribed or bounced; nothing changed."),
-        (false, true) => format!("{key} is resubscribed: its sequences continue where they stopped."),
+        (false, true) => {
+            format!("{key} is resubscribed: its sequences continue where they stopped.")
+        }
         (false, false) => format!("{key} was not unsubscribed or bounced; nothing changed."),
     };
     println!("{message}");
@@ -419,7 +434,10 @@ fn preview(
         Some(id) => vec![id.to_owned()],
         None => check::sequence_dirs(&project, &mut report)
             .iter()
-            .filter_map(|dir| dir.file_name().map(|name| name.to_string_lossy().into_owned()))
+            .filter_map(|dir| {
+                dir.file_name()
+                    .map(|name| name.to_string_lossy().into_owned())
+            })
             .collect(),
     };
     let person = match subscriber {
@@ -453,8 +471,15 @@ fn preview(
             }
         };
         let zone = person.timezone.unwrap_or(project.config.timezone);
-        sections.push(preview::write_sequence(to, &sequence, &renderer, &person, zone, now)?);
-        println!("{}: {} emails in {}", sequence.id, sequence.steps.len(), to.join(&sequence.id).display());
+        sections.push(preview::write_sequence(
+            to, &sequence, &renderer, &person, zone, now,
+        )?);
+        println!(
+            "{}: {} emails in {}",
+            sequence.id,
+            sequence.steps.len(),
+            to.join(&sequence.id).display()
+        );
     }
     if report.has_errors() {
         return Err(InvalidInput(report).into());
