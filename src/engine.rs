@@ -342,6 +342,7 @@ impl<S: Store, T: Transport> Pass<'_, S, T> {
                 item.step,
                 item.subscriber,
                 next_date,
+                // Local, so that "Tomorrow" means the subscriber's tomorrow.
                 now.with_timezone(&item.zone).fixed_offset(),
                 false,
             ) {

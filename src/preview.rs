@@ -33,7 +33,8 @@ struct Entry {
 }
 
 /// Renders every step of `sequence` for `subscriber` into `dir/<id>/`,
-/// dated as if they joined at `now`. Returns the timeline's HTML rows.
+/// dated as if they joined at `now` in their time zone (`zone` when
+/// neither they nor the sequence name one). Returns the timeline's HTML rows.
 pub fn write_sequence(
     dir: &Path,
     sequence: &Sequence,
@@ -44,11 +45,20 @@ pub fn write_sequence(
 ) -> anyhow::Result<String> {
     let folder = dir.join(&sequence.id);
     fs::create_dir_all(&folder).with_context(|| format!("cannot create {}", folder.display()))?;
+    // The subscriber's own zone wins over the sequence's, as when sending.
+    let zone = subscriber
+        .timezone
+        .or(sequence.settings.timezone)
+        .unwrap_or(zone);
     let times = schedule(sequence, zone, now);
     let mut entries = Vec::new();
     for (index, step) in sequence.steps.iter().enumerate() {
         let sent = times.get(index).copied().flatten();
-        let next_date = times.get(index + 1).copied().flatten().map(|at| at.date_naive());
+        let next_date = times
+            .get(index + 1)
+            .copied()
+            .flatten()
+            .map(|at| at.date_naive());
         let date = sent.map_or_else(|| now.fixed_offset(), |at| at.fixed_offset());
         let email = renderer
             .render(index, subscriber, next_date, date, false)
@@ -85,7 +95,7 @@ pub fn write_sequence(
 fn schedule(sequence: &Sequence, zone: Zone, now: DateTime<Utc>) -> Vec<Option<DateTime<Tz>>> {
     let timing = Timing {
         send_at: &sequence.settings.send_at,
-        zone: sequence.settings.timezone.unwrap_or(zone).0,
+        zone: zone.0,
         catch_up: Duration::zero(),
     };
     let mut times = Vec::with_capacity(sequence.steps.len());
@@ -165,4 +175,54 @@ a {{ color: #2f6f4f; }}
     );
     fs::write(&path, html).with_context(|| format!("cannot write {}", path.display()))?;
     Ok(path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    use crate::config::Sender;
+    use crate::diagnostic::Report;
+    use crate::render::UnsubscribeLinks;
+    use crate::token::Key;
+
+    /// Regression: day 1 said "Coming next, <date>" instead of "Tomorrow"
+    /// whenever the subscriber's local date differed from the UTC date
+    /// (every 08:00 send in Tokyo, evenings in New York).
+    #[test]
+    fn regression_tomorrow_is_the_subscribers_tomorrow_not_utcs() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let templates = root.join("templates");
+        let mut report = Report::default();
+        let sequence = Sequence::load(&root.join("sequences/gut-immune"), &templates, &mut report)
+            .unwrap_or_else(|| panic!("{report}"));
+        let sender = Sender {
+            from: "Coach <coach@example.com>".parse().unwrap(),
+            reply_to: None,
+            postal_address: None,
+        };
+        let links = UnsubscribeLinks {
+            base_url: None,
+            mailto: None,
+            key: Key::from_bytes([7; 32]),
+        };
+        let renderer = Renderer::new(&sequence, &templates, &sender, links).unwrap();
+        let out = tempfile::tempdir().unwrap();
+        // 08:30 on Thursday in Tokyo, still Wednesday in UTC.
+        let now = "2026-11-25T23:30:00Z".parse().unwrap();
+        let mut kenji = Subscriber::new("kenji@example.com".parse().unwrap());
+        kenji.timezone = Some(Zone(Tz::Asia__Tokyo));
+        write_sequence(
+            out.path(),
+            &sequence,
+            &renderer,
+            &kenji,
+            Zone(Tz::America__New_York),
+            now,
+        )
+        .unwrap();
+        let day_one =
+            fs::read_to_string(out.path().join("gut-immune/01-gut-immune-connection.txt")).unwrap();
+        assert!(day_one.contains("\nTomorrow: Day 2"), "{day_one}");
+    }
 }
