@@ -580,10 +580,11 @@ fn check(config_file: &Path) -> ExitStatus {
         findings.report.warning_count(),
     );
     println!(
-        "Checked {}: {} sequence{} ({emails} emails), {errors} error{}, {warnings} warning{}.",
+        "Checked {}: {} sequence{} ({emails} email{}), {errors} error{}, {warnings} warning{}.",
         config_file.display(),
         findings.sequences.len(),
         plural(findings.sequences.len()),
+        plural(emails),
         plural(errors),
         plural(warnings),
     );

@@ -367,3 +367,18 @@ fn outline(html: &str) -> String {
     }
     out
 }
+
+#[test]
+fn a_plain_http_unsubscribe_link_is_never_offered_as_one_click() {
+    // RFC 8058: one-click needs https. The example serves on http://127.0.0.1.
+    let project = Project::example();
+    project.write(".dripline-secret", SECRET);
+    preview(&project, "out", &[]);
+    for file in emls(&project.path("out/gut-immune")) {
+        let bytes = fs::read(&file).unwrap();
+        let message = parse(&bytes);
+        let methods = message.header_raw("List-Unsubscribe").unwrap();
+        assert!(methods.contains("<http://127.0.0.1:8025/u/"), "{methods}");
+        assert_eq!(message.header_raw("List-Unsubscribe-Post"), None, "{file:?}");
+    }
+}
