@@ -379,6 +379,10 @@ fn a_plain_http_unsubscribe_link_is_never_offered_as_one_click() {
         let message = parse(&bytes);
         let methods = message.header_raw("List-Unsubscribe").unwrap();
         assert!(methods.contains("<http://127.0.0.1:8025/u/"), "{methods}");
-        assert_eq!(message.header_raw("List-Unsubscribe-Post"), None, "{file:?}");
+        assert_eq!(
+            message.header_raw("List-Unsubscribe-Post"),
+            None,
+            "{file:?}"
+        );
     }
 }
