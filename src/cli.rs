@@ -204,7 +204,9 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitStatus> {
             to,
             subscriber,
         } => preview(&cli.config, sequence.as_deref(), &to, subscriber.as_deref()),
-        Command::Run { now, dry_run } => run_pass(&cli.config, now.unwrap_or_else(Utc::now), dry_run),
+        Command::Run { now, dry_run } => {
+            run_pass(&cli.config, now.unwrap_or_else(Utc::now), dry_run)
+        }
         Command::Plan { days, now } => plan(&cli.config, days, now.unwrap_or_else(Utc::now)),
         Command::Status { subscriber, json } => status(&cli.config, subscriber.as_deref(), json),
         Command::Unsubscribe { email } => suppression(&cli.config, &email, true),
@@ -216,7 +218,9 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitStatus> {
 
 /// The async runtime for commands that use the store or the network.
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
-    Ok(tokio::runtime::Builder::new_multi_thread().enable_all().build()?)
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?)
 }
 
 fn state_path(project: &Project) -> PathBuf {
@@ -231,8 +235,9 @@ fn unsubscribe_links(project: &Project) -> anyhow::Result<UnsubscribeLinks> {
     let key = match Key::from_file(&path) {
         Ok(key) => key,
         Err(_) if !path.exists() && project.config.delivery.transport == Transport::Outbox => {
-            let key = Key::create(&path)
-                .with_context(|| format!("cannot create the unsubscribe secret {}", path.display()))?;
+            let key = Key::create(&path).with_context(|| {
+                format!("cannot create the unsubscribe secret {}", path.display())
+            })?;
             tracing::info!(
                 "created {} (mode 0600): the key that signs unsubscribe links; keep it and back it up",
                 path.display()
@@ -268,7 +273,11 @@ fn run_pass(config_file: &Path, now: DateTime<Utc>, dry_run: bool) -> anyhow::Re
         .into());
     }
     let state = state_path(&project);
-    let _lock = if dry_run { None } else { Some(StateLock::acquire(&state)?) };
+    let _lock = if dry_run {
+        None
+    } else {
+        Some(StateLock::acquire(&state)?)
+    };
     let outbox_dir = project.resolve(&project.config.delivery.outbox_dir);
     let summary = runtime()?.block_on(async {
         let store = SqliteStore::open(&state).await?;
@@ -294,7 +303,11 @@ fn run_pass(config_file: &Path, now: DateTime<Utc>, dry_run: bool) -> anyhow::Re
         store.close().await;
         anyhow::Ok(summary)
     })?;
-    let verb = if dry_run { "due (dry run, nothing sent)" } else { "sent" };
+    let verb = if dry_run {
+        "due (dry run, nothing sent)"
+    } else {
+        "sent"
+    };
     println!(
         "{}: {} {verb}, {} to retry, {} failed, {} new subscriber{}, {} bad list row{}{}",
         now.format("%Y-%m-%dT%H:%M:%SZ"),
@@ -423,7 +436,9 @@ fn suppression(config_file: &Path, email: &str, unsubscribe: bool) -> anyhow::Re
     let message = match (unsubscribe, changed) {
         (true, true) => format!("{key} is unsubscribed: no sequence sends to it any more."),
         (true, false) => format!("{key} was already unsubscribed or bounced; nothing changed."),
-        (false, true) => format!("{key} is resubscribed: its sequences continue where they stopped."),
+        (false, true) => {
+            format!("{key} is resubscribed: its sequences continue where they stopped.")
+        }
         (false, false) => format!("{key} was not unsubscribed or bounced; nothing changed."),
     };
     println!("{message}");
@@ -443,7 +458,10 @@ fn preview(
         Some(id) => vec![id.to_owned()],
         None => check::sequence_dirs(&project, &mut report)
             .iter()
-            .filter_map(|dir| dir.file_name().map(|name| name.to_string_lossy().into_owned()))
+            .filter_map(|dir| {
+                dir.file_name()
+                    .map(|name| name.to_string_lossy().into_owned())
+            })
             .collect(),
     };
     let person = match subscriber {
@@ -477,8 +495,15 @@ fn preview(
             }
         };
         let zone = person.timezone.unwrap_or(project.config.timezone);
-        sections.push(preview::write_sequence(to, &sequence, &renderer, &person, zone, now)?);
-        println!("{}: {} emails in {}", sequence.id, sequence.steps.len(), to.join(&sequence.id).display());
+        sections.push(preview::write_sequence(
+            to, &sequence, &renderer, &person, zone, now,
+        )?);
+        println!(
+            "{}: {} emails in {}",
+            sequence.id,
+            sequence.steps.len(),
+            to.join(&sequence.id).display()
+        );
     }
     if report.has_errors() {
         return Err(InvalidInput(report).into());
@@ -579,10 +604,11 @@ fn check(config_file: &Path) -> ExitStatus {
         findings.report.warning_count(),
     );
     println!(
-        "Checked {}: {} sequence{} ({emails} emails), {errors} error{}, {warnings} warning{}.",
+        "Checked {}: {} sequence{} ({emails} email{}), {errors} error{}, {warnings} warning{}.",
         config_file.display(),
         findings.sequences.len(),
         plural(findings.sequences.len()),
+        plural(emails),
         plural(errors),
         plural(warnings),
     );

@@ -127,12 +127,18 @@ pub struct Report {
 }
 
 impl Report {
+    /// Adds a problem, unless the very same one is already there (a layout
+    /// error shows up once, not once per step that uses the layout).
     pub fn push(&mut self, problem: Problem) {
-        self.problems.push(problem);
+        if !self.problems.contains(&problem) {
+            self.problems.push(problem);
+        }
     }
 
     pub fn extend(&mut self, other: Report) {
-        self.problems.extend(other.problems);
+        for problem in other.problems {
+            self.push(problem);
+        }
     }
 
     pub fn problems(&self) -> &[Problem] {
@@ -203,6 +209,15 @@ mod tests {
             problem.to_string(),
             "error: f.toml:2:1: no\n  |\n2 | bad = \"x\"\n  | ^^^"
         );
+    }
+
+    #[test]
+    fn the_same_problem_is_reported_once() {
+        let mut report = Report::default();
+        report.push(Problem::error("a.hbs", "bad").at_line(3));
+        report.extend(Report::from(Problem::error("a.hbs", "bad").at_line(3)));
+        report.push(Problem::error("a.hbs", "bad").at_line(4));
+        assert_eq!(report.problems().len(), 2);
     }
 
     #[test]

@@ -365,7 +365,8 @@ impl<S: Store, T: Transport> Pass<'_, S, T> {
                 item.step,
                 item.subscriber,
                 next_date,
-                now.fixed_offset(),
+                // Local, so that "Tomorrow" means the subscriber's tomorrow.
+                now.with_timezone(&item.zone).fixed_offset(),
                 false,
             ) {
                 Ok(email) => ready.push((

@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
 use chrono::{DateTime, Duration, NaiveDate, Utc};
+use chrono_tz::Tz;
 
 use crate::render::{Renderer, escape_html as escape};
 use crate::schedule::Timing;
@@ -32,7 +33,8 @@ struct Entry {
 }
 
 /// Renders every step of `sequence` for `subscriber` into `dir/<id>/`,
-/// dated as if they joined at `now`. Returns the timeline's HTML rows.
+/// dated as if they joined at `now` in their time zone (`zone` when
+/// neither they nor the sequence name one). Returns the timeline's HTML rows.
 pub fn write_sequence(
     dir: &Path,
     sequence: &Sequence,
@@ -43,12 +45,23 @@ pub fn write_sequence(
 ) -> anyhow::Result<String> {
     let folder = dir.join(&sequence.id);
     fs::create_dir_all(&folder).with_context(|| format!("cannot create {}", folder.display()))?;
-    let dates = schedule_dates(sequence, zone, now);
+    // The subscriber's own zone wins over the sequence's, as when sending.
+    let zone = subscriber
+        .timezone
+        .or(sequence.settings.timezone)
+        .unwrap_or(zone);
+    let times = schedule(sequence, zone, now);
     let mut entries = Vec::new();
     for (index, step) in sequence.steps.iter().enumerate() {
-        let next_date = dates.get(index + 1).copied().flatten();
+        let sent = times.get(index).copied().flatten();
+        let next_date = times
+            .get(index + 1)
+            .copied()
+            .flatten()
+            .map(|at| at.date_naive());
+        let date = sent.map_or_else(|| now.fixed_offset(), |at| at.fixed_offset());
         let email = renderer
-            .render(index, subscriber, next_date, now.fixed_offset(), false)
+            .render(index, subscriber, next_date, date, false)
             .map_err(|err| anyhow::anyhow!("{}", err.0))?;
         let stem = format!("{:02}-{}", index + 1, step.id);
         for (extension, contents) in [
@@ -57,42 +70,48 @@ pub fn write_sequence(
             ("eml", email.formatted()),
         ] {
             let path = folder.join(format!("{stem}.{extension}"));
-            fs::write(&path, contents).with_context(|| format!("cannot write {}", path.display()))?;
+            fs::write(&path, contents)
+                .with_context(|| format!("cannot write {}", path.display()))?;
         }
         entries.push(Entry {
             number: index + 1,
-            date: dates.get(index).copied().flatten(),
+            date: sent.map(|at| at.date_naive()),
             subject: email.subject,
             preheader: step.preheader.clone(),
-            minutes: step.body.split_whitespace().count().div_ceil(WORDS_PER_MINUTE).max(1),
+            minutes: step
+                .body
+                .split_whitespace()
+                .count()
+                .div_ceil(WORDS_PER_MINUTE)
+                .max(1),
             file_stem: stem,
         });
     }
     Ok(timeline(sequence, &entries))
 }
 
-/// The local date each step would go out for someone joining at `now`,
-/// with a run at every due moment.
-fn schedule_dates(sequence: &Sequence, zone: Zone, now: DateTime<Utc>) -> Vec<Option<NaiveDate>> {
+/// When each step would go out for someone joining at `now`, with a run
+/// at every due moment, and the zone that dates it.
+fn schedule(sequence: &Sequence, zone: Zone, now: DateTime<Utc>) -> Vec<Option<DateTime<Tz>>> {
     let timing = Timing {
         send_at: &sequence.settings.send_at,
-        zone: sequence.settings.timezone.unwrap_or(zone).0,
+        zone: zone.0,
         catch_up: Duration::zero(),
     };
-    let mut dates = Vec::with_capacity(sequence.steps.len());
+    let mut times = Vec::with_capacity(sequence.steps.len());
     let mut previous: Option<DateTime<Utc>> = None;
     for step in &sequence.steps {
         let due = match previous {
             None => timing.first_due(now, sequence.settings.first_step, step.wait_days),
             Some(sent) => timing.next_due(sent, step.wait_days),
         };
-        dates.push(due.map(|at| timing.local_date(at)));
+        times.push(due.map(|at| at.with_timezone(&timing.zone)));
         previous = due;
         if due.is_none() {
             break;
         }
     }
-    dates
+    times
 }
 
 fn timeline(sequence: &Sequence, entries: &[Entry]) -> String {
@@ -108,9 +127,10 @@ fn timeline(sequence: &Sequence, entries: &[Entry]) -> String {
             html,
             "<tr><td>{}</td><td>{}</td><td><a href=\"{base}.html\">{}</a></td><td>{}</td><td>{} min</td><td><a href=\"{base}.txt\">text</a> · <a href=\"{base}.eml\">.eml</a></td></tr>",
             entry.number,
-            entry
-                .date
-                .map_or_else(|| "never".to_owned(), |date| date.format("%a %b %-d").to_string()),
+            entry.date.map_or_else(
+                || "never".to_owned(),
+                |date| date.format("%a %b %-d").to_string()
+            ),
             escape(&entry.subject),
             escape(&entry.preheader),
             entry.minutes,
@@ -121,7 +141,11 @@ fn timeline(sequence: &Sequence, entries: &[Entry]) -> String {
 }
 
 /// Writes `dir/index.html` around the timelines of each sequence.
-pub fn write_index(dir: &Path, subscriber: &Subscriber, sections: &[String]) -> anyhow::Result<PathBuf> {
+pub fn write_index(
+    dir: &Path,
+    subscriber: &Subscriber,
+    sections: &[String],
+) -> anyhow::Result<PathBuf> {
     let path = dir.join("index.html");
     let html = format!(
         r#"<!doctype html>
@@ -146,9 +170,59 @@ a {{ color: #2f6f4f; }}
 </body>
 </html>
 "#,
-        escape(&subscriber.email.to_string()),
+        escape(subscriber.email.as_ref()),
         sections.join("\n")
     );
     fs::write(&path, html).with_context(|| format!("cannot write {}", path.display()))?;
     Ok(path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    use crate::config::Sender;
+    use crate::diagnostic::Report;
+    use crate::render::UnsubscribeLinks;
+    use crate::token::Key;
+
+    /// Regression: day 1 said "Coming next, <date>" instead of "Tomorrow"
+    /// whenever the subscriber's local date differed from the UTC date
+    /// (every 08:00 send in Tokyo, evenings in New York).
+    #[test]
+    fn regression_tomorrow_is_the_subscribers_tomorrow_not_utcs() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let templates = root.join("templates");
+        let mut report = Report::default();
+        let sequence = Sequence::load(&root.join("sequences/gut-immune"), &templates, &mut report)
+            .unwrap_or_else(|| panic!("{report}"));
+        let sender = Sender {
+            from: "Coach <coach@example.com>".parse().unwrap(),
+            reply_to: None,
+            postal_address: None,
+        };
+        let links = UnsubscribeLinks {
+            base_url: None,
+            mailto: None,
+            key: Key::from_bytes([7; 32]),
+        };
+        let renderer = Renderer::new(&sequence, &templates, &sender, links).unwrap();
+        let out = tempfile::tempdir().unwrap();
+        // 08:30 on Thursday in Tokyo, still Wednesday in UTC.
+        let now = "2026-11-25T23:30:00Z".parse().unwrap();
+        let mut kenji = Subscriber::new("kenji@example.com".parse().unwrap());
+        kenji.timezone = Some(Zone(Tz::Asia__Tokyo));
+        write_sequence(
+            out.path(),
+            &sequence,
+            &renderer,
+            &kenji,
+            Zone(Tz::America__New_York),
+            now,
+        )
+        .unwrap();
+        let day_one =
+            fs::read_to_string(out.path().join("gut-immune/01-gut-immune-connection.txt")).unwrap();
+        assert!(day_one.contains("\nTomorrow: Day 2"), "{day_one}");
+    }
 }

@@ -200,3 +200,85 @@ fn config_can_live_elsewhere() {
     );
     assert_eq!(missing.code, 3);
 }
+
+/// The distinct lines `check` prints for `project` with a custom template
+/// and a first step with `body`. (A layout error currently repeats once
+/// per step, so repeats are dropped here.)
+fn template_problems(layout: &str, body: &str) -> Vec<String> {
+    let project = project();
+    project
+        .write(
+            "dripline.toml",
+            CONFIG.replace("[sender]\n", "[sender]\npostal_address = \"1 Road\"\n"),
+        )
+        .write(
+            "sequences/demo/sequence.toml",
+            "name = \"Demo\"\nsend_at = \"0 8 * * *\"\ntemplate = \"custom\"\n",
+        )
+        .write(
+            "sequences/demo/01-hello.md",
+            format!("+++\nsubject = \"Day 1: Hello\"\n+++\n{body}"),
+        )
+        .write("templates/custom/email.html.hbs", layout);
+    let run = project.dripline(&["check"]);
+    run.stderr
+        .lines()
+        .filter(|line| line.starts_with("error") || line.starts_with("warning"))
+        .map(str::to_owned)
+        .fold(Vec::new(), |mut lines, line| {
+            if !lines.contains(&line) {
+                lines.push(line);
+            }
+            lines
+        })
+}
+
+const FOOTER: &str = "<p>{{unsubscribe_url}} {{sender.postal_address}}</p>\n</body></html>\n";
+
+#[test]
+fn template_mistakes_name_the_file_and_line() {
+    let misspelled = format!(
+        "<html><body>\n<p>Hello</p>\n<p>{{{{subscriber.frist_name}}}}</p>\n{{{{{{content}}}}}}\n{FOOTER}"
+    );
+    assert_eq!(
+        template_problems(&misspelled, "Hi.\n"),
+        [
+            "error: templates/custom/email.html.hbs:3: no variable `subscriber.frist_name`; did you mean `{{subscriber.first_name}}`?"
+        ]
+    );
+    let partial = format!("<html><body>\n\n\n{{{{> signature}}}}\n{{{{{{content}}}}}}\n{FOOTER}");
+    assert_eq!(
+        template_problems(&partial, "Hi.\n"),
+        [
+            "error: templates/custom/email.html.hbs:4: no partial `signature`: create partials/signature.hbs in the template folder"
+        ]
+    );
+    let unclosed =
+        format!("<html><body>\n<p>Hello</p>\n{{{{#if cta}}}}\n{{{{{{content}}}}}}\n{FOOTER}");
+    let problems = template_problems(&unclosed, "Hi.\n");
+    assert_eq!(problems.len(), 1, "{problems:?}");
+    // Pointed at the `{{#if}}` on line 3, not at the end of the file
+    // where the parser notices.
+    assert_eq!(
+        problems[0],
+        "error: templates/custom/email.html.hbs:3: `{{#if cta}}` is never closed: add `{{/if}}` where the block ends"
+    );
+    let fine = format!("<html><body>\n{{{{{{content}}}}}}\n{FOOTER}");
+    assert_eq!(
+        template_problems(&fine, "Intro.\n\nHi {{subscriber.frist_name}},\n"),
+        [
+            "error: sequences/demo/01-hello.md:6: no variable `subscriber.frist_name`; did you mean `{{subscriber.first_name}}`?"
+        ]
+    );
+}
+
+#[test]
+fn a_custom_template_without_unsubscribe_link_or_address_is_warned_about() {
+    assert_eq!(
+        template_problems("<html><body>\n{{{content}}}\n</body></html>\n", "Hi.\n"),
+        [
+            "warning: templates/custom/email.html.hbs: the template never shows `{{unsubscribe_url}}`: bulk email must offer a one-click unsubscribe link; add it, e.g. in the footer",
+            "warning: templates/custom/email.html.hbs: the template never shows `{{sender.postal_address}}`: bulk email must show the sender's postal address (CAN-SPAM); add it, e.g. in the footer",
+        ]
+    );
+}

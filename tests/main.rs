@@ -3,6 +3,7 @@
 
 mod check;
 mod init;
+mod preview;
 mod serve;
 mod split;
 mod support;

@@ -109,3 +109,18 @@ fn list_files(root: &Path, dir: &Path, files: &mut Vec<String>) {
         }
     }
 }
+
+/// Compares `actual` with tests/fixtures/snapshots/`name`;
+/// `UPDATE_SNAPSHOTS=1` rewrites the file instead.
+pub fn assert_snapshot(name: &str, actual: &str) {
+    let path = fixture("snapshots").join(name);
+    if std::env::var_os("UPDATE_SNAPSHOTS").is_some() {
+        fs::write(&path, actual).expect("write snapshot");
+    }
+    let expected = fs::read_to_string(&path).unwrap_or_default();
+    assert!(
+        expected == actual,
+        "{} differs (rerun with UPDATE_SNAPSHOTS=1 to accept):\n--- expected\n{expected}\n--- actual\n{actual}",
+        path.display()
+    );
+}

@@ -54,7 +54,10 @@ pub fn compose(parts: Parts) -> Result<Message, lettre::error::Error> {
     if !methods.is_empty() {
         builder = builder.raw_header(raw("List-Unsubscribe", methods.join(", ")));
     }
-    if parts.unsubscribe_url.is_some() {
+    if parts
+        .unsubscribe_url
+        .is_some_and(|url| url.starts_with("https://"))
+    {
         // RFC 8058: only an https link can be one-click.
         builder = builder.raw_header(raw(
             "List-Unsubscribe-Post",

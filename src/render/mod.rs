@@ -19,9 +19,7 @@ pub use self::templates::escape_html;
 use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, Days, FixedOffset, NaiveDate};
-use handlebars::{
-    Context, Handlebars, RenderError as HandlebarsError, RenderErrorReason, Template,
-};
+use handlebars::{Context, Handlebars, RenderError as HandlebarsError, RenderErrorReason};
 use lettre::Address;
 use lettre::message::Mailbox;
 use serde_json::{Map, Value, json};
@@ -140,12 +138,10 @@ impl Renderer {
         let files = TemplateFiles::load(templates_dir, sequence.settings.template.get_ref())?;
         let mut report = files.syntax_problems();
         for step in &sequence.steps {
-            if let Err(err) = Template::compile(&step.body) {
-                report.push(templates::template_problem(
-                    &step.file,
-                    step.body_line,
-                    &err,
-                ));
+            if let Some(problem) =
+                templates::compile_problem(&step.file, step.body_line, &step.body)
+            {
+                report.push(problem);
             }
         }
         if report.has_errors() {

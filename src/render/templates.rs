@@ -160,8 +160,8 @@ impl TemplateFiles {
     pub fn syntax_problems(&self) -> Report {
         let mut report = Report::default();
         for (_, source) in self.all() {
-            if let Err(err) = Template::compile(&source.text) {
-                report.push(template_problem(&source.file, 1, &err));
+            if let Some(problem) = compile_problem(&source.file, 1, &source.text) {
+                report.push(problem);
             }
         }
         report
@@ -243,6 +243,63 @@ pub fn escape_html(text: &str) -> String {
         }
     }
     out
+}
+
+/// Compiles `source` (which starts at line `first_line` of `file`) only to
+/// find syntax errors. An unclosed or mismatched block is pointed at where
+/// it opens: the parser itself only notices at the end of the file.
+pub fn compile_problem(file: &Path, first_line: usize, source: &str) -> Option<Problem> {
+    let err = Template::compile(source).err()?;
+    let problem = match unbalanced_block(source) {
+        Some((line, message)) => Problem::error(file, message).at_line(first_line + line - 1),
+        None => template_problem(file, first_line, &err),
+    };
+    Some(problem)
+}
+
+/// The first block tag without its partner, with its 1-based line.
+fn unbalanced_block(source: &str) -> Option<(usize, String)> {
+    let mut open: Vec<(&str, &str, usize)> = Vec::new();
+    let mut rest = source;
+    while let Some(start) = rest.find("{{") {
+        let tail = &rest[start..];
+        let line = source.len() - rest.len() + start;
+        let line = source[..line].matches('\n').count() + 1;
+        let Some(len) = expression_len(tail) else {
+            break;
+        };
+        let inner = tail[2..len - 2].trim_matches(|c| c == '{' || c == '}' || c == '~');
+        if let Some(block) = inner.strip_prefix('#') {
+            let name = block.split_whitespace().next().unwrap_or_default();
+            open.push((name, &tail[..len], line));
+        } else if let Some(name) = inner.strip_prefix('/') {
+            let name = name.trim();
+            match open.pop() {
+                Some((opened, _, _)) if opened == name => {}
+                Some((opened, tag, at)) => {
+                    return Some((
+                        line,
+                        format!(
+                            "`{{{{/{name}}}}}` closes `{tag}` from line {at}; close it with `{{{{/{opened}}}}}` first"
+                        ),
+                    ));
+                }
+                None => {
+                    return Some((
+                        line,
+                        format!("`{{{{/{name}}}}}` closes a block that was never opened"),
+                    ));
+                }
+            }
+        }
+        rest = &tail[len..];
+    }
+    open.pop().map(|(name, tag, line)| {
+        (
+            line,
+            format!("`{tag}` is never closed: add `{{{{/{name}}}}}` where the block ends"),
+        )
+    })
 }
 
 /// A template syntax error as a problem at `first_line + line - 1` of `file`.
@@ -418,6 +475,29 @@ pub fn inline_fragment(html: &str, css: &str) -> Result<String, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn unbalanced_blocks_are_found_where_they_open() {
+        assert_eq!(
+            unbalanced_block("a\n{{#if x}}\n{{#each y}}\n{{/if}}\n"),
+            Some((
+                4,
+                "`{{/if}}` closes `{{#each y}}` from line 3; close it with `{{/each}}` first"
+                    .to_owned()
+            ))
+        );
+        assert_eq!(
+            unbalanced_block("{{/if}}"),
+            Some((
+                1,
+                "`{{/if}}` closes a block that was never opened".to_owned()
+            ))
+        );
+        assert_eq!(
+            unbalanced_block("{{#if x}}{{else}}{{/if}} {{!-- {{#if --}}"),
+            None
+        );
+    }
 
     #[test]
     fn tags_outside_html_tags_are_hidden_and_restored() {

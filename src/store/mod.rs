@@ -181,7 +181,8 @@ pub trait Store {
         now: DateTime<Utc>,
     ) -> impl Future<Output = Result<bool>> + Send;
 
-    /// Lifts a suppression; false when there was none.
+    /// Lifts a suppression and gives the address's failed emails a fresh
+    /// start; false when there was neither.
     fn resubscribe(&self, email: &str) -> impl Future<Output = Result<bool>> + Send;
 
     /// Starts a run record; returns its id.

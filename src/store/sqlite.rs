@@ -369,11 +369,18 @@ impl Store for SqliteStore {
     }
 
     async fn resubscribe(&self, email: &str) -> Result<bool> {
+        let mut tx = self.pool.begin().await?;
         let deleted = sqlx::query("DELETE FROM suppressions WHERE email = ?")
             .bind(email)
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await?;
-        Ok(deleted.rows_affected() > 0)
+        // Emails that failed for good get a fresh start, attempts and all.
+        let failed = sqlx::query("DELETE FROM deliveries WHERE email = ? AND status = 'failed'")
+            .bind(email)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(deleted.rows_affected() + failed.rows_affected() > 0)
     }
 
     async fn begin_run(&self, now: DateTime<Utc>) -> Result<i64> {
