@@ -93,6 +93,11 @@ impl Shared {
 /// Runs the service until SIGTERM or SIGINT. The caller holds the state
 /// lock; `key` signs (and verifies) unsubscribe links.
 pub async fn serve(project: Project, key: Key) -> anyhow::Result<()> {
+    // Watch for signals first, so one during start-up also stops cleanly.
+    let (shutdown_tx, shutdown) = watch::channel(false);
+    let stop = Arc::new(AtomicBool::new(false));
+    let signals = tokio::spawn(watch_signals(shutdown_tx, Arc::clone(&stop)));
+
     let mut keys = vec![key.clone()];
     if let Some(previous) = &project.config.unsubscribe.previous_secret_file {
         keys.push(Key::from_file(&project.resolve(previous)).map_err(InvalidInput::from)?);
@@ -135,9 +140,6 @@ pub async fn serve(project: Project, key: Key) -> anyhow::Result<()> {
             .unwrap_or_else(|| project.config.sender.from.email.to_string()),
         health: Mutex::new(Health::default()),
     });
-    let (shutdown_tx, shutdown) = watch::channel(false);
-    let stop = Arc::new(AtomicBool::new(false));
-    let signals = tokio::spawn(watch_signals(shutdown_tx, Arc::clone(&stop)));
     let server = tokio::spawn(http::serve(
         listener,
         http::router(Arc::clone(&shared)),
