@@ -57,14 +57,20 @@ pub fn write_sequence(
             ("eml", email.formatted()),
         ] {
             let path = folder.join(format!("{stem}.{extension}"));
-            fs::write(&path, contents).with_context(|| format!("cannot write {}", path.display()))?;
+            fs::write(&path, contents)
+                .with_context(|| format!("cannot write {}", path.display()))?;
         }
         entries.push(Entry {
             number: index + 1,
             date: dates.get(index).copied().flatten(),
             subject: email.subject,
             preheader: step.preheader.clone(),
-            minutes: step.body.split_whitespace().count().div_ceil(WORDS_PER_MINUTE).max(1),
+            minutes: step
+                .body
+                .split_whitespace()
+                .count()
+                .div_ceil(WORDS_PER_MINUTE)
+                .max(1),
             file_stem: stem,
         });
     }
@@ -108,9 +114,10 @@ fn timeline(sequence: &Sequence, entries: &[Entry]) -> String {
             html,
             "<tr><td>{}</td><td>{}</td><td><a href=\"{base}.html\">{}</a></td><td>{}</td><td>{} min</td><td><a href=\"{base}.txt\">text</a> · <a href=\"{base}.eml\">.eml</a></td></tr>",
             entry.number,
-            entry
-                .date
-                .map_or_else(|| "never".to_owned(), |date| date.format("%a %b %-d").to_string()),
+            entry.date.map_or_else(
+                || "never".to_owned(),
+                |date| date.format("%a %b %-d").to_string()
+            ),
             escape(&entry.subject),
             escape(&entry.preheader),
             entry.minutes,
@@ -121,7 +128,11 @@ fn timeline(sequence: &Sequence, entries: &[Entry]) -> String {
 }
 
 /// Writes `dir/index.html` around the timelines of each sequence.
-pub fn write_index(dir: &Path, subscriber: &Subscriber, sections: &[String]) -> anyhow::Result<PathBuf> {
+pub fn write_index(
+    dir: &Path,
+    subscriber: &Subscriber,
+    sections: &[String],
+) -> anyhow::Result<PathBuf> {
     let path = dir.join("index.html");
     let html = format!(
         r#"<!doctype html>
@@ -146,7 +157,7 @@ a {{ color: #2f6f4f; }}
 </body>
 </html>
 "#,
-        escape(&subscriber.email.to_string()),
+        escape(subscriber.email.as_ref()),
         sections.join("\n")
     );
     fs::write(&path, html).with_context(|| format!("cannot write {}", path.display()))?;
