@@ -546,7 +546,7 @@ fn a_run_killed_mid_way_resends_at_most_one_batch_and_skips_nothing() {
     let days = [
         ("s1", utc("2026-12-01T10:00:00Z"), 40),
         ("s2", utc("2026-12-02T07:00:00Z"), 1300),
-        ("s3", utc("2026-12-03T07:00:00Z"), 2600),
+        ("s3", utc("2026-12-03T07:00:00Z"), 2200),
     ];
     for (step, now, kill_after) in days {
         let mut child = spawn_run(&project, now);
