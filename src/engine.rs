@@ -268,16 +268,25 @@ impl<S: Store, T: Transport> Pass<'_, S, T> {
         stop: &AtomicBool,
     ) -> anyhow::Result<Summary> {
         let mut summary = Summary::default();
-        let suppressed = self.store.suppressions().await?;
-        let mut last_sent = self.store.last_sent().await?;
+        let (suppressed, mut last_sent) =
+            tokio::try_join!(self.store.suppressions(), self.store.last_sent())?;
         let config = &self.project.config;
         let catch_up = Duration::from_std(config.delivery.catch_up).unwrap_or(Duration::MAX);
 
         for (drip, renderer) in drips.iter().zip(renderers) {
             let sequence = &drip.sequence;
-            let list = read_list(&drip.list_file)?;
+            // Parsing a large list and loading its state take about as long
+            // as each other: do both at once.
+            let file = drip.list_file.clone();
+            let (list, state) = tokio::try_join!(
+                async {
+                    tokio::task::spawn_blocking(move || read_list(&file))
+                        .await
+                        .context("the list reader stopped")?
+                },
+                self.store.load(&sequence.id),
+            )?;
             summary.bad_rows += list.report.error_count() as u64;
-            let state = self.store.load(&sequence.id).await?;
 
             let mut enrollments: Vec<(String, DateTime<Utc>)> = Vec::new();
             let mut due: Vec<Due> = Vec::new();

@@ -106,6 +106,17 @@ impl Timing<'_> {
         now: DateTime<Utc>,
         last_sent: Option<DateTime<Utc>>,
     ) -> Decision {
+        // An email held back by the one-a-day rule is due again at the first
+        // slot of the next day, not at midnight: it is not "late" then.
+        let due = match last_sent.map(|sent| self.local_date(sent)) {
+            Some(day) if day >= self.local_date(due) => {
+                match day.succ_opt().and_then(|next| self.first_slot_of_day(next)) {
+                    Some(slot) => slot.max(due),
+                    None => return self.wait_for(None),
+                }
+            }
+            _ => due,
+        };
         if now < due {
             return Decision::Wait(due);
         }
@@ -316,6 +327,25 @@ mod tests {
         let yesterday = Some(utc("2026-11-25T08:00:00-05:00"));
         assert_eq!(
             timing.decide(due, utc("2026-11-26T09:00:00-05:00"), yesterday),
+            Decision::Send
+        );
+    }
+
+    #[test]
+    fn an_email_held_back_by_one_a_day_waits_for_the_next_slot_not_midnight() {
+        // Step 1 of a second sequence, due "immediately" at 20:00, is held
+        // back by the first sequence's email that evening: it goes out at
+        // the next 08:00, not at the first run after midnight.
+        let send_at = daily();
+        let timing = timing(&send_at);
+        let joined = utc("2026-11-25T20:00:00-05:00");
+        let next_slot = utc("2026-11-26T08:00:00-05:00");
+        assert_eq!(
+            timing.decide(joined, utc("2026-11-26T00:00:00-05:00"), Some(joined)),
+            Decision::Wait(next_slot)
+        );
+        assert_eq!(
+            timing.decide(joined, next_slot, Some(joined)),
             Decision::Send
         );
     }

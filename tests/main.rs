@@ -4,6 +4,7 @@
 mod check;
 mod init;
 mod preview;
+mod run;
 mod serve;
 mod split;
 mod support;

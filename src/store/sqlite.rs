@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use chrono::{DateTime, Utc};
+use futures_util::TryStreamExt as _;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
@@ -237,14 +238,14 @@ impl Store for SqliteStore {
     async fn load(&self, sequence: &str) -> Result<SequenceState> {
         let mut conn = self.pool.acquire().await?;
         let mut state = SequenceState::default();
-        let rows = sqlx::query(
+        // Streamed row by row: a list of 100,000 must not be held twice,
+        // once as rows and once as enrollments.
+        let mut rows = sqlx::query(
             "SELECT email, enrolled_at, sent_steps, last_sent_at FROM enrollments WHERE sequence = ?",
         )
         .bind(sequence)
-        .fetch_all(&mut *conn)
-        .await?;
-        state.enrollments.reserve(rows.len());
-        for row in rows {
+        .fetch(&mut *conn);
+        while let Some(row) = rows.try_next().await? {
             let sent_steps: &str = row.get("sent_steps");
             state.enrollments.insert(
                 row.get("email"),
@@ -255,14 +256,14 @@ impl Store for SqliteStore {
                 },
             );
         }
-        let rows = sqlx::query(
+        drop(rows);
+        let mut rows = sqlx::query(
             "SELECT email, step, status, attempts, message_id, retry_at FROM deliveries
              WHERE sequence = ? AND status != 'sent'",
         )
         .bind(sequence)
-        .fetch_all(&mut *conn)
-        .await?;
-        for row in rows {
+        .fetch(&mut *conn);
+        while let Some(row) = rows.try_next().await? {
             let status = match row.get::<&str, _>("status") {
                 "claimed" => PendingStatus::Claimed,
                 "retry" => {
@@ -284,16 +285,16 @@ impl Store for SqliteStore {
     }
 
     async fn last_sent(&self) -> Result<HashMap<String, DateTime<Utc>>> {
-        let rows = sqlx::query(
+        let mut rows = sqlx::query(
             "SELECT email, MAX(last_sent_at) AS at FROM enrollments
              WHERE last_sent_at IS NOT NULL GROUP BY email",
         )
-        .fetch_all(&self.pool)
-        .await?;
-        Ok(rows
-            .iter()
-            .map(|row| (row.get("email"), time(row.get("at"))))
-            .collect())
+        .fetch(&self.pool);
+        let mut last_sent = HashMap::new();
+        while let Some(row) = rows.try_next().await? {
+            last_sent.insert(row.get("email"), time(row.get("at")));
+        }
+        Ok(last_sent)
     }
 
     async fn suppressions(&self) -> Result<HashMap<String, Suppression>> {
