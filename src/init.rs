@@ -173,7 +173,7 @@ subject = "Welcome!"
 preheader = "What to expect from these emails."
 wait_days = 0
 +++
-Hi {{subscriber.first_name}},
+Hi {{#if subscriber.first_name}}{{subscriber.first_name}}{{else}}there{{/if}},
 
 Thank you for signing up. Over the next days you will get one short email a day.
 
@@ -185,7 +185,7 @@ subject = "What's next"
 preheader = "One email a day, at a sensible time."
 wait_days = 1
 +++
-Hi {{subscriber.first_name}},
+Hi {{#if subscriber.first_name}}{{subscriber.first_name}}{{else}}there{{/if}},
 
 This is the second and last email of the welcome course.
 
