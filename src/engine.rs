@@ -17,7 +17,7 @@ use chrono_tz::Tz;
 use futures_util::{StreamExt as _, stream};
 
 use crate::config::Project;
-use crate::delivery::{DeliveryError, Parcel, Transport};
+use crate::delivery::{DeliveryError, Parcel, Transport, Unreachable};
 use crate::diagnostic::{InvalidInput, Report};
 use crate::render::{Renderer, UnsubscribeLinks};
 use crate::schedule::{Decision, Progress, Timing};
@@ -27,6 +27,10 @@ use crate::subscribers::{self, Joined, List, Subscriber};
 
 /// Emails claimed, sent and recorded together: the most a crash can send twice.
 pub const BATCH: usize = 64;
+
+/// Messages of one batch that found the server unreachable, after which
+/// the pass stops instead of claiming more.
+const UNREACHABLE_LIMIT: usize = 3;
 
 /// What a pass did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -41,6 +45,9 @@ pub struct Summary {
     pub bad_rows: u64,
     /// Subscribers enrolled for the first time.
     pub enrolled: u64,
+    /// Due, but held back by `max_per_hour` or `max_per_day`: not claimed,
+    /// not an attempt; they go at the next run.
+    pub deferred: u64,
 }
 
 impl Summary {
@@ -253,6 +260,7 @@ impl<S: Store, T: Transport> Pass<'_, S, T> {
         let mut last_sent = self.store.last_sent().await?;
         let config = &self.project.config;
         let catch_up = Duration::from_std(config.delivery.catch_up).unwrap_or(Duration::MAX);
+        let mut budget = self.budget(now).await?;
 
         for (drip, renderer) in drips.iter().zip(renderers) {
             let sequence = &drip.sequence;
@@ -279,6 +287,15 @@ impl<S: Store, T: Transport> Pass<'_, S, T> {
                     now,
                     last_sent.get(&candidate.key).copied(),
                 ) {
+                    // The hour or day quota is used up: it stays due.
+                    match &mut budget {
+                        Some(0) => {
+                            summary.deferred += 1;
+                            continue;
+                        }
+                        Some(left) => *left -= 1,
+                        None => {}
+                    }
                     // One a day across sequences: later drips in this pass see it.
                     last_sent.insert(candidate.key.clone(), now);
                     due.push(Due {
@@ -314,6 +331,26 @@ impl<S: Store, T: Transport> Pass<'_, S, T> {
             }
         }
         Ok(summary)
+    }
+
+    /// How many emails this pass may send under `max_per_hour` and
+    /// `max_per_day`, counting what the store says went out in the last
+    /// hour and the last 24 hours (earlier runs included); `None` when
+    /// neither is set.
+    async fn budget(&self, now: DateTime<Utc>) -> anyhow::Result<Option<u64>> {
+        let delivery = &self.project.config.delivery;
+        let mut budget: Option<u64> = None;
+        for (limit, window) in [
+            (delivery.max_per_hour, Duration::hours(1)),
+            (delivery.max_per_day, Duration::days(1)),
+        ] {
+            if limit > 0 {
+                let sent = self.store.sent_since(now - window).await?;
+                let left = u64::from(limit).saturating_sub(sent);
+                budget = Some(budget.map_or(left, |budget| budget.min(left)));
+            }
+        }
+        Ok(budget)
     }
 
     async fn send_batch(
@@ -383,8 +420,15 @@ impl<S: Store, T: Transport> Pass<'_, S, T> {
         .collect()
         .await;
         let mut records = Vec::with_capacity(results.len());
+        let mut released = Vec::new();
+        let mut unreachable = None;
         for ((attempt, claim, parcel), result) in ready.into_iter().zip(results) {
             let outcome = match result {
+                Err(DeliveryError::Unreachable(reason)) => {
+                    released.push(claim);
+                    unreachable = Some(reason);
+                    continue;
+                }
                 Ok(reply) => {
                     summary.sent += 1;
                     tracing::debug!(
@@ -436,6 +480,18 @@ impl<S: Store, T: Transport> Pass<'_, S, T> {
             records.push((claim, outcome));
         }
         self.store.record(&records, now).await?;
+        if let Some(reason) = unreachable {
+            // Never handed over: back to due, no attempt counted.
+            self.store.release(&released).await?;
+            if released.len() >= UNREACHABLE_LIMIT.min(batch.len()) {
+                return Err(Unreachable(format!(
+                    "{reason}\nThe run stopped after {} sent; {} and the rest stay due for the next run.",
+                    summary.sent,
+                    released.len()
+                ))
+                .into());
+            }
+        }
         Ok(())
     }
 }

@@ -346,6 +346,44 @@ impl Store for SqliteStore {
         Ok(())
     }
 
+    async fn release(&self, claims: &[Claim]) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        for claim in claims {
+            let key = (&claim.sequence, &claim.email, &claim.step);
+            // A first attempt leaves no trace; a later one goes back to retry.
+            sqlx::query(
+                "DELETE FROM deliveries
+                 WHERE sequence = ? AND email = ? AND step = ? AND status = 'claimed' AND attempts <= 1",
+            )
+            .bind(key.0)
+            .bind(key.1)
+            .bind(key.2)
+            .execute(&mut *tx)
+            .await?;
+            sqlx::query(
+                "UPDATE deliveries SET status = 'retry', attempts = attempts - 1
+                 WHERE sequence = ? AND email = ? AND step = ? AND status = 'claimed'",
+            )
+            .bind(key.0)
+            .bind(key.1)
+            .bind(key.2)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn sent_since(&self, since: DateTime<Utc>) -> Result<u64> {
+        let count: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM deliveries WHERE status = 'sent' AND sent_at > ?",
+        )
+        .bind(since.timestamp())
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(count as u64)
+    }
+
     async fn record(&self, results: &[(Claim, Outcome)], now: DateTime<Utc>) -> Result<()> {
         let mut tx = self.pool.begin().await?;
         for (claim, outcome) in results {
