@@ -2,5 +2,6 @@
 //! drive the real `dripline` binary on real files in a temporary project.
 
 mod check;
+mod smtp;
 mod split;
 mod support;
