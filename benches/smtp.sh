@@ -87,23 +87,33 @@ printf 'name = "Bench"\nsend_at = "0 8 * * *"\n' > sequences/bench/sequence.toml
 "$DRIPLINE" check >/dev/null
 SIZE=$("$DRIPLINE" preview bench --to preview >/dev/null && wc -c < preview/bench/01-gut.eml)
 
-/usr/bin/time -f '%e %M' -o time.txt "$DRIPLINE" run --now 2026-12-01T08:00:00Z > run.txt
-read -r SECONDS_DRIPLINE RSS_KB < time.txt
-SENT=$("$DRIPLINE" status --json | grep -o '"sent": [0-9]*' | head -1 | grep -o '[0-9]*$')
-cat run.txt
-if [ "$SENT" != "$N" ]; then
-    echo "state records $SENT sent, expected $N" >&2
-    exit 1
-fi
+# Best of three each: the machine is shared, and the best run is the
+# least disturbed one.
+BEST_D=; BEST_S=; RSS_KB=0
+for attempt in 1 2 3; do
+    rm -f dripline.db dripline.db-wal dripline.db-shm
+    /usr/bin/time -f '%e %M' -o time.txt "$DRIPLINE" run --now 2026-12-01T08:00:00Z > run.txt
+    read -r seconds rss < time.txt
+    SENT=$("$DRIPLINE" status --json | grep -o '"sent": [0-9]*' | head -1 | grep -o '[0-9]*$')
+    if [ "$SENT" != "$N" ]; then
+        cat run.txt
+        echo "state records $SENT sent, expected $N" >&2
+        exit 1
+    fi
+    echo "dripline run $attempt: $seconds s, peak RSS $rss KB"
+    if [ -z "$BEST_D" ] || awk -v a="$seconds" -v b="$BEST_D" 'BEGIN { exit !(a < b) }'; then BEST_D=$seconds; fi
+    [ "$rss" -gt "$RSS_KB" ] && RSS_KB=$rss
 
-/usr/bin/time -f '%e %M' -o source.txt \
-    smtp-source -d -c -l 8192 -m "$N" -s "$CONCURRENCY" -f coach@example.com -t reader@example.net 127.0.0.1:"$PORT" > /dev/null
-read -r SECONDS_SOURCE RSS_SOURCE_KB < source.txt
+    /usr/bin/time -f '%e %M' -o source.txt \
+        smtp-source -d -c -l 8192 -m "$N" -s "$CONCURRENCY" -f coach@example.com -t reader@example.net 127.0.0.1:"$PORT" > /dev/null
+    read -r seconds rss_source < source.txt
+    echo "smtp-source $attempt: $seconds s"
+    if [ -z "$BEST_S" ] || awk -v a="$seconds" -v b="$BEST_S" 'BEGIN { exit !(a < b) }'; then BEST_S=$seconds; fi
+done
 
-awk -v n="$N" -v c="$CONCURRENCY" -v size="$SIZE" \
-    -v td="$SECONDS_DRIPLINE" -v rss="$RSS_KB" -v ts="$SECONDS_SOURCE" -v rss2="$RSS_SOURCE_KB" 'BEGIN {
+awk -v n="$N" -v c="$CONCURRENCY" -v size="$SIZE" -v td="$BEST_D" -v rss="$RSS_KB" -v ts="$BEST_S" 'BEGIN {
     d = n / td; s = n / ts
-    printf "dripline run:  %d emails of %d bytes in %.2f s = %.0f emails/s, concurrency %d, peak RSS %.1f MB, state recorded (%d sent)\n", n, size, td, d, c, rss / 1024, n
-    printf "smtp-source:   %d messages of 8192 bytes in %.2f s = %.0f messages/s, %d sessions, peak RSS %.1f MB\n", n, ts, s, c, rss2 / 1024
+    printf "dripline run:  %d emails of %d bytes in %.2f s = %.0f emails/s, concurrency %d, peak RSS %.1f MB, state recorded\n", n, size, td, d, c, rss / 1024
+    printf "smtp-source:   %d messages of 8192 bytes in %.2f s = %.0f messages/s, %d sessions\n", n, ts, s, c
     printf "ratio:         dripline / smtp-source = %.2f\n", d / s
 }'
