@@ -544,6 +544,25 @@ fn starttls_with_a_trusted_self_signed_certificate_and_a_login() {
 }
 
 #[test]
+fn implicit_tls_from_the_first_byte() {
+    let scratch = Project::empty();
+    let (cert, key) = self_signed(&scratch);
+    let mut options = Options::accept_all();
+    options.tls = Some((cert.clone(), key));
+    options.implicit_tls = true;
+    let server = Server::start(options);
+    let mut setup = Setup::new(4);
+    setup.smtp = "security = \"tls\"\nca_file = \"server.pem\"\n".to_owned();
+    let project = setup.project(&server);
+    project.write("server.pem", &cert);
+    let run = run(&project, DAY_1);
+    assert_eq!(run.code, 0, "{run:?}");
+    let accepted = server.accepted();
+    assert_eq!(accepted.len(), 4);
+    assert!(accepted.iter().all(|message| message.secure));
+}
+
+#[test]
 fn credentials_never_go_over_an_unencrypted_connection_unless_security_none_says_so() {
     let mut options = Options::accept_all();
     options.auth = true;

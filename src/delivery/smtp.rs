@@ -16,16 +16,21 @@
 use std::fmt;
 use std::num::NonZeroU32;
 use std::path::Path;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Mutex, PoisonError};
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use lettre::transport::smtp::authentication::{Credentials, Mechanism};
-use lettre::transport::smtp::client::{AsyncSmtpConnection, Certificate, TlsParameters};
+use lettre::transport::smtp::client::{
+    AsyncSmtpConnection, AsyncTokioStream, Certificate, TlsParameters,
+};
 use lettre::transport::smtp::commands::{Data, Mail, Quit, Rcpt, Rset};
 use lettre::transport::smtp::extension::{ClientId, Extension, MailBodyParameter, MailParameter};
 use lettre::transport::smtp::response::{Response, Severity};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 use super::{DeliveryError, Parcel, Transport, Unreachable};
 use crate::config::{Project, Security};
@@ -70,7 +75,10 @@ pub struct Smtp {
     host: String,
     port: u16,
     security: Security,
+    /// For STARTTLS.
     tls: Option<TlsParameters>,
+    /// For `security = "tls"`.
+    implicit_tls: Option<tokio_native_tls::TlsConnector>,
     login: Option<(String, Secret)>,
     /// Where the password came from, for messages (`$VAR` or a file name).
     password_source: String,
@@ -153,8 +161,49 @@ impl Failure {
 enum Opening {
     /// No TCP connection (refused, unreachable, unknown host).
     Socket(std::io::Error),
-    /// TLS or the greeting failed.
+    /// The TLS handshake of `security = "tls"` failed.
+    Tls(native_tls::Error),
+    /// The greeting or EHLO failed.
     Smtp(lettre::transport::smtp::Error),
+}
+
+/// An implicit-TLS stream made here rather than by lettre, so that its
+/// socket has TCP_NODELAY like the others.
+#[derive(Debug)]
+struct TlsSocket(tokio_native_tls::TlsStream<tokio::net::TcpStream>);
+
+impl AsyncRead for TlsSocket {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().0).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for TlsSocket {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.get_mut().0).poll_write(cx, buf)
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().0).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().0).poll_shutdown(cx)
+    }
+}
+
+impl AsyncTokioStream for TlsSocket {
+    fn peer_addr(&self) -> std::io::Result<std::net::SocketAddr> {
+        self.0.get_ref().get_ref().get_ref().peer_addr()
+    }
 }
 
 /// `550 5.1.1 no such user` from a lettre reply error.
@@ -241,19 +290,33 @@ fn password(project: &Project) -> Result<Option<(Secret, String)>, InvalidInput>
     Ok(None)
 }
 
-fn tls_parameters(host: &str, ca_file: Option<&Path>) -> Result<TlsParameters, InvalidInput> {
-    let mut builder = TlsParameters::builder(host.to_owned());
+/// TLS settings for STARTTLS (lettre's) and for implicit TLS (a
+/// connector of our own), trusting `ca_file` besides the system's roots.
+fn tls_settings(
+    host: &str,
+    ca_file: Option<&Path>,
+) -> Result<(TlsParameters, tokio_native_tls::TlsConnector), InvalidInput> {
+    let mut parameters = TlsParameters::builder(host.to_owned());
+    let mut connector = native_tls::TlsConnector::builder();
     if let Some(path) = ca_file {
         let problem = |message: String| InvalidInput::from(Problem::error(path, message));
         let pem = std::fs::read(path)
             .map_err(|err| problem(format!("cannot read [smtp] ca_file: {err}")))?;
-        let certificate = Certificate::from_pem(&pem)
-            .map_err(|err| problem(format!("[smtp] ca_file is not a PEM certificate: {err}")))?;
-        builder = builder.add_root_certificate(certificate);
+        let not_pem = |err: &dyn fmt::Display| {
+            problem(format!("[smtp] ca_file is not a PEM certificate: {err}"))
+        };
+        parameters =
+            parameters.add_root_certificate(Certificate::from_pem(&pem).map_err(|e| not_pem(&e))?);
+        connector.add_root_certificate(
+            native_tls::Certificate::from_pem(&pem).map_err(|e| not_pem(&e))?,
+        );
     }
-    builder.build().map_err(|err| {
+    let cannot = |err: &dyn fmt::Display| -> InvalidInput {
         Problem::error("[smtp]", format!("cannot set up TLS for {host}: {err}")).into()
-    })
+    };
+    let parameters = parameters.build().map_err(|e| cannot(&e))?;
+    let connector = connector.build().map_err(|e| cannot(&e))?;
+    Ok((parameters, connector.into()))
 }
 
 impl Smtp {
@@ -280,15 +343,14 @@ impl Smtp {
             }
             (None, None) => None,
         };
-        let tls = match smtp.security {
-            Security::None => None,
-            Security::Starttls | Security::Tls => Some(tls_parameters(
-                &smtp.host,
-                smtp.ca_file
-                    .as_ref()
-                    .map(|path| project.resolve(path))
-                    .as_deref(),
-            )?),
+        let (tls, implicit_tls) = match smtp.security {
+            Security::None => (None, None),
+            Security::Starttls | Security::Tls => {
+                let ca_file = smtp.ca_file.as_ref().map(|path| project.resolve(path));
+                let (parameters, connector) = tls_settings(&smtp.host, ca_file.as_deref())?;
+                let implicit = (smtp.security == Security::Tls).then_some(connector);
+                (Some(parameters), implicit)
+            }
         };
         let limiter = NonZeroU32::new(delivery.max_per_second)
             .map(|rate| RateLimiter::direct(Quota::per_second(rate).allow_burst(NonZeroU32::MIN)));
@@ -301,6 +363,7 @@ impl Smtp {
             port: smtp.port,
             security: smtp.security,
             tls,
+            implicit_tls,
             login,
             password_source,
             hello: ClientId::default(),
@@ -358,7 +421,7 @@ impl Smtp {
                 ));
             }
             Ok(Err(Opening::Socket(err))) => return Err(fail(err.to_string(), &hint_network)),
-            Ok(Err(Opening::Smtp(err))) if err.is_tls() => {
+            Ok(Err(Opening::Tls(err))) => {
                 return Err(fail(
                     format!("TLS failed: {}", chain(&err)),
                     "Check [smtp] security (465 is usually \"tls\", 587 \"starttls\") and that the server's certificate is trusted (ca_file for a private CA)",
@@ -420,23 +483,21 @@ impl Smtp {
     /// dot separately, and Nagle's algorithm would hold the dot back until
     /// the server's delayed ACK (about 40 ms a message).
     async fn connect_stream(&self) -> Result<AsyncSmtpConnection, Opening> {
-        if self.security == Security::Tls {
-            return AsyncSmtpConnection::connect_tokio1(
-                (self.host.as_str(), self.port),
-                Some(self.timeout),
-                &self.hello,
-                self.tls.clone(),
-                None,
-            )
-            .await
-            .map_err(Opening::Smtp);
-        }
         let socket = tokio::net::TcpStream::connect((self.host.as_str(), self.port))
             .await
             .map_err(Opening::Socket)?;
         // Only a latency optimisation: go on without it.
         let _ = socket.set_nodelay(true);
-        AsyncSmtpConnection::connect_with_transport(Box::new(socket), &self.hello)
+        let stream: Box<dyn AsyncTokioStream> = match &self.implicit_tls {
+            Some(connector) => Box::new(TlsSocket(
+                connector
+                    .connect(&self.host, socket)
+                    .await
+                    .map_err(Opening::Tls)?,
+            )),
+            None => Box::new(socket),
+        };
+        AsyncSmtpConnection::connect_with_transport(stream, &self.hello)
             .await
             .map_err(Opening::Smtp)
     }

@@ -71,6 +71,8 @@ pub struct Options {
     pub auth: bool,
     /// Never send the greeting.
     pub stall_greeting: bool,
+    /// Speak TLS from the first byte (port 465 style) instead of STARTTLS.
+    pub implicit_tls: bool,
 }
 
 impl Options {
@@ -85,6 +87,7 @@ impl Options {
             tls: None,
             auth: false,
             stall_greeting: false,
+            implicit_tls: false,
         }
     }
 }
@@ -190,10 +193,21 @@ enum End {
 
 impl Shared {
     async fn serve(self: Arc<Self>, socket: tokio::net::TcpStream) {
-        let mut plain = BufReader::new(socket);
         if self.options.stall_greeting {
             std::future::pending::<()>().await;
         }
+        if self.options.implicit_tls {
+            if let Some(acceptor) = &self.acceptor
+                && let Ok(tls) = acceptor.accept(socket).await
+            {
+                let mut secure = BufReader::new(tls);
+                if secure.write_all(b"220 test ESMTP\r\n").await.is_ok() {
+                    self.session(&mut secure, true).await;
+                }
+            }
+            return;
+        }
+        let mut plain = BufReader::new(socket);
         if plain.write_all(b"220 test ESMTP\r\n").await.is_err() {
             return;
         }
