@@ -152,6 +152,8 @@ fn a_whole_day_to_500_subscribers_arrives_complete_and_well_formed() {
     );
     let accepted = server.accepted();
     assert_eq!(accepted.len(), 500);
+    // `concurrency = 4` sessions, each kept for the next message.
+    assert!(server.connections() <= 4, "{}", server.connections());
     let mut ids = std::collections::HashSet::new();
     for message in &accepted {
         let parsed = mail_parser::MessageParser::default()
@@ -443,8 +445,9 @@ fn a_server_that_dies_mid_run_stops_the_run_and_the_rest_stays_due() {
         "{}",
         first.stderr
     );
+    // The first batch of 64 was recorded before reader100's batch began.
     let sent_before = server.accepted().len();
-    assert!(sent_before >= 101, "{sent_before}");
+    assert!(sent_before > 64, "{sent_before}");
     let (sent, pending, failed) = step_counts(&status(&project), 0);
     assert_eq!(sent as usize, sent_before);
     assert_eq!(failed, 0);

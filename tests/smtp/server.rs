@@ -60,6 +60,7 @@ struct State {
     dropped: Vec<Received>,
     seen: HashMap<(Stage, String), usize>,
     logins: Vec<(String, String)>,
+    connections: usize,
 }
 
 /// How the server is set up.
@@ -136,6 +137,7 @@ impl Server {
                     drop(socket);
                     continue;
                 }
+                serving.state.lock().unwrap().connections += 1;
                 let session = Arc::clone(&serving);
                 tokio::spawn(async move { session.serve(socket).await });
             }
@@ -165,6 +167,11 @@ impl Server {
             .get(&(Stage::Rcpt, to.to_owned()))
             .copied()
             .unwrap_or(0)
+    }
+
+    /// How many connections it took.
+    pub fn connections(&self) -> usize {
+        self.shared.state.lock().unwrap().connections
     }
 
     /// (user, password) of every login.
