@@ -485,9 +485,8 @@ impl<S: Store, T: Transport> Pass<'_, S, T> {
             self.store.release(&released).await?;
             if released.len() >= UNREACHABLE_LIMIT.min(batch.len()) {
                 return Err(Unreachable(format!(
-                    "{reason}\nThe run stopped after {} sent; {} and the rest stay due for the next run.",
-                    summary.sent,
-                    released.len()
+                    "{reason}\nThe run stopped after {} sent; every email not sent stays due for the next run.",
+                    summary.sent
                 ))
                 .into());
             }
