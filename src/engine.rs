@@ -5,7 +5,8 @@
 //! of DESIGN.md section 8 live here: a delivery is claimed durably before
 //! the transport sees it and recorded once it answered, in batches of
 //! [`BATCH`], so a crash can resend at most one batch, with the same
-//! Message-IDs, and skips nothing.
+//! Message-IDs, and skips nothing. The next batch is rendered and claimed
+//! while one is on the wire, but only one is ever handed over unrecorded.
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -236,6 +237,9 @@ pub struct Pass<'a, S, T> {
     pub dry_run: bool,
 }
 
+/// A rendered and claimed email: its attempt number, claim and message.
+type Ready = (u32, Claim, Parcel);
+
 /// A due email, ready to render.
 struct Due<'a> {
     subscriber: &'a Subscriber,
@@ -325,9 +329,37 @@ impl<S: Store, T: Transport> Pass<'_, S, T> {
             if !enrollments.is_empty() {
                 self.store.enroll(&sequence.id, &enrollments).await?;
             }
-            for batch in due.chunks(BATCH) {
-                self.send_batch(sequence, renderer, batch, now, catch_up, &mut summary)
-                    .await?;
+            // A pipeline of two batches: the next one is rendered and
+            // claimed while this one is on the wire. Only this one is ever
+            // handed over unrecorded, so a crash still resends at most BATCH.
+            let mut batches = due.chunks(BATCH);
+            let mut next = match batches.next() {
+                Some(batch) => Some(
+                    self.prepare(sequence, renderer, batch, now, catch_up, &mut summary)
+                        .await?,
+                ),
+                None => None,
+            };
+            while let Some(ready) = next {
+                let (results, following) = tokio::join!(self.deliver(&ready), async {
+                    match batches.next() {
+                        Some(batch) => self
+                            .prepare(sequence, renderer, batch, now, catch_up, &mut summary)
+                            .await
+                            .map(Some),
+                        None => Ok(None),
+                    }
+                });
+                // Record this batch first, whatever happened to the next.
+                if let Err(err) = self.finish(ready, results, now, &mut summary).await {
+                    if let Ok(Some(unsent)) = &following {
+                        let claims: Vec<Claim> =
+                            unsent.iter().map(|(_, claim, _)| claim.clone()).collect();
+                        self.store.release(&claims).await?;
+                    }
+                    return Err(err);
+                }
+                next = following?;
             }
         }
         Ok(summary)
@@ -353,7 +385,9 @@ impl<S: Store, T: Transport> Pass<'_, S, T> {
         Ok(budget)
     }
 
-    async fn send_batch(
+    /// Renders a batch and claims it: ready to hand over. It yields after
+    /// each email so that the batch on the wire keeps moving.
+    async fn prepare(
         &self,
         sequence: &Sequence,
         renderer: &Renderer,
@@ -361,10 +395,10 @@ impl<S: Store, T: Transport> Pass<'_, S, T> {
         now: DateTime<Utc>,
         catch_up: Duration,
         summary: &mut Summary,
-    ) -> anyhow::Result<()> {
-        let delivery = &self.project.config.delivery;
+    ) -> anyhow::Result<Vec<Ready>> {
         let mut ready = Vec::with_capacity(batch.len());
         for item in batch {
+            tokio::task::yield_now().await;
             let timing = Timing {
                 send_at: &sequence.settings.send_at,
                 zone: item.zone,
@@ -410,15 +444,34 @@ impl<S: Store, T: Transport> Pass<'_, S, T> {
         }
         let claims: Vec<Claim> = ready.iter().map(|(_, claim, _)| claim.clone()).collect();
         self.store.claim(&claims, now).await?;
+        Ok(ready)
+    }
 
-        let results: Vec<_> = stream::iter(
+    /// Hands a prepared batch to the transport, `concurrency` at a time.
+    async fn deliver(&self, ready: &[Ready]) -> Vec<Result<String, DeliveryError>> {
+        let concurrency = self.project.config.delivery.concurrency.get() as usize;
+        stream::iter(
             ready
                 .iter()
                 .map(|(_, _, parcel)| self.transport.send(parcel)),
         )
-        .buffered(delivery.concurrency.get() as usize)
+        .buffered(concurrency)
         .collect()
-        .await;
+        .await
+    }
+
+    /// Records what the transport said. Emails that never reached the
+    /// server go back to due; when several did not, the pass stops with
+    /// [`Unreachable`].
+    async fn finish(
+        &self,
+        ready: Vec<Ready>,
+        results: Vec<Result<String, DeliveryError>>,
+        now: DateTime<Utc>,
+        summary: &mut Summary,
+    ) -> anyhow::Result<()> {
+        let delivery = &self.project.config.delivery;
+        let batch_len = ready.len();
         let mut records = Vec::with_capacity(results.len());
         let mut released = Vec::new();
         let mut unreachable = None;
@@ -483,7 +536,7 @@ impl<S: Store, T: Transport> Pass<'_, S, T> {
         if let Some(reason) = unreachable {
             // Never handed over: back to due, no attempt counted.
             self.store.release(&released).await?;
-            if released.len() >= UNREACHABLE_LIMIT.min(batch.len()) {
+            if released.len() >= UNREACHABLE_LIMIT.min(batch_len) {
                 return Err(Unreachable(format!(
                     "{reason}\nThe run stopped after {} sent; every email not sent stays due for the next run.",
                     summary.sent
