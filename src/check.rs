@@ -10,6 +10,7 @@ use std::path::Path;
 use std::collections::HashMap;
 
 use crate::config::{Project, Transport};
+use crate::delivery::dkim::Signer;
 use crate::diagnostic::{Problem, Report};
 use crate::render::{self, UnsubscribeLinks};
 use crate::sequence::Sequence;
@@ -22,6 +23,9 @@ pub struct Findings {
     pub report: Report,
     /// Sequences that loaded, by id, with their number of emails.
     pub sequences: Vec<(String, usize)>,
+    /// With `[dkim]` and a valid key: the DNS record to publish, as
+    /// `name TXT "value"`.
+    pub dkim_record: Option<String>,
 }
 
 /// Checks the project whose config is `config_file`.
@@ -35,6 +39,15 @@ pub fn check(config_file: &Path) -> Findings {
         }
     };
     findings.report.extend(project.validate());
+    if let Some(dkim) = &project.config.dkim {
+        match Signer::load(dkim, &project.resolve(&dkim.private_key_file)) {
+            Ok(signer) => {
+                let (name, value) = signer.dns_record();
+                findings.dkim_record = Some(format!("{name} TXT \"{value}\""));
+            }
+            Err(invalid) => findings.report.extend(invalid.0),
+        }
+    }
     let columns = check_lists(&project, &mut findings.report);
     let Some(key) = secret(&project, &mut findings.report) else {
         return findings;

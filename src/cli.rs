@@ -16,7 +16,7 @@ use chrono::{DateTime, Utc};
 use crate::article::{self, Format};
 use crate::check;
 use crate::config::{self, Project, Transport};
-use crate::delivery::outbox::Outbox;
+use crate::delivery::{Configured, Parcel, Transport as _, Unreachable};
 use crate::diagnostic::{InvalidInput, Problem, Report};
 use crate::engine;
 use crate::lock::{Locked, StateLock};
@@ -46,6 +46,9 @@ pub enum ExitStatus {
     DeliveryFailed = 4,
     /// Another `run` or `serve` holds the state file.
     Locked = 5,
+    /// The mail server cannot be reached (or refused the session); the
+    /// emails stay due.
+    Unreachable = 6,
 }
 
 impl ExitStatus {
@@ -55,6 +58,8 @@ impl ExitStatus {
             ExitStatus::InvalidInput
         } else if error.downcast_ref::<Locked>().is_some() {
             ExitStatus::Locked
+        } else if error.downcast_ref::<Unreachable>().is_some() {
+            ExitStatus::Unreachable
         } else {
             ExitStatus::Failure
         }
@@ -134,6 +139,17 @@ pub enum Command {
         #[arg(long)]
         dry_run: bool,
     },
+    /// Send steps of a sequence now to one address, subject prefixed [TEST], without touching state.
+    SendTest {
+        /// The sequence id.
+        sequence: String,
+        /// Where the test goes.
+        #[arg(long, value_name = "ADDR")]
+        to: String,
+        /// Only this step (1 is the first); every step when left out.
+        #[arg(long, value_name = "N")]
+        step: Option<NonZeroUsize>,
+    },
     /// Forecast how many emails go out when, and each subscriber's next step.
     Plan {
         /// How many days ahead.
@@ -207,6 +223,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitStatus> {
         Command::Run { now, dry_run } => {
             run_pass(&cli.config, now.unwrap_or_else(Utc::now), dry_run)
         }
+        Command::SendTest { sequence, to, step } => send_test(&cli.config, &sequence, &to, step),
         Command::Plan { days, now } => plan(&cli.config, days, now.unwrap_or_else(Utc::now)),
         Command::Status { subscriber, json } => status(&cli.config, subscriber.as_deref(), json),
         Command::Unsubscribe { email } => suppression(&cli.config, &email, true),
@@ -265,43 +282,36 @@ fn run_pass(config_file: &Path, now: DateTime<Utc>, dry_run: bool) -> anyhow::Re
     let drips = engine::load_drips(&project)?;
     let links = unsubscribe_links(&project)?;
     let renderers = engine::renderers(&project, &drips, &links)?;
-    if project.config.delivery.transport == Transport::Smtp {
-        return Err(InvalidInput::from(Problem::error(
-            &project.config_file,
-            "transport = \"smtp\" is not available in this version yet; use transport = \"outbox\"",
-        ))
-        .into());
-    }
     let state = state_path(&project);
     let _lock = if dry_run {
         None
     } else {
         Some(StateLock::acquire(&state)?)
     };
-    let outbox_dir = project.resolve(&project.config.delivery.outbox_dir);
-    let summary = runtime()?.block_on(async {
+    let (summary, destination) = runtime()?.block_on(async {
         let store = SqliteStore::open(&state).await?;
-        let outbox = Outbox::new(&outbox_dir)
-            .with_context(|| format!("cannot create the outbox {}", outbox_dir.display()))?;
+        let transport = Configured::open(&project, !dry_run).await?;
         let pass = engine::Pass {
             project: &project,
             store: &store,
-            transport: &outbox,
+            transport: &transport,
             dry_run,
         };
         if dry_run {
-            return pass.run(&drips, &renderers, now).await;
+            return Ok((pass.run(&drips, &renderers, now).await?, String::new()));
         }
         let run = store.begin_run(now).await?;
-        let summary = pass.run(&drips, &renderers, now).await?;
+        let summary = pass.run(&drips, &renderers, now).await;
+        transport.close().await;
+        let summary = summary?;
         let counts = RunCounts {
             sent: summary.sent,
             failed: summary.failed + summary.retrying,
-            deferred: 0,
+            deferred: summary.deferred,
         };
         store.finish_run(run, now, counts).await?;
         store.close().await;
-        anyhow::Ok(summary)
+        anyhow::Ok((summary, transport.destination(&project)))
     })?;
     let verb = if dry_run {
         "due (dry run, nothing sent)"
@@ -309,7 +319,7 @@ fn run_pass(config_file: &Path, now: DateTime<Utc>, dry_run: bool) -> anyhow::Re
         "sent"
     };
     println!(
-        "{}: {} {verb}, {} to retry, {} failed, {} new subscriber{}, {} bad list row{}{}",
+        "{}: {} {verb}, {} to retry, {} failed, {} new subscriber{}, {} bad list row{}{}{}",
         now.format("%Y-%m-%dT%H:%M:%SZ"),
         summary.sent,
         summary.retrying,
@@ -318,10 +328,18 @@ fn run_pass(config_file: &Path, now: DateTime<Utc>, dry_run: bool) -> anyhow::Re
         plural(summary.enrolled as usize),
         summary.bad_rows,
         plural(summary.bad_rows as usize),
+        if summary.deferred == 0 {
+            String::new()
+        } else {
+            format!(
+                ", {} held back by max_per_hour/max_per_day until the next run",
+                summary.deferred
+            )
+        },
         if dry_run || summary.sent == 0 {
             String::new()
         } else {
-            format!("; emails are in {}", outbox_dir.display())
+            format!("; {destination}")
         }
     );
     Ok(if summary.has_failures() {
@@ -343,6 +361,104 @@ fn serve(config_file: &Path) -> anyhow::Result<ExitStatus> {
 fn init(dir: &Path) -> anyhow::Result<ExitStatus> {
     crate::init::init(dir)?;
     Ok(ExitStatus::Success)
+}
+
+/// `dripline send-test`: renders steps for `to` (the list's row when it
+/// has one, else a sample subscriber at that address) with `[TEST]` in
+/// the subject and sends them through the configured transport. No state
+/// is read or written.
+fn send_test(
+    config_file: &Path,
+    id: &str,
+    to: &str,
+    step: Option<NonZeroUsize>,
+) -> anyhow::Result<ExitStatus> {
+    let project = Project::load(config_file)?;
+    let address: lettre::Address = to.parse().map_err(|_| {
+        InvalidInput::from(Problem::error(
+            "--to",
+            format!("`{to}` is not an email address"),
+        ))
+    })?;
+    let dir = project.sequences_dir().join(id);
+    let mut report = Report::default();
+    let Some(sequence) = Sequence::load(&dir, &project.templates_dir(), &mut report) else {
+        if report.has_errors() {
+            return Err(InvalidInput(report).into());
+        }
+        return Err(InvalidInput::from(Problem::error(
+            &dir,
+            format!("no sequence `{id}`: create it with `dripline split ARTICLE --name {id}`"),
+        ))
+        .into());
+    };
+    let links = unsubscribe_links(&project)?;
+    let renderer = Renderer::new(
+        &sequence,
+        &project.templates_dir(),
+        &project.config.sender,
+        links,
+    )
+    .map_err(InvalidInput)?;
+    let steps: Vec<usize> = match step {
+        Some(number) if number.get() > renderer.len() => {
+            return Err(InvalidInput::from(Problem::error(
+                "--step",
+                format!(
+                    "`{id}` has {} steps; give --step 1 to {}",
+                    renderer.len(),
+                    renderer.len()
+                ),
+            ))
+            .into());
+        }
+        Some(number) => vec![number.get() - 1],
+        None => (0..renderer.len()).collect(),
+    };
+    let person = find_subscriber(&project, to).unwrap_or_else(|_| {
+        let mut sample =
+            crate::render::sample_subscriber(list_columns(&project).iter().map(String::as_str));
+        sample.email = address;
+        sample
+    });
+    let now = Utc::now();
+    let failures = runtime()?.block_on(async {
+        let transport = Configured::open(&project, true).await?;
+        let mut failures = 0;
+        for index in steps {
+            let email = renderer.render(index, &person, None, now.fixed_offset(), true)?;
+            let parcel = Parcel {
+                from: project.config.sender.from.email.clone(),
+                to: person.email.clone(),
+                bytes: email.formatted(),
+                message_id: email.message_id,
+            };
+            match transport.send(&parcel).await {
+                Ok(reply) => println!(
+                    "step {}: \"{}\" to {}: {reply}",
+                    index + 1,
+                    email.subject,
+                    person.email
+                ),
+                Err(err) => {
+                    failures += 1;
+                    eprintln!(
+                        "error: step {}: \"{}\" to {}: {err}",
+                        index + 1,
+                        email.subject,
+                        person.email
+                    );
+                }
+            }
+        }
+        transport.close().await;
+        anyhow::Ok(failures)
+    })?;
+    Ok(if failures > 0 {
+        ExitStatus::DeliveryFailed
+    } else {
+        ExitStatus::Success
+    })
 }
 
 fn plan(config_file: &Path, days: u32, now: DateTime<Utc>) -> anyhow::Result<ExitStatus> {
@@ -597,6 +713,11 @@ fn check(config_file: &Path) -> ExitStatus {
     let findings = check::check(config_file);
     for problem in findings.report.problems() {
         eprintln!("{problem}");
+    }
+    if let Some(record) = &findings.dkim_record {
+        println!(
+            "DKIM: publish this DNS record (split the value into quoted strings of at most 255 characters if your DNS host asks):\n  {record}"
+        );
     }
     let emails: usize = findings.sequences.iter().map(|(_, steps)| steps).sum();
     let (errors, warnings) = (

@@ -148,6 +148,9 @@ pub struct Smtp {
     /// How long to wait for the server before giving up on a step.
     #[serde(deserialize_with = "duration")]
     pub timeout: Duration,
+    /// An extra certificate (PEM) to trust for the server, relative to the
+    /// config file: for a private CA or a self-signed server.
+    pub ca_file: Option<PathBuf>,
     /// Present only to explain where a password belongs instead.
     #[serde(rename = "password", deserialize_with = "refuse_plain_password")]
     _password: Option<std::convert::Infallible>,
@@ -163,6 +166,7 @@ impl Default for Smtp {
             password_env: None,
             password_file: None,
             timeout: Duration::from_secs(30),
+            ca_file: None,
             _password: None,
         }
     }
@@ -371,6 +375,16 @@ impl Project {
             report.push(Problem::error(
                 file,
                 "[smtp] sets both password_env and password_file: keep one",
+            ));
+        }
+        let unsubscribe = &self.config.unsubscribe;
+        if self.config.delivery.transport == Transport::Smtp
+            && unsubscribe.base_url.is_none()
+            && unsubscribe.mailto.is_none()
+        {
+            report.push(Problem::error(
+                file,
+                "transport = \"smtp\" needs an unsubscribe method (bulk senders must offer one): set base_url (where `dripline serve` is reachable) or mailto in [unsubscribe], e.g.\n  [unsubscribe]\n  base_url = \"https://news.example.com/dripline\"\n  mailto = \"unsubscribe@example.com\"",
             ));
         }
         report

@@ -5,7 +5,8 @@
 //! of DESIGN.md section 8 live here: a delivery is claimed durably before
 //! the transport sees it and recorded once it answered, in batches of
 //! [`BATCH`], so a crash can resend at most one batch, with the same
-//! Message-IDs, and skips nothing.
+//! Message-IDs, and skips nothing. The next batch is rendered and claimed
+//! while one is on the wire, but only one is ever handed over unrecorded.
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -18,7 +19,7 @@ use chrono_tz::Tz;
 use futures_util::{StreamExt as _, stream};
 
 use crate::config::Project;
-use crate::delivery::{DeliveryError, Parcel, Transport};
+use crate::delivery::{DeliveryError, Parcel, Transport, Unreachable};
 use crate::diagnostic::{InvalidInput, Report};
 use crate::render::{Renderer, UnsubscribeLinks};
 use crate::schedule::{Decision, Progress, Timing};
@@ -28,6 +29,10 @@ use crate::subscribers::{self, Joined, List, Subscriber};
 
 /// Emails claimed, sent and recorded together: the most a crash can send twice.
 pub const BATCH: usize = 64;
+
+/// Messages of one batch that found the server unreachable, after which
+/// the pass stops instead of claiming more.
+const UNREACHABLE_LIMIT: usize = 3;
 
 /// What a pass did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -45,6 +50,9 @@ pub struct Summary {
     /// The pass stopped early, between two batches, because it was asked
     /// to; what it did not reach waits for the next pass.
     pub stopped: bool,
+    /// Due, but held back by `max_per_hour` or `max_per_day`: not claimed,
+    /// not an attempt; they go at the next run.
+    pub deferred: u64,
 }
 
 impl Summary {
@@ -233,6 +241,14 @@ pub struct Pass<'a, S, T> {
     pub dry_run: bool,
 }
 
+/// A rendered and claimed email: its attempt number, claim and message.
+type Ready = (u32, Claim, Parcel);
+
+/// The claims of a batch.
+fn claims_of(batch: &[Ready]) -> Vec<Claim> {
+    batch.iter().map(|(_, claim, _)| claim.clone()).collect()
+}
+
 /// A due email, ready to render.
 struct Due<'a> {
     subscriber: &'a Subscriber,
@@ -272,6 +288,7 @@ impl<S: Store, T: Transport> Pass<'_, S, T> {
             tokio::try_join!(self.store.suppressions(), self.store.last_sent())?;
         let config = &self.project.config;
         let catch_up = Duration::from_std(config.delivery.catch_up).unwrap_or(Duration::MAX);
+        let mut budget = self.budget(now).await?;
 
         for (drip, renderer) in drips.iter().zip(renderers) {
             let sequence = &drip.sequence;
@@ -307,6 +324,15 @@ impl<S: Store, T: Transport> Pass<'_, S, T> {
                     now,
                     last_sent.get(&candidate.key).copied(),
                 ) {
+                    // The hour or day quota is used up: it stays due.
+                    match &mut budget {
+                        Some(0) => {
+                            summary.deferred += 1;
+                            continue;
+                        }
+                        Some(left) => *left -= 1,
+                        None => {}
+                    }
                     // One a day across sequences: later drips in this pass see it.
                     last_sent.insert(candidate.key.clone(), now);
                     due.push(Due {
@@ -336,19 +362,69 @@ impl<S: Store, T: Transport> Pass<'_, S, T> {
             if !enrollments.is_empty() {
                 self.store.enroll(&sequence.id, &enrollments).await?;
             }
-            for batch in due.chunks(BATCH) {
+            // A pipeline of two batches: the next one is rendered and
+            // claimed while this one is on the wire. Only this one is ever
+            // handed over unrecorded, so a crash still resends at most BATCH.
+            let mut batches = due.chunks(BATCH);
+            let mut next = match batches.next() {
+                Some(batch) => Some(
+                    self.prepare(sequence, renderer, batch, now, catch_up, &mut summary)
+                        .await?,
+                ),
+                None => None,
+            };
+            while let Some(ready) = next {
                 if stop.load(Ordering::Acquire) {
+                    // Claimed but never handed over: due again, no attempt spent.
+                    self.store.release(&claims_of(&ready)).await?;
                     summary.stopped = true;
                     return Ok(summary);
                 }
-                self.send_batch(sequence, renderer, batch, now, catch_up, &mut summary)
-                    .await?;
+                let (results, following) = tokio::join!(self.deliver(&ready), async {
+                    match batches.next() {
+                        Some(batch) => self
+                            .prepare(sequence, renderer, batch, now, catch_up, &mut summary)
+                            .await
+                            .map(Some),
+                        None => Ok(None),
+                    }
+                });
+                // Record this batch first, whatever happened to the next.
+                if let Err(err) = self.finish(ready, results, now, &mut summary).await {
+                    if let Ok(Some(unsent)) = &following {
+                        self.store.release(&claims_of(unsent)).await?;
+                    }
+                    return Err(err);
+                }
+                next = following?;
             }
         }
         Ok(summary)
     }
 
-    async fn send_batch(
+    /// How many emails this pass may send under `max_per_hour` and
+    /// `max_per_day`, counting what the store says went out in the last
+    /// hour and the last 24 hours (earlier runs included); `None` when
+    /// neither is set.
+    async fn budget(&self, now: DateTime<Utc>) -> anyhow::Result<Option<u64>> {
+        let delivery = &self.project.config.delivery;
+        let mut budget: Option<u64> = None;
+        for (limit, window) in [
+            (delivery.max_per_hour, Duration::hours(1)),
+            (delivery.max_per_day, Duration::days(1)),
+        ] {
+            if limit > 0 {
+                let sent = self.store.sent_since(now - window).await?;
+                let left = u64::from(limit).saturating_sub(sent);
+                budget = Some(budget.map_or(left, |budget| budget.min(left)));
+            }
+        }
+        Ok(budget)
+    }
+
+    /// Renders a batch and claims it: ready to hand over. It yields after
+    /// each email so that the batch on the wire keeps moving.
+    async fn prepare(
         &self,
         sequence: &Sequence,
         renderer: &Renderer,
@@ -356,10 +432,10 @@ impl<S: Store, T: Transport> Pass<'_, S, T> {
         now: DateTime<Utc>,
         catch_up: Duration,
         summary: &mut Summary,
-    ) -> anyhow::Result<()> {
-        let delivery = &self.project.config.delivery;
+    ) -> anyhow::Result<Vec<Ready>> {
         let mut ready = Vec::with_capacity(batch.len());
         for item in batch {
+            tokio::task::yield_now().await;
             let timing = Timing {
                 send_at: &sequence.settings.send_at,
                 zone: item.zone,
@@ -404,20 +480,45 @@ impl<S: Store, T: Transport> Pass<'_, S, T> {
                 }
             }
         }
-        let claims: Vec<Claim> = ready.iter().map(|(_, claim, _)| claim.clone()).collect();
-        self.store.claim(&claims, now).await?;
+        self.store.claim(&claims_of(&ready), now).await?;
+        Ok(ready)
+    }
 
-        let results: Vec<_> = stream::iter(
+    /// Hands a prepared batch to the transport, `concurrency` at a time.
+    async fn deliver(&self, ready: &[Ready]) -> Vec<Result<String, DeliveryError>> {
+        let concurrency = self.project.config.delivery.concurrency.get() as usize;
+        stream::iter(
             ready
                 .iter()
                 .map(|(_, _, parcel)| self.transport.send(parcel)),
         )
-        .buffered(delivery.concurrency.get() as usize)
+        .buffered(concurrency)
         .collect()
-        .await;
+        .await
+    }
+
+    /// Records what the transport said. Emails that never reached the
+    /// server go back to due; when several did not, the pass stops with
+    /// [`Unreachable`].
+    async fn finish(
+        &self,
+        ready: Vec<Ready>,
+        results: Vec<Result<String, DeliveryError>>,
+        now: DateTime<Utc>,
+        summary: &mut Summary,
+    ) -> anyhow::Result<()> {
+        let delivery = &self.project.config.delivery;
+        let batch_len = ready.len();
         let mut records = Vec::with_capacity(results.len());
+        let mut released = Vec::new();
+        let mut unreachable = None;
         for ((attempt, claim, parcel), result) in ready.into_iter().zip(results) {
             let outcome = match result {
+                Err(DeliveryError::Unreachable(reason)) => {
+                    released.push(claim);
+                    unreachable = Some(reason);
+                    continue;
+                }
                 Ok(reply) => {
                     summary.sent += 1;
                     tracing::debug!(
@@ -469,6 +570,17 @@ impl<S: Store, T: Transport> Pass<'_, S, T> {
             records.push((claim, outcome));
         }
         self.store.record(&records, now).await?;
+        if let Some(reason) = unreachable {
+            // Never handed over: back to due, no attempt counted.
+            self.store.release(&released).await?;
+            if released.len() >= UNREACHABLE_LIMIT.min(batch_len) {
+                return Err(Unreachable(format!(
+                    "{reason}\nThe run stopped after {} sent; every email not sent stays due for the next run.",
+                    summary.sent
+                ))
+                .into());
+            }
+        }
         Ok(())
     }
 }

@@ -6,5 +6,6 @@ mod init;
 mod preview;
 mod run;
 mod serve;
+mod smtp;
 mod split;
 mod support;

@@ -27,10 +27,10 @@ use chrono::{DateTime, Utc};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-use crate::config::{Project, Transport};
+use crate::config::Project;
 use crate::crontab::CronSchedule;
-use crate::delivery::outbox::Outbox;
-use crate::diagnostic::{InvalidInput, Problem};
+use crate::delivery::Configured;
+use crate::diagnostic::InvalidInput;
 use crate::engine::{self, Summary};
 use crate::render::UnsubscribeLinks;
 use crate::store::sqlite::SqliteStore;
@@ -106,7 +106,6 @@ pub async fn serve(project: Project, key: Key) -> anyhow::Result<()> {
     let drips = engine::load_drips(&project)?;
     let links = UnsubscribeLinks::new(&project.config.unsubscribe, key.clone());
     engine::renderers(&project, &drips, &links)?;
-    refuse_smtp(&project)?;
 
     let state = project.resolve(&project.config.state.path);
     let store = SqliteStore::open(&state).await?;
@@ -246,7 +245,6 @@ impl Service<'_> {
     /// One pass at `now` over the project as it is on disk now.
     async fn pass(&self, now: DateTime<Utc>) -> anyhow::Result<Summary> {
         let project = Project::load(&self.config_file)?;
-        refuse_smtp(&project)?;
         let drips = engine::load_drips(&project)?;
         let links = UnsubscribeLinks::new(&project.config.unsubscribe, self.key.clone());
         let renderers = engine::renderers(&project, &drips, &links)?;
@@ -255,21 +253,22 @@ impl Service<'_> {
             .names
             .write()
             .unwrap_or_else(PoisonError::into_inner) = names(&drips);
-        let outbox_dir = project.resolve(&project.config.delivery.outbox_dir);
-        let outbox = Outbox::new(&outbox_dir)
-            .with_context(|| format!("cannot create the outbox {}", outbox_dir.display()))?;
+        // A dead SMTP server fails this pass at once; the loop backs off.
+        let transport = Configured::open(&project, true).await?;
         let pass = engine::Pass {
             project: &project,
             store: self.store,
-            transport: &outbox,
+            transport: &transport,
             dry_run: false,
         };
         let run = self.store.begin_run(now).await?;
-        let summary = pass.run_until(&drips, &renderers, now, self.stop).await?;
+        let summary = pass.run_until(&drips, &renderers, now, self.stop).await;
+        transport.close().await;
+        let summary = summary?;
         let counts = RunCounts {
             sent: summary.sent,
             failed: summary.failed + summary.retrying,
-            deferred: 0,
+            deferred: summary.deferred,
         };
         self.store.finish_run(run, Utc::now(), counts).await?;
         Ok(summary)
@@ -287,17 +286,6 @@ fn names(drips: &[engine::Drip]) -> HashMap<String, String> {
             )
         })
         .collect()
-}
-
-/// The service writes to the outbox only, like `run` in this version.
-fn refuse_smtp(project: &Project) -> Result<(), InvalidInput> {
-    if project.config.delivery.transport == Transport::Smtp {
-        return Err(InvalidInput::from(Problem::error(
-            &project.config_file,
-            "transport = \"smtp\" is not available in this version yet; use transport = \"outbox\"",
-        )));
-    }
-    Ok(())
 }
 
 fn log_summary(summary: &Summary) {

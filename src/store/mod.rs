@@ -166,6 +166,14 @@ pub trait Store {
         now: DateTime<Utc>,
     ) -> impl Future<Output = Result<()>> + Send;
 
+    /// Undoes claims whose emails never reached the server: they are due
+    /// again as before, and the attempt is not counted.
+    fn release(&self, claims: &[Claim]) -> impl Future<Output = Result<()>> + Send;
+
+    /// How many emails went out after `since`, in every sequence: for the
+    /// hour and day quotas.
+    fn sent_since(&self, since: DateTime<Utc>) -> impl Future<Output = Result<u64>> + Send;
+
     /// Records what happened to claimed emails, durably.
     fn record(
         &self,

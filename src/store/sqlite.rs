@@ -12,7 +12,7 @@ use futures_util::TryStreamExt as _;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
-use sqlx::{Row, Sqlite, Transaction};
+use sqlx::{QueryBuilder, Row, Sqlite, Transaction};
 
 use super::{
     Claim, DeliveryRecord, Enrollment, Outcome, Pending, PendingStatus, Reason, Result, RunCounts,
@@ -62,6 +62,9 @@ CREATE TABLE runs (
     deferred    INTEGER NOT NULL DEFAULT 0
 );
 "#];
+
+/// Rows in one multi-row statement: far below SQLite's parameter limit.
+const ROWS_PER_STATEMENT: usize = 128;
 
 /// Send state in a SQLite file.
 #[derive(Debug, Clone)]
@@ -159,32 +162,8 @@ async fn record_one(
 ) -> Result<()> {
     let key = (&claim.sequence, &claim.email, &claim.step);
     match outcome {
-        Outcome::Sent { reply } => {
-            sqlx::query(
-                "UPDATE deliveries SET status = 'sent', sent_at = ?, retry_at = NULL, reply = ?
-                 WHERE sequence = ? AND email = ? AND step = ?",
-            )
-            .bind(now)
-            .bind(reply)
-            .bind(key.0)
-            .bind(key.1)
-            .bind(key.2)
-            .execute(&mut **tx)
-            .await?;
-            sqlx::query(
-                "UPDATE enrollments
-                 SET sent_steps = CASE sent_steps WHEN '' THEN ? ELSE sent_steps || ' ' || ? END,
-                     last_sent_at = ?
-                 WHERE sequence = ? AND email = ?",
-            )
-            .bind(key.2)
-            .bind(key.2)
-            .bind(now)
-            .bind(key.0)
-            .bind(key.1)
-            .execute(&mut **tx)
-            .await?;
-        }
+        // Recorded in bulk by `record_sent`.
+        Outcome::Sent { .. } => {}
         Outcome::Retry { at, reply } => {
             sqlx::query(
                 "UPDATE deliveries SET status = 'retry', retry_at = ?, reply = ?
@@ -214,6 +193,48 @@ async fn record_one(
             }
         }
     }
+    Ok(())
+}
+
+/// Records sent emails, many rows a statement: per-statement overhead,
+/// not the commit, dominated a large run.
+async fn record_sent(
+    tx: &mut Transaction<'_, Sqlite>,
+    sent: &[(&Claim, &str)],
+    now: i64,
+) -> Result<()> {
+    let mut query = QueryBuilder::<Sqlite>::new("WITH batch (sequence, email, step, reply) AS (");
+    query.push_values(sent, |mut row, (claim, reply)| {
+        row.push_bind(&claim.sequence)
+            .push_bind(&claim.email)
+            .push_bind(&claim.step)
+            .push_bind(*reply);
+    });
+    query.push(") UPDATE deliveries SET status = 'sent', sent_at = ");
+    query.push_bind(now);
+    query.push(
+        ", retry_at = NULL, reply = batch.reply FROM batch
+         WHERE deliveries.sequence = batch.sequence AND deliveries.email = batch.email
+           AND deliveries.step = batch.step",
+    );
+    query.build().execute(&mut **tx).await?;
+
+    let mut query = QueryBuilder::<Sqlite>::new("WITH batch (sequence, email, step) AS (");
+    query.push_values(sent, |mut row, (claim, _)| {
+        row.push_bind(&claim.sequence)
+            .push_bind(&claim.email)
+            .push_bind(&claim.step);
+    });
+    query.push(
+        ") UPDATE enrollments
+         SET sent_steps = CASE sent_steps WHEN '' THEN batch.step ELSE sent_steps || ' ' || batch.step END,
+             last_sent_at = ",
+    );
+    query.push_bind(now);
+    query.push(
+        " FROM batch WHERE enrollments.sequence = batch.sequence AND enrollments.email = batch.email",
+    );
+    query.build().execute(&mut **tx).await?;
     Ok(())
 }
 
@@ -317,16 +338,17 @@ impl Store for SqliteStore {
 
     async fn enroll(&self, sequence: &str, new: &[(String, DateTime<Utc>)]) -> Result<()> {
         let mut tx = self.pool.begin().await?;
-        for (email, enrolled_at) in new {
-            sqlx::query(
-                "INSERT INTO enrollments (sequence, email, enrolled_at) VALUES (?, ?, ?)
-                 ON CONFLICT (sequence, email) DO NOTHING",
-            )
-            .bind(sequence)
-            .bind(email)
-            .bind(enrolled_at.timestamp())
-            .execute(&mut *tx)
-            .await?;
+        for chunk in new.chunks(ROWS_PER_STATEMENT) {
+            let mut query = QueryBuilder::<Sqlite>::new(
+                "INSERT INTO enrollments (sequence, email, enrolled_at) ",
+            );
+            query.push_values(chunk, |mut row, (email, enrolled_at)| {
+                row.push_bind(sequence)
+                    .push_bind(email)
+                    .push_bind(enrolled_at.timestamp());
+            });
+            query.push(" ON CONFLICT (sequence, email) DO NOTHING");
+            query.build().execute(&mut *tx).await?;
         }
         tx.commit().await?;
         Ok(())
@@ -334,18 +356,50 @@ impl Store for SqliteStore {
 
     async fn claim(&self, claims: &[Claim], now: DateTime<Utc>) -> Result<()> {
         let mut tx = self.pool.begin().await?;
-        for claim in claims {
-            sqlx::query(
-                "INSERT INTO deliveries (sequence, email, step, status, attempts, message_id, claimed_at)
-                 VALUES (?, ?, ?, 'claimed', 1, ?, ?)
-                 ON CONFLICT (sequence, email, step) DO UPDATE
+        for chunk in claims.chunks(ROWS_PER_STATEMENT) {
+            let mut query = QueryBuilder::<Sqlite>::new(
+                "INSERT INTO deliveries (sequence, email, step, status, attempts, message_id, claimed_at) ",
+            );
+            query.push_values(chunk, |mut row, claim| {
+                row.push_bind(&claim.sequence)
+                    .push_bind(&claim.email)
+                    .push_bind(&claim.step)
+                    .push_bind("claimed")
+                    .push_bind(1i64)
+                    .push_bind(&claim.message_id)
+                    .push_bind(now.timestamp());
+            });
+            query.push(
+                " ON CONFLICT (sequence, email, step) DO UPDATE
                  SET status = 'claimed', attempts = attempts + 1, claimed_at = excluded.claimed_at",
+            );
+            query.build().execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn release(&self, claims: &[Claim]) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        for claim in claims {
+            let key = (&claim.sequence, &claim.email, &claim.step);
+            // A first attempt leaves no trace; a later one goes back to retry.
+            sqlx::query(
+                "DELETE FROM deliveries
+                 WHERE sequence = ? AND email = ? AND step = ? AND status = 'claimed' AND attempts <= 1",
             )
-            .bind(&claim.sequence)
-            .bind(&claim.email)
-            .bind(&claim.step)
-            .bind(&claim.message_id)
-            .bind(now.timestamp())
+            .bind(key.0)
+            .bind(key.1)
+            .bind(key.2)
+            .execute(&mut *tx)
+            .await?;
+            sqlx::query(
+                "UPDATE deliveries SET status = 'retry', attempts = attempts - 1
+                 WHERE sequence = ? AND email = ? AND step = ? AND status = 'claimed'",
+            )
+            .bind(key.0)
+            .bind(key.1)
+            .bind(key.2)
             .execute(&mut *tx)
             .await?;
         }
@@ -353,8 +407,28 @@ impl Store for SqliteStore {
         Ok(())
     }
 
+    async fn sent_since(&self, since: DateTime<Utc>) -> Result<u64> {
+        let count: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM deliveries WHERE status = 'sent' AND sent_at > ?",
+        )
+        .bind(since.timestamp())
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(count as u64)
+    }
+
     async fn record(&self, results: &[(Claim, Outcome)], now: DateTime<Utc>) -> Result<()> {
         let mut tx = self.pool.begin().await?;
+        let sent: Vec<(&Claim, &str)> = results
+            .iter()
+            .filter_map(|(claim, outcome)| match outcome {
+                Outcome::Sent { reply } => Some((claim, reply.as_str())),
+                _ => None,
+            })
+            .collect();
+        for chunk in sent.chunks(ROWS_PER_STATEMENT) {
+            record_sent(&mut tx, chunk, now.timestamp()).await?;
+        }
         for (claim, outcome) in results {
             record_one(&mut tx, claim, outcome, now.timestamp()).await?;
         }
