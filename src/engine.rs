@@ -259,6 +259,61 @@ struct Due<'a> {
     attempt: u32,
 }
 
+/// Picks the due emails of one drip from its candidates, a batch at a
+/// time, applying the hour/day quota and the one-a-day rule.
+struct Selection<'a, 'b, I> {
+    candidates: I,
+    sequence: &'a Sequence,
+    now: DateTime<Utc>,
+    catch_up: Duration,
+    /// When each subscriber last got an email; updated as emails are picked,
+    /// so later drips in the same pass see them.
+    last_sent: &'b mut HashMap<String, DateTime<Utc>>,
+    /// Emails the hour/day limits still allow; `None`: no limit.
+    budget: &'b mut Option<u64>,
+    /// Due, but held back by the quota.
+    deferred: u64,
+}
+
+impl<'a, I: Iterator<Item = Candidate<'a>>> Selection<'a, '_, I> {
+    /// Up to [`BATCH`] due emails; empty when there are no more.
+    fn next_batch(&mut self) -> Vec<Due<'a>> {
+        let mut batch = Vec::with_capacity(BATCH);
+        while batch.len() < BATCH {
+            let Some(candidate) = self.candidates.next() else {
+                break;
+            };
+            let timing = Timing {
+                send_at: &self.sequence.settings.send_at,
+                zone: candidate.zone,
+                catch_up: self.catch_up,
+            };
+            let last_sent = self.last_sent.get(&candidate.key).copied();
+            if !candidate.is_due(&timing, self.sequence, self.now, last_sent) {
+                continue;
+            }
+            // The hour or day quota is used up: it stays due.
+            match self.budget {
+                Some(0) => {
+                    self.deferred += 1;
+                    continue;
+                }
+                Some(left) => *left -= 1,
+                None => {}
+            }
+            self.last_sent.insert(candidate.key.clone(), self.now);
+            batch.push(Due {
+                subscriber: candidate.subscriber,
+                attempt: candidate.pending.map_or(0, |p| p.attempts) + 1,
+                key: candidate.key,
+                step: candidate.step,
+                zone: candidate.zone,
+            });
+        }
+        batch
+    }
+}
+
 impl<S: Store, T: Transport> Pass<'_, S, T> {
     /// Runs one pass at `now` over `drips`, rendering with `renderers`
     /// (one per drip, in the same order).
@@ -305,73 +360,61 @@ impl<S: Store, T: Transport> Pass<'_, S, T> {
             )?;
             summary.bad_rows += list.report.error_count() as u64;
 
-            let mut enrollments: Vec<(String, DateTime<Utc>)> = Vec::new();
-            let mut due: Vec<Due> = Vec::new();
-            for candidate in
-                candidates(sequence, &list, &state, &suppressed, config.timezone.0, now)
-            {
-                if let Some(at) = candidate.enrolling {
-                    enrollments.push((candidate.key.clone(), at));
-                }
-                let timing = Timing {
-                    send_at: &sequence.settings.send_at,
-                    zone: candidate.zone,
-                    catch_up,
-                };
-                if candidate.is_due(
-                    &timing,
-                    sequence,
-                    now,
-                    last_sent.get(&candidate.key).copied(),
-                ) {
-                    // The hour or day quota is used up: it stays due.
-                    match &mut budget {
-                        Some(0) => {
-                            summary.deferred += 1;
-                            continue;
-                        }
-                        Some(left) => *left -= 1,
-                        None => {}
-                    }
-                    // One a day across sequences: later drips in this pass see it.
-                    last_sent.insert(candidate.key.clone(), now);
-                    due.push(Due {
-                        subscriber: candidate.subscriber,
-                        attempt: candidate.pending.map_or(0, |p| p.attempts) + 1,
-                        key: candidate.key,
-                        step: candidate.step,
-                        zone: candidate.zone,
-                    });
-                }
-            }
-
+            let candidates =
+                || candidates(sequence, &list, &state, &suppressed, config.timezone.0, now);
+            // New subscribers are enrolled first, in one commit: recording a
+            // sent email updates their enrollment, so it must exist.
+            let enrollments: Vec<(String, DateTime<Utc>)> = candidates()
+                .filter_map(|candidate| candidate.enrolling.map(|at| (candidate.key, at)))
+                .collect();
             summary.enrolled += enrollments.len() as u64;
-            if self.dry_run {
-                summary.sent += due.len() as u64;
-                for item in &due {
-                    println!(
-                        "due: {} step {} ({}) to {}",
-                        sequence.id,
-                        item.step + 1,
-                        sequence.steps[item.step].id,
-                        item.subscriber.email
-                    );
-                }
-                continue;
-            }
-            if !enrollments.is_empty() {
+            if !self.dry_run && !enrollments.is_empty() {
                 self.store.enroll(&sequence.id, &enrollments).await?;
+            }
+            drop(enrollments);
+
+            // Due emails are picked a batch at a time, so memory does not
+            // grow with the number of emails a pass sends.
+            let mut selection = Selection {
+                candidates: candidates(),
+                sequence,
+                now,
+                catch_up,
+                last_sent: &mut last_sent,
+                budget: &mut budget,
+                deferred: 0,
+            };
+            if self.dry_run {
+                loop {
+                    let batch = selection.next_batch();
+                    if batch.is_empty() {
+                        break;
+                    }
+                    summary.sent += batch.len() as u64;
+                    for item in &batch {
+                        println!(
+                            "due: {} step {} ({}) to {}",
+                            sequence.id,
+                            item.step + 1,
+                            sequence.steps[item.step].id,
+                            item.subscriber.email
+                        );
+                    }
+                }
+                summary.deferred += selection.deferred;
+                continue;
             }
             // A pipeline of two batches: the next one is rendered and
             // claimed while this one is on the wire. Only this one is ever
             // handed over unrecorded, so a crash still resends at most BATCH.
-            let mut batches = due.chunks(BATCH);
-            let mut next = match batches.next() {
-                Some(batch) => Some(
-                    self.prepare(sequence, renderer, batch, now, catch_up, &mut summary)
+            let first = selection.next_batch();
+            let mut next = if first.is_empty() {
+                None
+            } else {
+                Some(
+                    self.prepare(sequence, renderer, &first, now, catch_up, &mut summary)
                         .await?,
-                ),
-                None => None,
+                )
             };
             while let Some(ready) = next {
                 if stop.load(Ordering::Acquire) {
@@ -381,13 +424,13 @@ impl<S: Store, T: Transport> Pass<'_, S, T> {
                     return Ok(summary);
                 }
                 let (results, following) = tokio::join!(self.deliver(&ready), async {
-                    match batches.next() {
-                        Some(batch) => self
-                            .prepare(sequence, renderer, batch, now, catch_up, &mut summary)
-                            .await
-                            .map(Some),
-                        None => Ok(None),
+                    let batch = selection.next_batch();
+                    if batch.is_empty() {
+                        return Ok(None);
                     }
+                    self.prepare(sequence, renderer, &batch, now, catch_up, &mut summary)
+                        .await
+                        .map(Some)
                 });
                 // Record this batch first, whatever happened to the next.
                 if let Err(err) = self.finish(ready, results, now, &mut summary).await {
@@ -398,6 +441,7 @@ impl<S: Store, T: Transport> Pass<'_, S, T> {
                 }
                 next = following?;
             }
+            summary.deferred += selection.deferred;
         }
         Ok(summary)
     }
