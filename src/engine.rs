@@ -22,7 +22,7 @@ use crate::config::Project;
 use crate::delivery::{DeliveryError, Parcel, Transport, Unreachable};
 use crate::diagnostic::{InvalidInput, Report};
 use crate::render::{Renderer, UnsubscribeLinks};
-use crate::schedule::{Decision, Progress, Timing};
+use crate::schedule::{self, Decision, Progress, Timing};
 use crate::sequence::Sequence;
 use crate::store::{Claim, Outcome, Pending, PendingStatus, SequenceState, Store, Suppression};
 use crate::subscribers::{self, Joined, List, Subscriber};
@@ -654,8 +654,12 @@ fn local_midnight(date: NaiveDate, zone: Tz) -> Option<DateTime<Utc>> {
 /// How long to wait after the n-th transient failure: 5 minutes, doubling,
 /// at most 6 hours.
 fn backoff(attempts: u32) -> Duration {
-    let minutes = 5i64 << attempts.saturating_sub(1).min(7);
-    Duration::minutes(minutes.min(6 * 60))
+    let wait = schedule::doubling(
+        attempts,
+        std::time::Duration::from_secs(5 * 60),
+        std::time::Duration::from_secs(6 * 3600),
+    );
+    Duration::from_std(wait).unwrap_or(Duration::hours(6))
 }
 
 #[cfg(test)]

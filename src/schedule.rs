@@ -162,6 +162,18 @@ impl Timing<'_> {
     }
 }
 
+/// The wait after the `n`-th failure in a row: `first`, doubling each time,
+/// at most `cap`.
+pub fn doubling(
+    n: u32,
+    first: std::time::Duration,
+    cap: std::time::Duration,
+) -> std::time::Duration {
+    first
+        .saturating_mul(1 << n.saturating_sub(1).min(30))
+        .min(cap)
+}
+
 /// Where one subscriber stands in one sequence, as the state records it.
 #[derive(Debug, Clone, Copy)]
 pub struct Progress<'a> {

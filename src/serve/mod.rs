@@ -33,6 +33,7 @@ use crate::delivery::Configured;
 use crate::diagnostic::InvalidInput;
 use crate::engine::{self, Summary};
 use crate::render::UnsubscribeLinks;
+use crate::schedule;
 use crate::store::sqlite::SqliteStore;
 use crate::store::{RunCounts, Store};
 use crate::token::Key;
@@ -310,9 +311,7 @@ fn log_summary(summary: &Summary) {
 
 /// The wait after `failures` failed passes in a row.
 fn backoff(failures: u32) -> Duration {
-    FIRST_BACKOFF
-        .saturating_mul(1 << failures.saturating_sub(1).min(16))
-        .min(MAX_BACKOFF)
+    schedule::doubling(failures, FIRST_BACKOFF, MAX_BACKOFF)
 }
 
 /// Resolves once shutdown is asked for (never, if it cannot be any more).
