@@ -318,7 +318,18 @@ impl Renderer {
         } else {
             step.subject.clone()
         };
-        let message_id = message::message_id(&self.sequence_id, &step.id, &address, &self.domain);
+        let message_id = if test {
+            // Never the real email's id: a receiver that drops duplicates by
+            // Message-ID would otherwise drop the real one later.
+            message::message_id(
+                &self.sequence_id,
+                &format!("{}.test-{}", step.id, date.timestamp()),
+                &address,
+                &self.domain,
+            )
+        } else {
+            message::message_id(&self.sequence_id, &step.id, &address, &self.domain)
+        };
         let to = message::mailbox(subscriber.name.as_deref(), subscriber.email.clone());
         let message = message::compose(message::Parts {
             from: &self.from,

@@ -474,3 +474,14 @@ fn a_renderer_can_be_shared_between_threads() {
     shareable::<Renderer>();
     shareable::<Email>();
 }
+
+#[test]
+fn a_test_email_never_shares_the_real_emails_message_id() {
+    let renderer = renderer();
+    let real = render(&renderer, 0, &ada());
+    let test = renderer
+        .render(0, &ada(), tomorrow(), date(), true)
+        .unwrap();
+    assert_ne!(test.message_id, real.message_id);
+    assert!(test.message_id.contains(".test-"), "{}", test.message_id);
+}
