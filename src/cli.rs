@@ -22,6 +22,7 @@ use crate::engine;
 use crate::lock::{Locked, StateLock};
 use crate::plan;
 use crate::preview;
+use crate::progress::Reporter;
 use crate::render::{Renderer, UnsubscribeLinks};
 use crate::sequence::{self, Overwrite, Sequence};
 use crate::status;
@@ -288,7 +289,8 @@ fn run_pass(config_file: &Path, now: DateTime<Utc>, dry_run: bool) -> anyhow::Re
     } else {
         Some(StateLock::acquire(&state)?)
     };
-    let (summary, destination) = runtime()?.block_on(async {
+    let progress = Reporter::new();
+    let outcome = runtime()?.block_on(async {
         let store = SqliteStore::open(&state).await?;
         let transport = Configured::open(&project, !dry_run).await?;
         let pass = engine::Pass {
@@ -296,6 +298,7 @@ fn run_pass(config_file: &Path, now: DateTime<Utc>, dry_run: bool) -> anyhow::Re
             store: &store,
             transport: &transport,
             dry_run,
+            progress: Some(&progress),
         };
         if dry_run {
             return Ok((pass.run(&drips, &renderers, now).await?, String::new()));
@@ -312,7 +315,9 @@ fn run_pass(config_file: &Path, now: DateTime<Utc>, dry_run: bool) -> anyhow::Re
         store.finish_run(run, now, counts).await?;
         store.close().await;
         anyhow::Ok((summary, transport.destination(&project)))
-    })?;
+    });
+    progress.finish();
+    let (summary, destination) = outcome?;
     let verb = if dry_run {
         "due (dry run, nothing sent)"
     } else {

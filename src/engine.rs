@@ -21,6 +21,7 @@ use futures_util::{StreamExt as _, stream};
 use crate::config::Project;
 use crate::delivery::{DeliveryError, Parcel, Transport, Unreachable};
 use crate::diagnostic::{InvalidInput, Report};
+use crate::progress::Reporter;
 use crate::render::{Renderer, UnsubscribeLinks};
 use crate::schedule::{self, Decision, Progress, Timing};
 use crate::sequence::Sequence;
@@ -239,6 +240,8 @@ pub struct Pass<'a, S, T> {
     pub transport: &'a T,
     /// Plan only: no state is written and nothing is sent.
     pub dry_run: bool,
+    /// Told the running totals after each batch.
+    pub progress: Option<&'a Reporter>,
 }
 
 /// A rendered and claimed email: its attempt number, claim and message.
@@ -438,6 +441,9 @@ impl<S: Store, T: Transport> Pass<'_, S, T> {
                         self.store.release(&claims_of(unsent)).await?;
                     }
                     return Err(err);
+                }
+                if let Some(progress) = self.progress {
+                    progress.update(&summary);
                 }
                 next = following?;
             }

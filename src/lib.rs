@@ -12,6 +12,7 @@ pub mod init;
 pub mod lock;
 pub mod plan;
 pub mod preview;
+pub mod progress;
 pub mod render;
 pub mod schedule;
 pub mod sequence;

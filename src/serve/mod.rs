@@ -32,6 +32,7 @@ use crate::crontab::CronSchedule;
 use crate::delivery::Configured;
 use crate::diagnostic::InvalidInput;
 use crate::engine::{self, Summary};
+use crate::progress::Reporter;
 use crate::render::UnsubscribeLinks;
 use crate::schedule;
 use crate::store::sqlite::SqliteStore;
@@ -256,14 +257,17 @@ impl Service<'_> {
             .unwrap_or_else(PoisonError::into_inner) = names(&drips);
         // A dead SMTP server fails this pass at once; the loop backs off.
         let transport = Configured::open(&project, true).await?;
+        let progress = Reporter::new();
         let pass = engine::Pass {
             project: &project,
             store: self.store,
             transport: &transport,
             dry_run: false,
+            progress: Some(&progress),
         };
         let run = self.store.begin_run(now).await?;
         let summary = pass.run_until(&drips, &renderers, now, self.stop).await;
+        progress.finish();
         transport.close().await;
         let summary = summary?;
         let counts = RunCounts {
