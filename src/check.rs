@@ -14,6 +14,8 @@ use crate::delivery::dkim::Signer;
 use crate::diagnostic::{Problem, Report};
 use crate::render::{self, UnsubscribeLinks};
 use crate::sequence::Sequence;
+use crate::store::Store as _;
+use crate::store::sqlite::SqliteStore;
 use crate::subscribers;
 use crate::token::Key;
 
@@ -53,6 +55,7 @@ pub fn check(config_file: &Path) -> Findings {
         return findings;
     };
     let links = UnsubscribeLinks::new(&project.config.unsubscribe, key);
+    let mut step_ids: HashMap<String, Vec<String>> = HashMap::new();
     for dir in sequence_dirs(&project, &mut findings.report) {
         let Some(sequence) = Sequence::load(&dir, &project.templates_dir(), &mut findings.report)
         else {
@@ -75,8 +78,62 @@ pub fn check(config_file: &Path) -> Findings {
         findings
             .sequences
             .push((sequence.id.clone(), sequence.steps.len()));
+        step_ids.insert(
+            sequence.id.clone(),
+            sequence.steps.iter().map(|step| step.id.clone()).collect(),
+        );
     }
+    check_state(&project, &step_ids, &mut findings.report);
     findings
+}
+
+/// Warns about steps the state file has sent that no sequence has any
+/// more: a renamed step file makes a new step, which subscribers who got
+/// the old one will get again.
+fn check_state(project: &Project, step_ids: &HashMap<String, Vec<String>>, report: &mut Report) {
+    let state = project.resolve(&project.config.state.path);
+    if !state.is_file() {
+        return;
+    }
+    let counts = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(anyhow::Error::from)
+        .and_then(|runtime| {
+            runtime.block_on(async {
+                let store = SqliteStore::open(&state).await?;
+                let counts = store.step_counts().await;
+                store.close().await;
+                counts
+            })
+        });
+    let counts = match counts {
+        Ok(counts) => counts,
+        Err(err) => {
+            report.push(Problem::warning(
+                &state,
+                format!("cannot read the state file: {err:#}"),
+            ));
+            return;
+        }
+    };
+    for count in counts {
+        let Some(ids) = step_ids.get(&count.sequence) else {
+            continue;
+        };
+        if count.sent > 0 && !ids.contains(&count.step) {
+            report.push(Problem::warning(
+                project.sequences_dir().join(&count.sequence),
+                format!(
+                    "the state file knows step `{}`, sent to {} subscriber{}, but no step file has that id any more; if you renamed it, rename it back (NN-{}.md), or those subscribers get the renamed step as a new email",
+                    count.step,
+                    count.sent,
+                    if count.sent == 1 { "" } else { "s" },
+                    count.step
+                ),
+            ));
+        }
+    }
 }
 
 /// Reads every list file, reporting its bad rows; returns the custom

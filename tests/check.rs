@@ -282,3 +282,21 @@ fn a_custom_template_without_unsubscribe_link_or_address_is_warned_about() {
         ]
     );
 }
+
+#[test]
+fn a_renamed_step_that_state_knows_is_warned_about() {
+    let project = project();
+    let run = project.dripline(&["run", "--now", "2026-11-25T13:00:00Z"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    std::fs::rename(
+        project.path("sequences/demo/01-hello.md"),
+        project.path("sequences/demo/01-greeting.md"),
+    )
+    .unwrap();
+    let run = project.dripline(&["check"]);
+    assert_eq!(
+        run.stderr,
+        "warning: sequences/demo: the state file knows step `hello`, sent to 1 subscriber, but no step file has that id any more; if you renamed it, rename it back (NN-hello.md), or those subscribers get the renamed step as a new email\n"
+    );
+    assert_eq!(run.code, 0);
+}
