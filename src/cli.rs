@@ -7,6 +7,7 @@
 use std::fs;
 use std::num::NonZeroUsize;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
@@ -27,7 +28,7 @@ use crate::render::{Renderer, UnsubscribeLinks};
 use crate::sequence::{self, Overwrite, Sequence};
 use crate::status;
 use crate::store::sqlite::SqliteStore;
-use crate::store::{Reason, RunCounts, Store};
+use crate::store::{Reason, Store};
 use crate::subscribers::Subscriber;
 use crate::token::Key;
 
@@ -303,16 +304,11 @@ fn run_pass(config_file: &Path, now: DateTime<Utc>, dry_run: bool) -> anyhow::Re
         if dry_run {
             return Ok((pass.run(&drips, &renderers, now).await?, String::new()));
         }
-        let run = store.begin_run(now).await?;
-        let summary = pass.run(&drips, &renderers, now).await;
+        let summary = pass
+            .run_recorded(&drips, &renderers, now, &AtomicBool::new(false))
+            .await;
         transport.close().await;
         let summary = summary?;
-        let counts = RunCounts {
-            sent: summary.sent,
-            failed: summary.failed + summary.retrying,
-            deferred: summary.deferred,
-        };
-        store.finish_run(run, now, counts).await?;
         store.close().await;
         anyhow::Ok((summary, transport.destination(&project)))
     });

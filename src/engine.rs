@@ -25,7 +25,9 @@ use crate::progress::Reporter;
 use crate::render::{Renderer, UnsubscribeLinks};
 use crate::schedule::{self, Decision, Progress, Timing};
 use crate::sequence::Sequence;
-use crate::store::{Claim, Outcome, Pending, PendingStatus, SequenceState, Store, Suppression};
+use crate::store::{
+    Claim, Outcome, Pending, PendingStatus, RunCounts, SequenceState, Store, Suppression,
+};
 use crate::subscribers::{self, Joined, List, Subscriber};
 
 /// Emails claimed, sent and recorded together: the most a crash can send twice.
@@ -328,6 +330,27 @@ impl<S: Store, T: Transport> Pass<'_, S, T> {
     ) -> anyhow::Result<Summary> {
         self.run_until(drips, renderers, now, &AtomicBool::new(false))
             .await
+    }
+
+    /// [`Pass::run_until`], recorded as a run in the state file: its start,
+    /// and its end and counts when it finishes (`dripline status` shows the
+    /// last one).
+    pub async fn run_recorded(
+        &self,
+        drips: &[Drip],
+        renderers: &[Renderer],
+        now: DateTime<Utc>,
+        stop: &AtomicBool,
+    ) -> anyhow::Result<Summary> {
+        let run = self.store.begin_run(now).await?;
+        let summary = self.run_until(drips, renderers, now, stop).await?;
+        let counts = RunCounts {
+            sent: summary.sent,
+            failed: summary.failed + summary.retrying,
+            deferred: summary.deferred,
+        };
+        self.store.finish_run(run, now, counts).await?;
+        Ok(summary)
     }
 
     /// [`Pass::run`], checking `stop` before each batch: once it is set,

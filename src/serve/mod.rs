@@ -36,7 +36,7 @@ use crate::progress::Reporter;
 use crate::render::UnsubscribeLinks;
 use crate::schedule;
 use crate::store::sqlite::SqliteStore;
-use crate::store::{RunCounts, Store};
+
 use crate::token::Key;
 
 /// How long the service may take to stop after SIGTERM or SIGINT: the
@@ -265,18 +265,10 @@ impl Service<'_> {
             dry_run: false,
             progress: Some(&progress),
         };
-        let run = self.store.begin_run(now).await?;
-        let summary = pass.run_until(&drips, &renderers, now, self.stop).await;
+        let summary = pass.run_recorded(&drips, &renderers, now, self.stop).await;
         progress.finish();
         transport.close().await;
-        let summary = summary?;
-        let counts = RunCounts {
-            sent: summary.sent,
-            failed: summary.failed + summary.retrying,
-            deferred: summary.deferred,
-        };
-        self.store.finish_run(run, Utc::now(), counts).await?;
-        Ok(summary)
+        summary
     }
 }
 
