@@ -160,34 +160,14 @@ async fn record_one(
     outcome: &Outcome,
     now: i64,
 ) -> Result<()> {
-    let key = (&claim.sequence, &claim.email, &claim.step);
     match outcome {
         // Recorded in bulk by `record_sent`.
         Outcome::Sent { .. } => {}
         Outcome::Retry { at, reply } => {
-            sqlx::query(
-                "UPDATE deliveries SET status = 'retry', retry_at = ?, reply = ?
-                 WHERE sequence = ? AND email = ? AND step = ?",
-            )
-            .bind(at.timestamp())
-            .bind(reply)
-            .bind(key.0)
-            .bind(key.1)
-            .bind(key.2)
-            .execute(&mut **tx)
-            .await?;
+            finish_delivery(tx, claim, "retry", Some(at.timestamp()), reply).await?;
         }
         Outcome::Failed { reply, bounced } => {
-            sqlx::query(
-                "UPDATE deliveries SET status = 'failed', retry_at = NULL, reply = ?
-                 WHERE sequence = ? AND email = ? AND step = ?",
-            )
-            .bind(reply)
-            .bind(key.0)
-            .bind(key.1)
-            .bind(key.2)
-            .execute(&mut **tx)
-            .await?;
+            finish_delivery(tx, claim, "failed", None, reply).await?;
             if *bounced {
                 suppress_in(tx, &claim.email, Reason::Bounced, now).await?;
             }
@@ -235,6 +215,29 @@ async fn record_sent(
         " FROM batch WHERE enrollments.sequence = batch.sequence AND enrollments.email = batch.email",
     );
     query.build().execute(&mut **tx).await?;
+    Ok(())
+}
+
+/// Sets where a claimed delivery stands after an attempt that failed.
+async fn finish_delivery(
+    tx: &mut Transaction<'_, Sqlite>,
+    claim: &Claim,
+    status: &str,
+    retry_at: Option<i64>,
+    reply: &str,
+) -> Result<()> {
+    sqlx::query(
+        "UPDATE deliveries SET status = ?, retry_at = ?, reply = ?
+         WHERE sequence = ? AND email = ? AND step = ?",
+    )
+    .bind(status)
+    .bind(retry_at)
+    .bind(reply)
+    .bind(&claim.sequence)
+    .bind(&claim.email)
+    .bind(&claim.step)
+    .execute(&mut **tx)
+    .await?;
     Ok(())
 }
 
