@@ -20,6 +20,9 @@ fn main() -> ExitCode {
             });
         }
     };
+    if !matches!(cli.command, cli::Command::Serve) {
+        die_quietly_on_closed_pipe();
+    }
     init_logging(cli.verbose, cli.log_format);
     let status = match cli::run(cli) {
         Ok(status) => status,
@@ -33,6 +36,19 @@ fn main() -> ExitCode {
         }
     };
     ExitCode::from(status as u8)
+}
+
+/// `dripline status | head` should end quietly, as Unix tools do, rather
+/// than panic when `head` closes the pipe. Rust ignores SIGPIPE by default;
+/// a command that only reports restores the default action. (The service
+/// keeps ignoring it: its sockets must never kill it.)
+fn die_quietly_on_closed_pipe() {
+    #[cfg(unix)]
+    // SAFETY: called once at start-up, before any other thread exists;
+    // SIG_DFL is a valid disposition for SIGPIPE.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
 }
 
 fn init_logging(verbose: u8, format: LogFormat) {
