@@ -225,6 +225,23 @@ fn response_text(response: &Response) -> String {
         .to_owned()
 }
 
+/// Whether a permanent reply to RCPT TO says the address itself is bad
+/// (no such mailbox, no such domain, mailbox disabled), which bounces it.
+/// A policy rejection (`5.7.x`: a blocklist, relaying denied, spam) is
+/// about the sender or the message, and must not suppress a whole list.
+fn rejects_the_address(reply: &str) -> bool {
+    let mut words = reply.split_whitespace();
+    let basic = words.next().unwrap_or_default();
+    match words.next().filter(|word| word.starts_with("5.")) {
+        Some(enhanced) => {
+            (enhanced.starts_with("5.1.") && !matches!(enhanced, "5.1.7" | "5.1.8"))
+                || enhanced == "5.2.1"
+        }
+        // Without an enhanced code: the basic codes for a bad mailbox.
+        None => matches!(basic, "550" | "551" | "553"),
+    }
+}
+
 /// What a failed command means for the message (DESIGN.md section 8).
 fn classify(stage: Stage, failure: Failure) -> DeliveryError {
     match (stage, failure) {
@@ -232,8 +249,8 @@ fn classify(stage: Stage, failure: Failure) -> DeliveryError {
             permanent: true,
             text,
         }) => DeliveryError::Permanent {
+            recipient: rejects_the_address(&text),
             reply: text,
-            recipient: true,
         },
         (_, Failure::Reply {
             permanent: true,
@@ -668,6 +685,39 @@ mod tests {
                 recipient: true
             }
         );
+        for policy in [
+            "554 5.7.1 Service unavailable; client host blocked using zen.spamhaus.org",
+            "550 5.7.1 relaying denied",
+            "554 transaction failed",
+            "550 5.1.8 bad sender address",
+        ] {
+            assert!(
+                matches!(
+                    classify(Stage::RcptTo, reply(true, policy)),
+                    DeliveryError::Permanent {
+                        recipient: false,
+                        ..
+                    }
+                ),
+                "{policy}"
+            );
+        }
+        for bad_address in [
+            "550 no such user",
+            "550 5.1.2 bad domain",
+            "550 5.2.1 disabled",
+        ] {
+            assert!(
+                matches!(
+                    classify(Stage::RcptTo, reply(true, bad_address)),
+                    DeliveryError::Permanent {
+                        recipient: true,
+                        ..
+                    }
+                ),
+                "{bad_address}"
+            );
+        }
         for stage in [Stage::MailFrom, Stage::Data, Stage::Message] {
             assert!(matches!(
                 classify(stage, reply(true, "554 no")),
