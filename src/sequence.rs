@@ -279,7 +279,21 @@ fn file_name(path: &Path) -> &str {
 }
 
 fn load_step(file: &Path, is_first: bool, report: &mut Report) -> Option<Step> {
-    let (_, id) = step_id(file_name(file))?;
+    let (number, id) = step_id(file_name(file))?;
+    // The id keys send state and goes into Message-IDs and links.
+    if !id
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    {
+        report.push(Problem::error(
+            file,
+            format!(
+                "the step id `{id}` (the file name without its number) may only use letters, digits, hyphens and underscores; rename the file, e.g. {number:02}-{}.md",
+                slug(id)
+            ),
+        ));
+        return None;
+    }
     let id = id.to_owned();
     let text = match fs::read(file) {
         Ok(bytes) => match String::from_utf8(bytes) {
@@ -346,6 +360,15 @@ fn load_step(file: &Path, is_first: bool, report: &mut Report) -> Option<Step> {
         body,
         body_line,
     })
+}
+
+/// `id` with every run of other characters made one hyphen.
+fn slug(id: &str) -> String {
+    id.split(|c: char| !c.is_ascii_alphanumeric() && c != '_')
+        .filter(|word| !word.is_empty())
+        .collect::<Vec<_>>()
+        .join("-")
+        .to_lowercase()
 }
 
 /// Finds `+++` front matter: the byte range of the TOML between the

@@ -300,3 +300,20 @@ fn a_renamed_step_that_state_knows_is_warned_about() {
     );
     assert_eq!(run.code, 0);
 }
+
+#[test]
+fn a_step_file_name_with_a_space_is_refused_with_a_new_name() {
+    let project = project();
+    project.write(
+        "sequences/demo/03-gut barrier.md",
+        "+++\nsubject = \"Day 3\"\n+++\nBody\n",
+    );
+    let run = project.dripline(&["check"]);
+    assert_eq!(
+        run.stderr,
+        "error: sequences/demo/03-gut barrier.md: the step id `gut barrier` (the file name without its number) may only use letters, digits, hyphens and underscores; rename the file, e.g. 03-gut-barrier.md\n"
+    );
+    assert_eq!(run.code, 3);
+    // A run refuses to start rather than resend that step every day.
+    assert_eq!(project.dripline(&["run"]).code, 3);
+}

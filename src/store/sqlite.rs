@@ -374,7 +374,8 @@ impl Store for SqliteStore {
             });
             query.push(
                 " ON CONFLICT (sequence, email, step) DO UPDATE
-                 SET status = 'claimed', attempts = attempts + 1, claimed_at = excluded.claimed_at",
+                 SET status = 'claimed', attempts = attempts + 1, claimed_at = excluded.claimed_at
+                 WHERE deliveries.status != 'sent'",
             );
             query.build().execute(&mut *tx).await?;
         }
