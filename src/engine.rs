@@ -173,10 +173,7 @@ pub fn candidates<'a>(
             last_sent_at: enrollment.and_then(|e| e.last_sent_at),
         };
         let step = progress.next_step(&sequence.steps)?;
-        let pending = state
-            .pending
-            .get(&key)
-            .filter(|pending| pending.step == sequence.steps[step].id);
+        let pending = state.pending(&key, &sequence.steps[step].id);
         Some(Candidate {
             subscriber,
             key,
@@ -192,11 +189,16 @@ pub fn candidates<'a>(
 /// When a candidate's next step goes out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum When {
-    /// At the next run: a run died during its transaction, and the email
-    /// goes again with the same Message-ID.
-    Resend,
-    /// From this time on, subject to the catch-up and one-a-day rules.
-    From(DateTime<Utc>),
+    /// Scheduled at this time, and may go from `not_before` on (a retry's
+    /// backoff), within the catch-up window of a slot like any email.
+    Scheduled {
+        at: DateTime<Utc>,
+        not_before: Option<DateTime<Utc>>,
+        /// A run died during its transaction: it goes again with the same
+        /// Message-ID, whatever the one-a-day rule says (it may well be
+        /// today's email itself).
+        resend: bool,
+    },
     /// Never: it failed for good, or `send_at` never fires again.
     Never,
 }
@@ -204,22 +206,28 @@ pub enum When {
 impl Candidate<'_> {
     /// When the next step may go out.
     pub fn when(&self, timing: &Timing, sequence: &Sequence) -> When {
-        let retry_at = match self.pending.map(|pending| pending.status) {
+        let (not_before, resend) = match self.pending.map(|pending| pending.status) {
             Some(PendingStatus::Failed) => return When::Never,
-            Some(PendingStatus::Claimed) => return When::Resend,
-            Some(PendingStatus::Retry(at)) => Some(at),
-            None => None,
+            Some(PendingStatus::Claimed) => (None, true),
+            Some(PendingStatus::Retry(at)) => (Some(at), false),
+            None => (None, false),
         };
         match self
             .progress
             .scheduled(timing, &sequence.settings, &sequence.steps[self.step])
         {
-            Some(at) => When::From(retry_at.map_or(at, |retry| retry.max(at))),
+            Some(at) => When::Scheduled {
+                at,
+                not_before,
+                resend,
+            },
             None => When::Never,
         }
     }
 
-    /// Whether the step goes out at `now`.
+    /// Whether the step goes out at `now`. A retry or a resend keeps to
+    /// the send window of its slot: never a "morning" email at 23:00
+    /// because the server said 451 all day, nor at 03:00 after downtime.
     fn is_due(
         &self,
         timing: &Timing,
@@ -228,8 +236,15 @@ impl Candidate<'_> {
         last_sent: Option<DateTime<Utc>>,
     ) -> bool {
         match self.when(timing, sequence) {
-            When::Resend => true,
-            When::From(due) => timing.decide(due, now, last_sent) == Decision::Send,
+            When::Scheduled {
+                at,
+                not_before,
+                resend,
+            } => {
+                let last_sent = if resend { None } else { last_sent };
+                not_before.is_none_or(|not_before| now >= not_before)
+                    && timing.decide(at, now, last_sent) == Decision::Send
+            }
             When::Never => false,
         }
     }

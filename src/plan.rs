@@ -79,12 +79,12 @@ pub fn forecast(inputs: &Inputs, now: DateTime<Utc>, days: u32) -> Forecast {
                     .into_iter()
                     .collect()
             });
-            let due = match candidate.when(&timing, sequence) {
-                When::Resend => Some(now),
-                When::From(at) => Some(at),
+            let mut at = match candidate.when(&timing, sequence) {
+                When::Scheduled { at, not_before, .. } => {
+                    send_time(&timing, at, not_before.unwrap_or(now).max(now), dates)
+                }
                 When::Never => None,
             };
-            let mut at = due.and_then(|due| send_time(&timing, due, now, dates));
             forecast.next.push(NextEmail {
                 email: candidate.subscriber.email.to_string(),
                 sequence: sequence.id.clone(),
@@ -116,15 +116,15 @@ pub fn forecast(inputs: &Inputs, now: DateTime<Utc>, days: u32) -> Forecast {
     forecast
 }
 
-/// The first moment from `due` on (and not before `now`) at which a run
+/// The first moment from `due` on (and not before `from`) at which a run
 /// would send the email, skipping local dates that already have one.
 fn send_time(
     timing: &Timing,
     due: DateTime<Utc>,
-    now: DateTime<Utc>,
+    from: DateTime<Utc>,
     used: &BTreeSet<NaiveDate>,
 ) -> Option<DateTime<Utc>> {
-    let mut at = due.max(now);
+    let mut at = due.max(from);
     // Each turn moves to a later slot or day; a year of them is plenty.
     for _ in 0..800 {
         match timing.decide(due, at, None) {

@@ -705,3 +705,41 @@ fn the_day_quota_holds_a_run_and_the_next_day_sends_the_rest() {
     assert!(next.stdout.contains("20 sent"), "{}", next.stdout);
     assert_everyone_once(&server, 50);
 }
+
+/// Regression: a retry went out whenever its backoff ended, so a "morning"
+/// email refused with 451 all day was delivered at 23:00. A retry keeps to
+/// the catch-up window of its slot, like any email.
+#[test]
+fn a_retry_keeps_to_the_send_window_of_its_slot() {
+    let server = Server::start(Options::with(|stage, to, before| {
+        if to == "reader0@example.net" && stage == Stage::Rcpt && before < 7 {
+            Action::Reply("451 4.3.0 mailbox busy, try again later")
+        } else {
+            Action::Accept
+        }
+    }));
+    let mut setup = Setup::new(2);
+    setup.steps = 1;
+    let project = setup.project(&server);
+    for hour in 8..=23 {
+        let now = format!("2026-12-01T{hour:02}:00:00Z");
+        let run = run(&project, &now);
+        assert!(matches!(run.code, 0 | 4), "{now}: {run:?}");
+    }
+    // Seven refusals by 17:00; the backoff then ends at 22:20, more than
+    // catch_up (12h) after the 08:00 slot: it waits for the next slot.
+    assert_eq!(server.rcpt_count("reader0@example.net"), 7);
+    assert_eq!(
+        copies(&server.accepted(), "Day 1: Hello").get("reader0@example.net"),
+        None
+    );
+
+    assert_eq!(run(&project, "2026-12-02T07:00:00Z").code, 0);
+    assert_eq!(server.rcpt_count("reader0@example.net"), 7);
+    let next_slot = run(&project, DAY_2);
+    assert_eq!(next_slot.code, 0, "{next_slot:?}");
+    assert_eq!(
+        copies(&server.accepted(), "Day 1: Hello").get("reader0@example.net"),
+        Some(&1)
+    );
+}

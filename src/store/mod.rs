@@ -32,7 +32,6 @@ pub struct Pending {
     pub status: PendingStatus,
     /// Attempts so far, counting the claim of each one.
     pub attempts: u32,
-    pub message_id: String,
 }
 
 /// Where an unfinished delivery stands.
@@ -53,8 +52,19 @@ pub enum PendingStatus {
 pub struct SequenceState {
     /// By subscriber key (lower-case address).
     pub enrollments: HashMap<String, Enrollment>,
-    /// By subscriber key: their one unfinished delivery, if any.
-    pub pending: HashMap<String, Pending>,
+    /// By subscriber key: their unfinished deliveries (usually none or
+    /// one; more when a step failed and was then renamed or removed).
+    pub pending: HashMap<String, Vec<Pending>>,
+}
+
+impl SequenceState {
+    /// A subscriber's unfinished delivery of one step.
+    pub fn pending(&self, email: &str, step: &str) -> Option<&Pending> {
+        self.pending
+            .get(email)?
+            .iter()
+            .find(|pending| pending.step == step)
+    }
 }
 
 /// An email about to be handed to the transport.

@@ -282,7 +282,7 @@ impl Store for SqliteStore {
         }
         drop(rows);
         let mut rows = sqlx::query(
-            "SELECT email, step, status, attempts, message_id, retry_at FROM deliveries
+            "SELECT email, step, status, attempts, retry_at FROM deliveries
              WHERE sequence = ? AND status != 'sent'",
         )
         .bind(sequence)
@@ -295,15 +295,15 @@ impl Store for SqliteStore {
                 }
                 _ => PendingStatus::Failed,
             };
-            state.pending.insert(
-                row.get("email"),
-                Pending {
+            state
+                .pending
+                .entry(row.get("email"))
+                .or_default()
+                .push(Pending {
                     step: row.get("step"),
                     status,
                     attempts: row.get::<i64, _>("attempts") as u32,
-                    message_id: row.get("message_id"),
-                },
-            );
+                });
         }
         Ok(state)
     }
