@@ -29,7 +29,7 @@ use crate::sequence::{self, Overwrite, Sequence};
 use crate::status;
 use crate::store::sqlite::SqliteStore;
 use crate::store::{Reason, Store};
-use crate::subscribers::Subscriber;
+use crate::subscribers::{self, Subscriber};
 use crate::token::Key;
 
 /// Exit codes, documented in the README. They are stable: cron jobs and
@@ -540,7 +540,7 @@ fn suppression(config_file: &Path, email: &str, unsubscribe: bool) -> anyhow::Re
     let address: lettre::Address = email
         .parse()
         .map_err(|_| anyhow::anyhow!("`{email}` is not an email address"))?;
-    let key = address.to_string().to_lowercase();
+    let key = subscribers::key(address.as_ref());
     let state = state_path(&project);
     let changed = runtime()?.block_on(async {
         let store = SqliteStore::open(&state).await?;
@@ -648,7 +648,7 @@ fn list_columns(project: &Project) -> Vec<String> {
 
 /// A subscriber from the project's lists, by address.
 fn find_subscriber(project: &Project, email: &str) -> anyhow::Result<Subscriber> {
-    let key = email.to_lowercase();
+    let key = subscribers::key(email);
     for drip in &project.config.drip {
         let list = engine::read_list(&project.resolve(drip.list.get_ref()))?;
         if let Some(found) = list.subscribers.into_iter().find(|s| s.key() == key) {

@@ -387,6 +387,10 @@ impl<S: Store, T: Transport> Pass<'_, S, T> {
         let mut budget = self.budget(now).await?;
 
         for (drip, renderer) in drips.iter().zip(renderers) {
+            if stop.load(Ordering::Acquire) {
+                summary.stopped = true;
+                return Ok(summary);
+            }
             let sequence = &drip.sequence;
             // Parsing a large list and loading its state take about as long
             // as each other: do both at once.
@@ -462,6 +466,7 @@ impl<S: Store, T: Transport> Pass<'_, S, T> {
                     // Claimed but never handed over: due again, no attempt spent.
                     self.store.release(&claims_of(&ready)).await?;
                     summary.stopped = true;
+                    summary.deferred += selection.deferred;
                     return Ok(summary);
                 }
                 let (results, following) = tokio::join!(self.deliver(&ready), async {

@@ -30,7 +30,9 @@ impl StateLock {
         name.push(".lock");
         let path = PathBuf::from(name);
         if let Some(dir) = path.parent().filter(|dir| !dir.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir)?;
+            std::fs::create_dir_all(dir).map_err(|err| {
+                anyhow::anyhow!("cannot create {} for the state file: {err}", dir.display())
+            })?;
         }
         let file = OpenOptions::new()
             .create(true)

@@ -136,7 +136,7 @@ fn add_count(sequences: &mut Vec<SequenceStatus>, count: StepCount) {
 
 /// The status of one subscriber, by address (any letter case).
 pub async fn subscriber(store: &impl Store, email: &str) -> anyhow::Result<SubscriberStatus> {
-    let key = email.to_lowercase();
+    let key = crate::subscribers::key(email);
     let suppressed = store
         .suppressions()
         .await?
@@ -270,7 +270,7 @@ impl fmt::Display for SubscriberStatus {
             if let Some(at) = delivery.sent_at {
                 write!(f, " {}", time(at))?;
             }
-            write!(f, " <{}>", delivery.message_id)?;
+            write!(f, " {}", delivery.message_id)?;
         }
         Ok(())
     }

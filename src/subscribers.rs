@@ -74,10 +74,9 @@ impl Subscriber {
         self
     }
 
-    /// The key that identifies them: the address in lower case, as nearly
-    /// every mailbox provider treats addresses.
+    /// The key that identifies them: see [`key`].
     pub fn key(&self) -> String {
-        self.email.to_string().to_lowercase()
+        key(self.email.as_ref())
     }
 
     /// The first name: given, or the first word of the name.
@@ -86,6 +85,13 @@ impl Subscriber {
             .as_deref()
             .or_else(|| self.name.as_deref()?.split_whitespace().next())
     }
+}
+
+/// The key that identifies an address everywhere (state, suppression,
+/// tokens, Message-IDs): the address in lower case, as nearly every
+/// mailbox provider treats addresses. One function, so they always agree.
+pub fn key(address: &str) -> String {
+    address.to_lowercase()
 }
 
 /// What a list file holds: the good rows, in order, and the problems.

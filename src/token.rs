@@ -137,7 +137,7 @@ pub fn verify(keys: &[Key], token: &str) -> Option<(String, String)> {
 /// What the MAC covers. Neither part can hold a newline (sequence ids
 /// are validated, addresses are parsed), so the split is unambiguous.
 fn payload(address: &str, sequence: &str) -> String {
-    format!("{sequence}\n{}", address.to_lowercase())
+    format!("{sequence}\n{}", crate::subscribers::key(address))
 }
 
 #[cfg(test)]

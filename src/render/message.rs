@@ -142,7 +142,10 @@ pub fn mailbox(name: Option<&str>, address: lettre::Address) -> Mailbox {
 /// The deterministic Message-ID `<sequence.step.hash@domain>`: the same on
 /// every attempt, so a resend after a crash is recognisably the same email.
 pub fn message_id(sequence: &str, step: &str, address: &str, domain: &str) -> String {
-    let digest = Sha256::digest(format!("{}\n{sequence}\n{step}", address.to_lowercase()));
+    let digest = Sha256::digest(format!(
+        "{}\n{sequence}\n{step}",
+        crate::subscribers::key(address)
+    ));
     let hash = hex::encode(&digest[..8]);
     format!("<{}.{}.{hash}@{domain}>", atom(sequence), atom(step))
 }
