@@ -255,8 +255,10 @@ impl Service<'_> {
             .names
             .write()
             .unwrap_or_else(PoisonError::into_inner) = names(&drips);
-        // A dead SMTP server fails this pass at once; the loop backs off.
-        let transport = Configured::open(&project, true).await?;
+        // No probe: a pass with nothing due must not log in to the provider
+        // every tick. A dead server stops the pass at its first batch (the
+        // claims go back to due) and the loop backs off.
+        let transport = Configured::open(&project, false).await?;
         let progress = Reporter::new();
         let pass = engine::Pass {
             project: &project,
