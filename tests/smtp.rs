@@ -743,3 +743,47 @@ fn a_retry_keeps_to_the_send_window_of_its_slot() {
         Some(&1)
     );
 }
+
+/// A server that accepts sessions but stops answering costs a few
+/// timeouts, not one per subscriber: after three in a row the run stops,
+/// and the emails it did not try stay due without an attempt spent.
+#[test]
+fn a_server_that_stops_answering_stops_the_run_after_a_few_timeouts() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    let stalling = Arc::new(AtomicBool::new(true));
+    let script = Arc::clone(&stalling);
+    let server = Server::start(Options::with(move |stage, _, _| {
+        if stage == Stage::Rcpt && script.load(Ordering::SeqCst) {
+            Action::Stall
+        } else {
+            Action::Accept
+        }
+    }));
+    let mut setup = Setup::new(40);
+    setup.steps = 1;
+    setup.smtp = "security = \"none\"\ntimeout = \"1s\"\n".to_owned();
+    let project = setup.project(&server);
+    let stopped = run(&project, DAY_1);
+    assert_eq!(stopped.code, 6, "{stopped:?}");
+    assert!(
+        stopped.stderr.contains("stopped answering"),
+        "{}",
+        stopped.stderr
+    );
+    // Without the breaker every one of the 40 would wait out its timeout.
+    let tried: usize = (0..40).map(|n| server.rcpt_count(&address(n))).sum();
+    assert!(tried < 10, "{tried} recipients were tried");
+    let (sent, pending, failed) = step_counts(&status(&project), 0);
+    assert_eq!((sent, failed), (0, 0));
+    assert!(
+        pending < 40,
+        "the untried emails were released: {pending} pending"
+    );
+
+    stalling.store(false, Ordering::SeqCst);
+    let resumed = run(&project, DAY_1_LATER);
+    assert_eq!(resumed.code, 0, "{resumed:?}");
+    assert_everyone_once(&server, 40);
+}

@@ -36,8 +36,11 @@ use super::{DeliveryError, Parcel, Transport, Unreachable};
 use crate::config::{Project, Security};
 use crate::diagnostic::{InvalidInput, Problem};
 
-/// Connection failures in a row after which the transport stops trying:
-/// every further message is [`DeliveryError::Unreachable`] at once.
+/// Failures in a row after which the transport stops trying: sessions
+/// that could not be opened, or that stopped answering before a message
+/// was handed over. Every further message is
+/// [`DeliveryError::Unreachable`] at once, so a dead or stalled server
+/// costs a few timeouts, not one per subscriber.
 const GIVE_UP_AFTER: u32 = 3;
 
 /// A pooled connection idle longer than this is checked with NOOP first.
@@ -562,21 +565,24 @@ impl Smtp {
             return Err(DeliveryError::Unreachable(last));
         }
         match self.open().await {
-            Ok(connection) => {
-                self.failures.store(0, Ordering::Relaxed);
-                Ok(connection)
-            }
+            Ok(connection) => Ok(connection),
             Err(message) => {
-                self.failures.fetch_add(1, Ordering::Relaxed);
-                message.clone_into(
-                    &mut self
-                        .last_failure
-                        .lock()
-                        .unwrap_or_else(PoisonError::into_inner),
-                );
+                self.count_failure(&message);
                 Err(DeliveryError::Unreachable(message))
             }
         }
+    }
+
+    /// Counts a failure towards [`GIVE_UP_AFTER`]; a delivered message
+    /// resets the count.
+    fn count_failure(&self, message: &str) {
+        self.failures.fetch_add(1, Ordering::Relaxed);
+        message.clone_into(
+            &mut self
+                .last_failure
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner),
+        );
     }
 
     /// One SMTP transaction on `connection`.
@@ -647,8 +653,18 @@ impl Transport for Smtp {
         }
         match result {
             Ok(reply) => {
+                self.failures.store(0, Ordering::Relaxed);
                 self.check_in(connection);
                 Ok(reply)
+            }
+            Err((stage, Failure::Timeout)) if stage != Stage::Message => {
+                // The session opened but the server stopped answering.
+                self.count_failure(&format!(
+                    "{} stopped answering: no reply to {stage} within {}s",
+                    self.server(),
+                    self.timeout.as_secs()
+                ));
+                Err(classify(stage, Failure::Timeout))
             }
             Err((stage, failure)) => {
                 if failure.keeps_connection()
