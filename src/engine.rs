@@ -526,8 +526,10 @@ impl<S: Store, T: Transport> Pass<'_, S, T> {
         catch_up: Duration,
         summary: &mut Summary,
     ) -> anyhow::Result<Vec<Ready>> {
+        let keys: Vec<&str> = batch.iter().map(|item| item.key.as_str()).collect();
+        let suppressed = self.store.suppressed_among(&keys).await?;
         let mut ready = Vec::with_capacity(batch.len());
-        for item in batch {
+        for item in batch.iter().filter(|item| !suppressed.contains(&item.key)) {
             tokio::task::yield_now().await;
             let timing = Timing {
                 send_at: &sequence.settings.send_at,

@@ -787,3 +787,37 @@ fn a_server_that_stops_answering_stops_the_run_after_a_few_timeouts() {
     assert_eq!(resumed.code, 0, "{resumed:?}");
     assert_everyone_once(&server, 40);
 }
+
+/// An unsubscribe that lands while a long run is sending is honoured by
+/// the rest of that run, not only by the next one.
+#[test]
+fn an_unsubscribe_during_a_run_is_honoured_by_the_rest_of_it() {
+    use std::path::PathBuf;
+    use std::sync::{Arc, Mutex};
+
+    let project_dir: Arc<Mutex<Option<PathBuf>>> = Arc::new(Mutex::new(None));
+    let dir = Arc::clone(&project_dir);
+    let server = Server::start(Options::with(move |stage, to, _| {
+        // While the first message is being handed over, the subscriber
+        // far down the list clicks unsubscribe.
+        if stage == Stage::Rcpt && to == "reader0@example.net" {
+            let dir = dir.lock().unwrap().clone().expect("the project exists");
+            let status = Command::new(env!("CARGO_BIN_EXE_dripline"))
+                .args(["unsubscribe", "reader150@example.net"])
+                .current_dir(dir)
+                .status()
+                .expect("run dripline unsubscribe");
+            assert!(status.success());
+        }
+        Action::Accept
+    }));
+    let mut setup = Setup::new(200);
+    setup.steps = 1;
+    let project = setup.project(&server);
+    *project_dir.lock().unwrap() = Some(project.path(""));
+    let run = run(&project, DAY_1);
+    assert_eq!(run.code, 0, "{run:?}");
+    let copies = copies(&server.accepted(), "Day 1: Hello");
+    assert_eq!(copies.get("reader150@example.net"), None);
+    assert_eq!(copies.len(), 199);
+}

@@ -9,7 +9,7 @@
 
 pub mod sqlite;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::future::Future;
 
 use chrono::{DateTime, Utc};
@@ -159,6 +159,14 @@ pub trait Store {
 
     /// Every suppressed address, by key.
     fn suppressions(&self) -> impl Future<Output = Result<HashMap<String, Suppression>>> + Send;
+
+    /// Which of `emails` (keys) are suppressed now: checked just before a
+    /// batch is claimed, so an unsubscribe or a bounce during a long pass
+    /// takes effect at once.
+    fn suppressed_among(
+        &self,
+        emails: &[&str],
+    ) -> impl Future<Output = Result<HashSet<String>>> + Send;
 
     /// Enrolls new subscribers of `sequence` (key, clock start); existing
     /// enrollments are left alone.

@@ -1,7 +1,7 @@
 //! The SQLite store: one file, WAL, `synchronous = FULL` so a commit that
 //! returned survives a crash, and migrations compiled into the binary.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::str::FromStr;
 use std::time::Duration;
@@ -337,6 +337,22 @@ impl Store for SqliteStore {
                 )
             })
             .collect())
+    }
+
+    async fn suppressed_among(&self, emails: &[&str]) -> Result<HashSet<String>> {
+        let mut found = HashSet::new();
+        for chunk in emails.chunks(ROWS_PER_STATEMENT) {
+            let mut query =
+                QueryBuilder::<Sqlite>::new("SELECT email FROM suppressions WHERE email IN (");
+            let mut list = query.separated(", ");
+            for email in chunk {
+                list.push_bind(*email);
+            }
+            query.push(")");
+            let rows = query.build().fetch_all(&self.pool).await?;
+            found.extend(rows.iter().map(|row| row.get::<String, _>("email")));
+        }
+        Ok(found)
     }
 
     async fn enroll(&self, sequence: &str, new: &[(String, DateTime<Utc>)]) -> Result<()> {
