@@ -223,7 +223,8 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitStatus> {
             subscriber,
         } => preview(&cli.config, sequence.as_deref(), &to, subscriber.as_deref()),
         Command::Run { now, dry_run } => {
-            run_pass(&cli.config, now.unwrap_or_else(Utc::now), dry_run)
+            let clock = now.map_or(engine::Clock::System, engine::Clock::At);
+            run_pass(&cli.config, clock, dry_run)
         }
         Command::SendTest { sequence, to, step } => send_test(&cli.config, &sequence, &to, step),
         Command::Plan { days, now } => plan(&cli.config, days, now.unwrap_or_else(Utc::now)),
@@ -279,7 +280,8 @@ fn preview_links(project: &Project) -> anyhow::Result<UnsubscribeLinks> {
     Ok(UnsubscribeLinks::new(&project.config.unsubscribe, key))
 }
 
-fn run_pass(config_file: &Path, now: DateTime<Utc>, dry_run: bool) -> anyhow::Result<ExitStatus> {
+fn run_pass(config_file: &Path, clock: engine::Clock, dry_run: bool) -> anyhow::Result<ExitStatus> {
+    let now = clock.now();
     let project = Project::load(config_file)?;
     let drips = engine::load_drips(&project)?;
     let links = unsubscribe_links(&project)?;
@@ -300,12 +302,13 @@ fn run_pass(config_file: &Path, now: DateTime<Utc>, dry_run: bool) -> anyhow::Re
             transport: &transport,
             dry_run,
             progress: Some(&progress),
+            clock,
         };
         if dry_run {
-            return Ok((pass.run(&drips, &renderers, now).await?, String::new()));
+            return Ok((pass.run(&drips, &renderers).await?, String::new()));
         }
         let summary = pass
-            .run_recorded(&drips, &renderers, now, &AtomicBool::new(false))
+            .run_recorded(&drips, &renderers, &AtomicBool::new(false))
             .await;
         transport.close().await;
         let summary = summary?;

@@ -1,7 +1,9 @@
 //! One pass of the drip: plan what is due, render it, claim it, send it,
 //! record it. `dripline run` is one pass; `dripline serve` repeats it.
 //!
-//! The pass takes `now` as a parameter and reads no clock. The guarantees
+//! The pass reads the time only through its [`Clock`] parameter (fixed
+//! with `--now`, the system clock otherwise): who is due is decided at the
+//! start, and Date headers and send times follow the clock. The guarantees
 //! of DESIGN.md section 8 live here: a delivery is claimed durably before
 //! the transport sees it and recorded once it answered, in batches of
 //! [`BATCH`], so a crash can resend at most one batch, with the same
@@ -259,6 +261,27 @@ pub struct Pass<'a, S, T> {
     pub dry_run: bool,
     /// Told the running totals after each batch.
     pub progress: Option<&'a Reporter>,
+    /// What time it is: who is due is decided once, at the start; Date
+    /// headers and recorded send times follow the clock as batches go out.
+    pub clock: Clock,
+}
+
+/// The time while a pass runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Clock {
+    /// A fixed time (`--now`, to simulate days): it stands in everywhere.
+    At(DateTime<Utc>),
+    /// The system clock.
+    System,
+}
+
+impl Clock {
+    pub fn now(self) -> DateTime<Utc> {
+        match self {
+            Clock::At(at) => at,
+            Clock::System => Utc::now(),
+        }
+    }
 }
 
 /// A rendered and claimed email: its attempt number, claim and message.
@@ -337,13 +360,8 @@ impl<'a, I: Iterator<Item = Candidate<'a>>> Selection<'a, '_, I> {
 impl<S: Store, T: Transport> Pass<'_, S, T> {
     /// Runs one pass at `now` over `drips`, rendering with `renderers`
     /// (one per drip, in the same order).
-    pub async fn run(
-        &self,
-        drips: &[Drip],
-        renderers: &[Renderer],
-        now: DateTime<Utc>,
-    ) -> anyhow::Result<Summary> {
-        self.run_until(drips, renderers, now, &AtomicBool::new(false))
+    pub async fn run(&self, drips: &[Drip], renderers: &[Renderer]) -> anyhow::Result<Summary> {
+        self.run_until(drips, renderers, &AtomicBool::new(false))
             .await
     }
 
@@ -354,17 +372,16 @@ impl<S: Store, T: Transport> Pass<'_, S, T> {
         &self,
         drips: &[Drip],
         renderers: &[Renderer],
-        now: DateTime<Utc>,
         stop: &AtomicBool,
     ) -> anyhow::Result<Summary> {
-        let run = self.store.begin_run(now).await?;
-        let summary = self.run_until(drips, renderers, now, stop).await?;
+        let run = self.store.begin_run(self.clock.now()).await?;
+        let summary = self.run_until(drips, renderers, stop).await?;
         let counts = RunCounts {
             sent: summary.sent,
             failed: summary.failed + summary.retrying,
             deferred: summary.deferred,
         };
-        self.store.finish_run(run, now, counts).await?;
+        self.store.finish_run(run, self.clock.now(), counts).await?;
         Ok(summary)
     }
 
@@ -376,9 +393,9 @@ impl<S: Store, T: Transport> Pass<'_, S, T> {
         &self,
         drips: &[Drip],
         renderers: &[Renderer],
-        now: DateTime<Utc>,
         stop: &AtomicBool,
     ) -> anyhow::Result<Summary> {
+        let now = self.clock.now();
         let mut summary = Summary::default();
         let (suppressed, mut last_sent) =
             tokio::try_join!(self.store.suppressions(), self.store.last_sent())?;
@@ -457,7 +474,7 @@ impl<S: Store, T: Transport> Pass<'_, S, T> {
                 None
             } else {
                 Some(
-                    self.prepare(sequence, renderer, &first, now, catch_up, &mut summary)
+                    self.prepare(sequence, renderer, &first, catch_up, &mut summary)
                         .await?,
                 )
             };
@@ -474,12 +491,12 @@ impl<S: Store, T: Transport> Pass<'_, S, T> {
                     if batch.is_empty() {
                         return Ok(None);
                     }
-                    self.prepare(sequence, renderer, &batch, now, catch_up, &mut summary)
+                    self.prepare(sequence, renderer, &batch, catch_up, &mut summary)
                         .await
                         .map(Some)
                 });
                 // Record this batch first, whatever happened to the next.
-                if let Err(err) = self.finish(ready, results, now, &mut summary).await {
+                if let Err(err) = self.finish(ready, results, &mut summary).await {
                     if let Ok(Some(unsent)) = &following {
                         self.store.release(&claims_of(unsent)).await?;
                     }
@@ -522,10 +539,11 @@ impl<S: Store, T: Transport> Pass<'_, S, T> {
         sequence: &Sequence,
         renderer: &Renderer,
         batch: &[Due<'_>],
-        now: DateTime<Utc>,
         catch_up: Duration,
         summary: &mut Summary,
     ) -> anyhow::Result<Vec<Ready>> {
+        // The Date header and the claim: when the batch really goes out.
+        let now = self.clock.now();
         let keys: Vec<&str> = batch.iter().map(|item| item.key.as_str()).collect();
         let suppressed = self.store.suppressed_among(&keys).await?;
         let mut ready = Vec::with_capacity(batch.len());
@@ -599,9 +617,9 @@ impl<S: Store, T: Transport> Pass<'_, S, T> {
         &self,
         ready: Vec<Ready>,
         results: Vec<Result<String, DeliveryError>>,
-        now: DateTime<Utc>,
         summary: &mut Summary,
     ) -> anyhow::Result<()> {
+        let now = self.clock.now();
         let delivery = &self.project.config.delivery;
         let batch_len = ready.len();
         let mut records = Vec::with_capacity(results.len());

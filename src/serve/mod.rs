@@ -195,9 +195,8 @@ impl Service<'_> {
                 () = tokio::time::sleep(wait) => {}
                 () = stopping(&mut shutdown) => return,
             }
-            let started = Utc::now();
             let outcome = tokio::select! {
-                outcome = self.pass(started) => outcome,
+                outcome = self.pass() => outcome,
                 () = grace_expired(shutdown.clone()) => {
                     tracing::warn!(
                         "the pass did not finish within {}s of the shutdown request; the emails it had claimed go again, with the same Message-IDs, in the next pass",
@@ -244,8 +243,8 @@ impl Service<'_> {
         }
     }
 
-    /// One pass at `now` over the project as it is on disk now.
-    async fn pass(&self, now: DateTime<Utc>) -> anyhow::Result<Summary> {
+    /// One pass over the project as it is on disk now.
+    async fn pass(&self) -> anyhow::Result<Summary> {
         let project = Project::load(&self.config_file)?;
         let drips = engine::load_drips(&project)?;
         let links = UnsubscribeLinks::new(&project.config.unsubscribe, self.key.clone());
@@ -266,8 +265,9 @@ impl Service<'_> {
             transport: &transport,
             dry_run: false,
             progress: Some(&progress),
+            clock: engine::Clock::System,
         };
-        let summary = pass.run_recorded(&drips, &renderers, now, self.stop).await;
+        let summary = pass.run_recorded(&drips, &renderers, self.stop).await;
         progress.finish();
         transport.close().await;
         summary
