@@ -1,12 +1,16 @@
 //! The splitter: pure functions from an article's text to a multi-day course.
 //!
-//! It owns recognising the title, headings, paragraphs, lists and the closing
-//! call to action, and packing whole sections into days. It touches no disk:
-//! reading the article and writing the sequence folder belong to the caller.
+//! It owns reading the article's structure (front matter, title, headings
+//! and their levels, the blocks that are never cut, the closing call to
+//! action), choosing how many emails it makes, and packing whole units
+//! into days so that each day stands alone. It touches no disk: reading
+//! the article and writing the sequence folder belong to the caller.
 
 mod block;
 mod cta;
+mod front;
 mod label;
+mod links;
 mod markdown;
 mod pack;
 mod plain;
@@ -17,22 +21,38 @@ use std::ops::Range;
 use std::path::Path;
 
 use block::Block;
-use section::Unit;
+use section::{Opening, Unit};
 
-/// Aim for about this many words an email when the number of days is free.
-const TARGET_WORDS_PER_DAY: usize = 200;
-/// Add days (up to one per section) while the longest day is longer.
-const MAX_WORDS_PER_DAY: usize = 500;
+pub use links::{LinkProblem, unusable_links};
+
+/// A long article gets about a two-minute read an email.
+const WORDS_PER_DAY: usize = 400;
+/// A short article with clear sections gets one a day, up to this many.
+const MAX_SECTION_DAYS: usize = 7;
+/// An article with this many headings gets at least this many emails.
+const MIN_DAYS_WITH_HEADINGS: usize = 5;
+/// Without `--days`, never more emails than this.
+const MAX_FREE_DAYS: usize = 12;
+/// Days open at coarser places (headings before paragraphs) as long as
+/// the longest day stays under half again (or this many words more than)
+/// the shortest longest day that cutting anywhere allows.
+const TOLERATED_EXTRA_WORDS: u64 = 100;
+/// A day longer than this is worth a warning.
+const LONG_DAY_WORDS: usize = 600;
 
 /// What an article becomes: the days of a course, in order.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Course {
-    /// The article's title, when its first line stands alone as one.
+    /// The article's title: its front matter's, or a first line that
+    /// stands alone as one.
     pub title: Option<String>,
     /// One entry per email, in order; never empty.
     pub days: Vec<Day>,
     /// The closing call to action, when the article ends with one.
     pub cta: Option<CallToAction>,
+    /// What the coach should know before sending: days too long to read in
+    /// a few minutes, and why.
+    pub warnings: Vec<String>,
 }
 
 /// One email's worth of the article.
@@ -46,6 +66,8 @@ pub struct Day {
     pub slug: String,
     /// The day's content as Markdown.
     pub body: String,
+    /// The words a reader sees in it.
+    pub words: usize,
 }
 
 /// A closing invitation with a link.
@@ -109,6 +131,34 @@ pub(crate) struct Document {
     pub title: Option<String>,
     /// Everything after the title, in order.
     pub blocks: Vec<Block>,
+    /// For each block, the labels of the definitions it uses.
+    pub uses: Vec<Vec<String>>,
+    /// Reference definitions and footnotes, in source order, to be carried
+    /// into every day that uses them.
+    pub definitions: Vec<Definition>,
+}
+
+/// A reference definition (`[label]: url`) or a footnote (`[^label]: …`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Definition {
+    /// The folded label; footnotes' start with `^`.
+    pub label: String,
+    /// The definition as written.
+    pub markdown: String,
+    /// Where it was in the source, to keep their order.
+    pub at: usize,
+}
+
+impl Document {
+    /// A document whose blocks use no definitions (plain text).
+    pub(crate) fn without_references(title: Option<String>, blocks: Vec<Block>) -> Document {
+        Document {
+            title,
+            uses: vec![Vec::new(); blocks.len()],
+            blocks,
+            definitions: Vec::new(),
+        }
+    }
 }
 
 /// Turns an article file's bytes into text: strips a UTF-8 byte-order
@@ -143,17 +193,39 @@ fn normalise(text: &str) -> Result<String, SplitError> {
         .replace(['\r', '\u{b}', '\u{c}', '\u{2028}', '\u{2029}'], "\n"))
 }
 
-/// Splits `text` into a course of `days` emails, or as many as its sections
-/// and length suggest when `days` is `None`.
+/// Splits `text` into a course of `days` emails, or as many as its length
+/// and sections suggest when `days` is `None`.
 ///
-/// Sections are never cut unless `days` asks for more days than there are
-/// sections; then days are cut between blocks, never inside one. The
-/// text is checked and normalised as [`decode`] does.
+/// Units (a paragraph, list, table, code block, quote or HTML block, with
+/// the headings above it) are never cut. The text is checked and
+/// normalised as [`decode`] does.
 pub fn split(text: &str, format: Format, days: Option<NonZeroUsize>) -> Result<Course, SplitError> {
     let text = normalise(text)?;
-    let document = match format {
-        Format::PlainText => plain::parse(&text),
-        Format::Markdown => markdown::parse(&text),
+    let front = front::strip(&text);
+    let mut document = match format {
+        Format::PlainText => plain::parse(front.body),
+        Format::Markdown => markdown::parse(front.body),
+    };
+    // The front matter's title names the course and is not sent; a first
+    // heading that says something else stays in the text.
+    let opening_title = match front.title {
+        Some(title) => {
+            if let Some(own) = document.title.take()
+                && label::plain(&own, format) != title
+            {
+                document.blocks.insert(
+                    0,
+                    Block::Heading {
+                        level: 1,
+                        text: own,
+                    },
+                );
+                document.uses.insert(0, Vec::new());
+            }
+            document.title = Some(title);
+            None
+        }
+        None => document.title.clone(),
     };
     if document.blocks.is_empty() {
         return Err(SplitError::Empty);
@@ -162,103 +234,180 @@ pub fn split(text: &str, format: Format, days: Option<NonZeroUsize>) -> Result<C
     let units = section::units(
         &document.blocks,
         closing.as_ref().map(|closing| closing.first_block),
+        format,
     );
-    let sections = section::sections(&document.blocks, &units);
     let runs = match days {
-        None => free_days(&units, &sections),
-        Some(days) => fixed_days(days.get(), &document.blocks, &units, &sections)?,
+        None => free_days(&document.blocks, &units),
+        Some(days) => fixed_days(days.get(), &units)?,
     };
+    let days = write_days(&document, format, opening_title.as_deref(), &runs);
     Ok(Course {
         title: document
             .title
             .as_deref()
             .map(|title| label::plain(title, format)),
-        days: write_days(&document, format, &units, &runs),
+        warnings: long_days(&days, &runs, &units),
+        days,
         cta: closing.map(|closing| closing.cta),
     })
 }
 
-/// As many days as the article's length suggests (about 200 words each),
-/// more if a day would pass 500 words, never more than its sections.
-fn free_days(units: &[Unit], sections: &[Range<usize>]) -> Vec<Range<usize>> {
-    let sections = section::merge_tiny(sections.to_vec(), units);
+/// As many days as the article suggests: about 400 words each for a long
+/// article, one section a day (up to seven) for a short one with clear
+/// sections, at least five with five or more headings, at most twelve.
+/// Fewer days (but not fewer than its length asks for) when that lets
+/// every day open at a heading; fewer when days would fall under 40
+/// words. Runs are ranges of blocks.
+fn free_days(blocks: &[Block], units: &[Unit]) -> Vec<Range<usize>> {
+    let pieces = section::joined(units);
     let total: usize = units.iter().map(|unit| unit.words).sum();
-    let wanted = (total + TARGET_WORDS_PER_DAY / 2) / TARGET_WORDS_PER_DAY;
-    let mut days = wanted.clamp(1, sections.len());
-    loop {
-        let runs = pack_sections(units, &sections, days);
-        let longest = runs.iter().map(|run| words(units, run)).max().unwrap_or(0);
-        if longest <= MAX_WORDS_PER_DAY || days >= sections.len() {
-            return runs;
-        }
-        days += 1;
+    let headings = blocks
+        .iter()
+        .filter(|block| matches!(block, Block::Heading { .. }))
+        .count();
+    let by_length = (total + WORDS_PER_DAY / 2) / WORDS_PER_DAY;
+    let mut wanted = by_length.max(section::sections(units).min(MAX_SECTION_DAYS));
+    if headings >= MIN_DAYS_WITH_HEADINGS {
+        wanted = wanted.max(MIN_DAYS_WITH_HEADINGS);
     }
+    let wanted = wanted.clamp(1, MAX_FREE_DAYS.min(pieces.len()));
+    let top = section::top_level(units);
+    let at_headings = (by_length.clamp(1, wanted)..=wanted)
+        .rev()
+        .find_map(|days| pack_pieces(&pieces, top, days, section::TINY_WORDS, Opening::Deeper));
+    at_headings
+        .or_else(|| {
+            (1..=wanted).rev().find_map(|days| {
+                pack_pieces(&pieces, top, days, section::TINY_WORDS, Opening::Paragraph)
+            })
+        })
+        .unwrap_or_else(|| std::iter::once(0..blocks.len()).collect())
 }
 
-/// Exactly `days` days: whole sections when there are enough (tiny ones
-/// joined to a neighbour when that still leaves enough), else cut between
-/// blocks, preferring cuts at section boundaries.
-fn fixed_days(
-    days: usize,
-    blocks: &[Block],
-    units: &[Unit],
-    sections: &[Range<usize>],
-) -> Result<Vec<Range<usize>>, SplitError> {
+/// Exactly `days` days: the joined pieces when there are enough, else the
+/// units themselves (then a day may open after a lead-in or with a short
+/// intro alone); no day under 40 words unless that is impossible.
+fn fixed_days(days: usize, units: &[Unit]) -> Result<Vec<Range<usize>>, SplitError> {
     if days > units.len() {
         return Err(SplitError::TooFewParts {
             requested: days,
             available: units.len(),
         });
     }
-    let merged = section::merge_tiny(sections.to_vec(), units);
-    if days <= merged.len() {
-        return Ok(pack_sections(units, &merged, days));
-    }
-    if days <= sections.len() {
-        return Ok(pack_sections(units, sections, days));
-    }
-    let weights: Vec<usize> = units.iter().map(|unit| unit.words).collect();
-    let cut_costs = section::cut_costs(blocks, units, sections);
-    Ok(pack::pack(&weights, days, &cut_costs))
+    let joined = section::joined(units);
+    let pieces = if days <= joined.len() {
+        joined
+    } else {
+        units.to_vec()
+    };
+    let top = section::top_level(units);
+    let pack = |min: usize| pack_pieces(&pieces, top, days, min, Opening::Paragraph);
+    Ok(pack(section::TINY_WORDS)
+        .or_else(|| pack(0))
+        .unwrap_or_else(|| {
+            std::iter::once(0..pieces.last().map_or(0, |last| last.blocks.end)).collect()
+        }))
 }
 
-/// Packs whole sections into `days` days; returns runs of units.
-fn pack_sections(units: &[Unit], sections: &[Range<usize>], days: usize) -> Vec<Range<usize>> {
-    let weights: Vec<usize> = sections
-        .iter()
-        .map(|section| words(units, section))
-        .collect();
-    pack::pack(&weights, days, &vec![0; sections.len()])
-        .iter()
-        .map(|run| span(sections, run))
+/// Packs `pieces` into `days` days of at least `min` words; returns ranges
+/// of blocks. Days open at top-level headings only when that leaves the
+/// longest day within reach of the best that cutting anywhere could do
+/// (half again as long, or 100 words more); else at headings one level
+/// down too, and so on, down to `finest`. Among the packings within reach,
+/// the fewest days open at the finest level, then the days are most even.
+fn pack_pieces(
+    pieces: &[Unit],
+    top: Option<u8>,
+    days: usize,
+    min: usize,
+    finest: Opening,
+) -> Option<Vec<Range<usize>>> {
+    let weights =
+        |pieces: &[Unit]| -> Vec<usize> { pieces.iter().map(|piece| piece.words).collect() };
+    let best = pack::shortest_longest(&weights(pieces), days, min)?;
+    let cap = (best * 3 / 2).max(best + TOLERATED_EXTRA_WORDS);
+    [
+        Opening::Section,
+        Opening::Subsection,
+        Opening::Deeper,
+        Opening::Paragraph,
+    ]
+    .into_iter()
+    .filter(|&level| level <= finest)
+    .find_map(|level| {
+        let coarse = section::coarsened(pieces, top, level);
+        if coarse.len() < days {
+            return None;
+        }
+        let costs: Vec<u64> = coarse
+            .iter()
+            .map(|piece| open_cost(section::opening(piece, top)))
+            .collect();
+        let runs = pack::pack(&weights(&coarse), days, &costs, min, cap)?;
+        Some(
+            runs.iter()
+                .map(|run| coarse[run.start].blocks.start..coarse[run.end - 1].blocks.end)
+                .collect(),
+        )
+    })
+}
+
+/// What opening a day at each kind of place costs, against a day that is
+/// off the average by the whole average (100): any number of uneven days
+/// is better than one more day opening at a finer place.
+fn open_cost(opening: Opening) -> u64 {
+    match opening {
+        Opening::Section => 0,
+        Opening::Subsection => 1_000,
+        Opening::Deeper => 2_000,
+        Opening::Paragraph => 3_000,
+    }
+}
+
+/// A warning for each day over 600 words, saying whether it can be cut.
+fn long_days(days: &[Day], runs: &[Range<usize>], units: &[Unit]) -> Vec<String> {
+    let total: usize = days.iter().map(|day| day.words).sum();
+    let suggested = total.div_ceil(WORDS_PER_DAY);
+    days.iter()
+        .zip(runs)
+        .enumerate()
+        .filter(|(_, (day, _))| day.words > LONG_DAY_WORDS)
+        .map(|(index, (day, run))| {
+            let pieces = units
+                .iter()
+                .filter(|unit| run.start <= unit.blocks.start && unit.blocks.end <= run.end)
+                .count();
+            let number = index + 1;
+            if pieces <= 1 {
+                format!(
+                    "day {number} has {} words in one block that is never cut (a long paragraph, list or table); shorten it or break it up by hand",
+                    day.words
+                )
+            } else {
+                format!(
+                    "day {number} has {} words, more than a few minutes' read; pass --days {suggested} for about {WORDS_PER_DAY} words an email",
+                    day.words
+                )
+            }
+        })
         .collect()
 }
 
-/// The items `run` of `groups` covers, each group being a range of items.
-/// `run` is non-empty and in bounds: packing only makes such runs.
-fn span(groups: &[Range<usize>], run: &Range<usize>) -> Range<usize> {
-    groups[run.start].start..groups[run.end - 1].end
-}
-
-fn words(units: &[Unit], run: &Range<usize>) -> usize {
-    units[run.clone()].iter().map(|unit| unit.words).sum()
-}
-
-/// Writes each run of units as a day: body, subject, preheader and slug.
+/// Writes each run of blocks as a day: body (with the definitions it
+/// uses), subject, preheader and slug. `opening_title` opens day 1.
 fn write_days(
     document: &Document,
     format: Format,
-    units: &[Unit],
+    opening_title: Option<&str>,
     runs: &[Range<usize>],
 ) -> Vec<Day> {
     let mut days = Vec::with_capacity(runs.len());
     let mut slugs = Vec::with_capacity(runs.len());
+    let orphans = unused_footnotes(document);
     for (index, run) in runs.iter().enumerate() {
-        // Runs are non-empty and in bounds: packing only makes such runs.
-        let blocks = &document.blocks[units[run.start].blocks.start..units[run.end - 1].blocks.end];
-        // The title opens day 1 and names it unless a heading does.
-        let title = document.title.as_deref().filter(|_| index == 0);
-        let mut parts: Vec<String> = Vec::with_capacity(blocks.len() + 1);
+        let blocks = &document.blocks[run.clone()];
+        let title = opening_title.filter(|_| index == 0);
+        let mut parts: Vec<String> = Vec::with_capacity(blocks.len() + 2);
         if let Some(title) = title {
             parts.push(
                 Block::Heading {
@@ -269,19 +418,70 @@ fn write_days(
             );
         }
         parts.extend(blocks.iter().map(|block| block.to_markdown(format)));
-        let headline = label::headline(blocks, title, format);
+        let words: usize = parts
+            .iter()
+            .map(|part| block::count_words(&label::plain(part, format)))
+            .sum();
+        let last = index + 1 == runs.len();
+        parts.extend(definitions_for(
+            document,
+            run,
+            last.then_some(orphans.as_slice()),
+        ));
+        let headline = label::headline(blocks, title, document.title.as_deref(), index + 1, format);
         slugs.push(label::slug(&headline));
         days.push(Day {
             subject: label::subject(index + 1, &headline),
-            preheader: label::preheader(blocks, format),
+            preheader: label::preheader(blocks, &headline, format),
             slug: String::new(),
             body: format!("{}\n", parts.join("\n\n")),
+            words,
         });
     }
     for (day, slug) in days.iter_mut().zip(label::unique_slugs(slugs)) {
         day.slug = slug;
     }
     days
+}
+
+/// The definitions the blocks of `run` use, in source order: reference
+/// definitions together, then each footnote; `orphans` (footnotes nobody
+/// refers to) are added where given, so that no text is lost.
+fn definitions_for(
+    document: &Document,
+    run: &Range<usize>,
+    orphans: Option<&[usize]>,
+) -> Vec<String> {
+    let used: Vec<&String> = document.uses[run.clone()].iter().flatten().collect();
+    let wanted = |index: usize| {
+        used.contains(&&document.definitions[index].label)
+            || orphans.is_some_and(|orphans| orphans.contains(&index))
+    };
+    let (references, footnotes): (Vec<&Definition>, Vec<&Definition>) =
+        (0..document.definitions.len())
+            .filter(|&index| wanted(index))
+            .map(|index| &document.definitions[index])
+            .partition(|definition| !definition.label.starts_with('^'));
+    let mut parts: Vec<String> = Vec::new();
+    if !references.is_empty() {
+        let lines: Vec<&str> = references
+            .iter()
+            .map(|definition| definition.markdown.as_str())
+            .collect();
+        parts.push(lines.join("\n"));
+    }
+    parts.extend(footnotes.iter().map(|footnote| footnote.markdown.clone()));
+    parts
+}
+
+/// Footnotes no block refers to.
+fn unused_footnotes(document: &Document) -> Vec<usize> {
+    (0..document.definitions.len())
+        .filter(|&index| {
+            let label = &document.definitions[index].label;
+            label.starts_with('^') && !document.uses.iter().flatten().any(|used| used == label)
+        })
+        .collect()
 }
 
 #[cfg(test)]

@@ -213,6 +213,7 @@ fn leads_in(text: &str) -> bool {
 /// not a quotation, not a continuation, not a link.
 pub(crate) fn looks_like_heading(text: &str) -> bool {
     has_heading_shape(text, HEADING_MAX_WORDS, HEADING_MAX_CHARS)
+        && (!text.trim_end().ends_with('?') || is_question_heading(text))
 }
 
 /// The shape of a title: a heading's, a little longer.
@@ -244,12 +245,84 @@ fn has_heading_shape(text: &str, max_words: usize, max_chars: usize) -> bool {
                 | '›'
                 | '('
                 | '…'
+                | '>'
+                | '['
         )
         && !first.is_lowercase()
         && text.chars().any(char::is_alphanumeric)
         && !text.contains("://")
         && !text.contains("www.")
         && list_item(text).is_none()
+        && !is_byline(text)
+}
+
+/// Words that open a byline or a date line ("By Jane Doe", "Posted on …").
+const BYLINE_OPENERS: &[&str] = &[
+    "by ",
+    "written by",
+    "posted ",
+    "published",
+    "updated",
+    "last updated",
+    "photo",
+    "image",
+    "credit",
+    "source",
+    "por ",
+    "von ",
+];
+
+const MONTHS: &[&str] = &[
+    "january",
+    "february",
+    "march",
+    "april",
+    "may",
+    "june",
+    "july",
+    "august",
+    "september",
+    "october",
+    "november",
+    "december",
+];
+
+/// A byline, a date line or a reading-time note: never a heading.
+fn is_byline(text: &str) -> bool {
+    let lower = text.to_lowercase();
+    let dated = MONTHS.iter().any(|month| lower.contains(month))
+        && lower
+            .split(|c: char| !c.is_ascii_digit())
+            .any(|digits| digits.len() == 4);
+    BYLINE_OPENERS
+        .iter()
+        .any(|opener| lower.starts_with(opener))
+        || lower.contains("min read")
+        || dated
+}
+
+/// Words that open a question a writer uses as a heading ("Why does sleep
+/// matter?"), as opposed to a question inside the prose ("Hmm...I wonder
+/// what that could be for?").
+const QUESTION_WORDS: &[&str] = &[
+    "what", "why", "how", "when", "where", "who", "which", "can", "could", "should", "is", "are",
+    "do", "does", "will", "qué", "por qué", "cómo", "cuándo", "was", "warum", "wie", "wann",
+];
+
+fn is_question_heading(text: &str) -> bool {
+    let lower = text.to_lowercase();
+    let first = lower
+        .trim_start_matches(['¿', '¡'])
+        .split_whitespace()
+        .next()
+        .unwrap_or("");
+    !text.contains("...")
+        && !text.contains('…')
+        && text.split_whitespace().count() >= 3
+        && (QUESTION_WORDS.contains(&first)
+            || QUESTION_WORDS
+                .iter()
+                .any(|word| word.contains(' ') && lower.trim_start_matches('¿').starts_with(word)))
 }
 
 /// Tells the title and headings from paragraphs.
@@ -303,7 +376,7 @@ fn into_document(raws: Vec<Raw>) -> Document {
             Raw::List(items) => blocks.push(Block::List(items.clone())),
         }
     }
-    Document { title, blocks }
+    Document::without_references(title, blocks)
 }
 
 /// Which lists are numbered headings ("1. Single-task" above a paragraph,
