@@ -4,7 +4,7 @@
 //! without its definition is printed as brackets. Pure: it reads one
 //! email's Markdown and says where each problem is.
 
-use pulldown_cmark::{BrokenLink, CowStr, Event, Options, Parser, Tag};
+use pulldown_cmark::{BrokenLink, CowStr, Event, LinkType, Options, Parser, Tag};
 
 /// One link that will not work, at a 1-based line of the Markdown.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -22,8 +22,12 @@ pub fn unusable_links(markdown: &str) -> Vec<LinkProblem> {
     let line_of = |offset: usize| markdown[..offset].matches('\n').count() + 1;
     let mut problems: Vec<(usize, String)> = Vec::new();
     let mut broken: Vec<(usize, String)> = Vec::new();
+    // `[text]` alone is often just brackets ("[sic]", "[1]"); `[text][label]`
+    // and `[text][]` are meant as links.
     let callback = |link: BrokenLink<'_>| {
-        broken.push((link.span.start, link.reference.to_string()));
+        if link.link_type != LinkType::Shortcut {
+            broken.push((link.span.start, link.reference.to_string()));
+        }
         None::<(CowStr<'_>, CowStr<'_>)>
     };
     let parser =
@@ -38,11 +42,9 @@ pub fn unusable_links(markdown: &str) -> Vec<LinkProblem> {
             problems.push((range.start, format!("the {kind} to `{url}` {reason}")));
         }
     }
-    // `[text](` that is not a link is a malformed inline link (a shortcode
-    // inside), reported as such below, not a reference.
-    let broken = broken.into_iter().filter(|(at, label)| {
-        !label.starts_with('^') && !markdown[*at..].starts_with(&format!("[{label}]("))
-    });
+    let broken = broken
+        .into_iter()
+        .filter(|(_, label)| !label.starts_with('^'));
     problems.extend(broken.map(
         |(at, label)| {
             (

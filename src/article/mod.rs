@@ -27,6 +27,9 @@ pub use links::{LinkProblem, unusable_links};
 
 /// A long article gets about a two-minute read an email.
 const WORDS_PER_DAY: usize = 400;
+/// An article of at most this many two-minute reads (under about 1,400
+/// words) is short: its sections decide its length.
+const SHORT_ARTICLE_DAYS: usize = 3;
 /// A short article with clear sections gets one a day, up to this many.
 const MAX_SECTION_DAYS: usize = 7;
 /// An article with this many headings gets at least this many emails.
@@ -202,31 +205,24 @@ fn normalise(text: &str) -> Result<String, SplitError> {
 pub fn split(text: &str, format: Format, days: Option<NonZeroUsize>) -> Result<Course, SplitError> {
     let text = normalise(text)?;
     let front = front::strip(&text);
+    let find_title = front.title.is_none();
     let mut document = match format {
-        Format::PlainText => plain::parse(front.body),
-        Format::Markdown => markdown::parse(front.body),
+        Format::PlainText => plain::parse(front.body, find_title),
+        Format::Markdown => markdown::parse(front.body, find_title),
     };
     // The front matter's title names the course and is not sent; a first
-    // heading that says something else stays in the text.
-    let opening_title = match front.title {
-        Some(title) => {
-            if let Some(own) = document.title.take()
-                && label::plain(&own, format) != title
-            {
-                document.blocks.insert(
-                    0,
-                    Block::Heading {
-                        level: 1,
-                        text: own,
-                    },
-                );
-                document.uses.insert(0, Vec::new());
-            }
-            document.title = Some(title);
-            None
+    // heading that repeats it (or its first part) opens day 1 as the title.
+    let mut opening_title = document.title.clone().filter(|_| find_title);
+    if let Some(title) = front.title {
+        if let Some(Block::Heading { level: 1, text }) = document.blocks.first()
+            && title.starts_with(&label::plain(text, format))
+        {
+            opening_title = Some(text.clone());
+            document.blocks.remove(0);
+            document.uses.remove(0);
         }
-        None => document.title.clone(),
-    };
+        document.title = Some(title);
+    }
     if document.blocks.is_empty() {
         return Err(SplitError::Empty);
     }
@@ -242,10 +238,13 @@ pub fn split(text: &str, format: Format, days: Option<NonZeroUsize>) -> Result<C
     };
     let days = write_days(&document, format, opening_title.as_deref(), &runs);
     Ok(Course {
-        title: document
-            .title
-            .as_deref()
-            .map(|title| label::plain(title, format)),
+        title: match find_title {
+            true => document
+                .title
+                .as_deref()
+                .map(|title| label::plain(title, format)),
+            false => document.title.clone(),
+        },
         warnings: long_days(&days, &runs, &units),
         days,
         cta: closing.map(|closing| closing.cta),
@@ -253,11 +252,10 @@ pub fn split(text: &str, format: Format, days: Option<NonZeroUsize>) -> Result<C
 }
 
 /// As many days as the article suggests: about 400 words each for a long
-/// article, one section a day (up to seven) for a short one with clear
-/// sections, at least five with five or more headings, at most twelve.
-/// Fewer days (but not fewer than its length asks for) when that lets
-/// every day open at a heading; fewer when days would fall under 40
-/// words. Runs are ranges of blocks.
+/// article, one section a day (up to seven) for a short one (under about
+/// 1,400 words) with clear sections, at least five with five or more headings, at most twelve;
+/// fewer only when days would otherwise fall under 40 words. Runs are
+/// ranges of blocks.
 fn free_days(blocks: &[Block], units: &[Unit]) -> Vec<Range<usize>> {
     let pieces = section::joined(units);
     let total: usize = units.iter().map(|unit| unit.words).sum();
@@ -266,21 +264,28 @@ fn free_days(blocks: &[Block], units: &[Unit]) -> Vec<Range<usize>> {
         .filter(|block| matches!(block, Block::Heading { .. }))
         .count();
     let by_length = (total + WORDS_PER_DAY / 2) / WORDS_PER_DAY;
-    let mut wanted = by_length.max(section::sections(units).min(MAX_SECTION_DAYS));
+    let mut wanted = if by_length <= SHORT_ARTICLE_DAYS {
+        by_length.max(section::sections(units).min(MAX_SECTION_DAYS))
+    } else {
+        by_length
+    };
     if headings >= MIN_DAYS_WITH_HEADINGS {
         wanted = wanted.max(MIN_DAYS_WITH_HEADINGS);
     }
     let wanted = wanted.clamp(1, MAX_FREE_DAYS.min(pieces.len()));
     let top = section::top_level(units);
-    let at_headings = (by_length.clamp(1, wanted)..=wanted)
-        .rev()
-        .find_map(|days| pack_pieces(&pieces, top, days, section::TINY_WORDS, Opening::Deeper));
-    at_headings
-        .or_else(|| {
-            (1..=wanted).rev().find_map(|days| {
-                pack_pieces(&pieces, top, days, section::TINY_WORDS, Opening::Paragraph)
-            })
-        })
+    let at_headings =
+        |days: usize| pack_pieces(&pieces, top, days, section::TINY_WORDS, Opening::Deeper);
+    let anywhere =
+        |days: usize| pack_pieces(&pieces, top, days, section::TINY_WORDS, Opening::Paragraph);
+    // The wanted number, at headings if it can; else, rather than cut
+    // between paragraphs to make fewer days than wanted, fewer days at
+    // headings, as long as the length allows.
+    let by_length = by_length.clamp(1, wanted);
+    at_headings(wanted)
+        .or_else(|| anywhere(wanted))
+        .or_else(|| (by_length..wanted).rev().find_map(at_headings))
+        .or_else(|| (1..wanted).rev().find_map(anywhere))
         .unwrap_or_else(|| std::iter::once(0..blocks.len()).collect())
 }
 
@@ -484,5 +489,7 @@ fn unused_footnotes(document: &Document) -> Vec<usize> {
         .collect()
 }
 
+#[cfg(test)]
+mod corpus;
 #[cfg(test)]
 mod tests;

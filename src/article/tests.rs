@@ -140,7 +140,7 @@ const GUT_HEADINGS: [&str; 7] = [
 
 #[test]
 fn the_example_article_has_its_title_and_seven_sections() {
-    let document = plain::parse(GUT);
+    let document = plain::parse(GUT, true);
     assert_eq!(
         document.title.as_deref(),
         Some("What does it actually do inside the body?")
