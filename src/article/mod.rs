@@ -433,7 +433,15 @@ fn write_days(
             run,
             last.then_some(orphans.as_slice()),
         ));
-        let headline = label::headline(blocks, title, document.title.as_deref(), index + 1, format);
+        // Day 1 without an opening heading is named after the article.
+        let first_name = title.or(document.title.as_deref().filter(|_| index == 0));
+        let headline = label::headline(
+            blocks,
+            first_name,
+            document.title.as_deref(),
+            index + 1,
+            format,
+        );
         slugs.push(label::slug(&headline));
         days.push(Day {
             subject: label::subject(index + 1, &headline),
