@@ -64,16 +64,13 @@ pub fn unusable_links(markdown: &str) -> Vec<LinkProblem> {
         .collect()
 }
 
-/// Why a link's URL will not work from an inbox, if it will not.
+/// Why a link's URL will not work from an inbox, if it will not. A
+/// shortcode in it is reported as a shortcode.
 fn unusable(url: &str) -> Option<&'static str> {
     let lower = url.to_ascii_lowercase();
     if lower.starts_with('#') {
         Some(
             "points to a place in the web page, which an email does not have; link to the full https:// address or remove the link",
-        )
-    } else if url.contains("{{<") || url.contains("{{%") {
-        Some(
-            "is a site shortcode that is never expanded in an email; write the full https:// address",
         )
     } else if url.starts_with("{{")
         || url.starts_with("\\{{")
@@ -88,12 +85,16 @@ fn unusable(url: &str) -> Option<&'static str> {
     }
 }
 
-/// Hugo-style shortcodes (`{{< … >}}`, `{{% … %}}`), escaped or not.
+/// Site shortcodes and template tags: Hugo's `{{< … >}}` and `{{% … %}}`,
+/// Liquid's and Nunjucks' `{% … %}`, escaped or not.
 fn shortcodes(markdown: &str) -> Vec<(usize, String)> {
     let mut found = Vec::new();
-    for opener in ["{{<", "{{%"] {
-        let closer = if opener == "{{<" { ">}}" } else { "%}}" };
+    for (opener, closer) in [("{{<", ">}}"), ("{{%", "%}}"), ("{%", "%}")] {
         for (at, _) in markdown.match_indices(opener) {
+            // `{{%` is Hugo's, already found as such.
+            if opener == "{%" && markdown[..at].ends_with('{') {
+                continue;
+            }
             let end = markdown[at..]
                 .find(closer)
                 .map_or(markdown.len(), |end| at + end + closer.len());
@@ -123,7 +124,7 @@ mod tests {
 
     #[test]
     fn relative_urls_anchors_shortcodes_and_missing_definitions() {
-        let markdown = "Intro [ok](https://example.com) and [mail](mailto:a@example.com).\n\nSee [below](#below) and ![chart](/img/chart.png).\n\nRead [this]({{< ref \"post.md\" >}}) and [that][missing].\n\nHi {{subscriber.first_name}}, [cta]({{cta.url}}).\n";
+        let markdown = "Intro [ok](https://example.com) and [mail](mailto:a@example.com).\n\nSee [below](#below) and ![chart](/img/chart.png).\n\nRead [this]({{< ref \"post.md\" >}}) and [that][missing].\n\nHi {{subscriber.first_name}}, [cta]({{cta.url}}).\n\n{% include toc.html %}\n";
         assert_eq!(
             lines_and_starts(markdown),
             [
@@ -131,6 +132,7 @@ mod tests {
                 (3, "the image to `/img/chart".to_owned()),
                 (5, "the site shortcode `{{< ".to_owned()),
                 (5, "the reference link `[mis".to_owned()),
+                (9, "the site shortcode `{% i".to_owned()),
             ]
         );
     }
