@@ -4,6 +4,7 @@
 //! nothing due is lost, and nothing goes out twice beyond the bound.
 
 mod dkim;
+mod postfix;
 mod rules;
 mod server;
 

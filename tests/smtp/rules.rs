@@ -13,7 +13,7 @@ use super::{DAY_1, DAY_2, Setup, address, error_lines, run, status, step_counts}
 use crate::support::{Project, Run};
 
 /// A step whose email is well over 8,000 bytes.
-fn long_step() -> String {
+pub(super) fn long_step() -> String {
     let paragraph = "Fermented foods feed the bacteria that line your gut. ".repeat(20);
     let body = vec![paragraph; 10].join("\n\n");
     format!("+++\nsubject = \"Day 2: More\"\nwait_days = 1\n+++\n{body}\n")
@@ -28,7 +28,7 @@ fn recipients_tried(server: &Server, subscribers: usize) -> usize {
 
 /// The run stopped with exit 6 and one error message that contains each
 /// of `expected`.
-fn assert_stopped(run: &Run, expected: &[&str]) {
+pub(super) fn assert_stopped(run: &Run, expected: &[&str]) {
     assert_eq!(run.code, 6, "{run:?}");
     assert_eq!(error_lines(run), 1, "one message: {}", run.stderr);
     for text in expected {
@@ -42,7 +42,7 @@ fn assert_stopped(run: &Run, expected: &[&str]) {
 }
 
 /// Nobody failed, bounced or was suppressed.
-fn assert_nobody_failed(project: &Project) {
+pub(super) fn assert_nobody_failed(project: &Project) {
     let state = status(project);
     assert_eq!(state["failures"], Value::Array(Vec::new()), "{state}");
     assert_eq!(state["suppressed"], Value::Array(Vec::new()), "{state}");
