@@ -635,10 +635,7 @@ impl<S: Store, T: Transport> Pass<'_, S, T> {
                 }
                 Err(DeliveryError::Refused(reason)) => {
                     refused.get_or_insert_with(|| {
-                        format!(
-                            "cannot send {} step {}: {reason}",
-                            claim.sequence, claim.step
-                        )
+                        format!("cannot send {}/{}: {reason}", claim.sequence, claim.step)
                     });
                     released.push(claim);
                     continue;

@@ -82,7 +82,7 @@ fn an_oversize_step_stops_the_run_at_once_and_every_email_stays_due() {
         &second,
         &[
             "at most 8000 bytes",
-            "step more",
+            "cannot send demo/more: 127.0.0.1:",
             "message_size_limit",
             "stays due",
         ],
