@@ -38,7 +38,7 @@ use lettre::transport::smtp::extension::{ClientId, Extension, MailBodyParameter,
 use lettre::transport::smtp::response::Response;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
-use super::reply::{Failure, Stage, announced_size, classify, response_text};
+use super::reply::{Failure, Stage, announced_size, classify, reply_text, response_text};
 use super::{DeliveryError, Parcel, Transport, Unreachable, hello};
 use crate::config::{Project, Security};
 use crate::diagnostic::{InvalidInput, Problem};
@@ -347,7 +347,13 @@ impl Smtp {
         err: &lettre::transport::smtp::Error,
         permanent_hint: &str,
     ) -> DeliveryError {
-        let what = format!("{what}: {}", chain(err));
+        // A reply reads as the server wrote it: `535 5.7.8 ...`.
+        let detail = if err.status().is_some() {
+            reply_text(err)
+        } else {
+            chain(err)
+        };
+        let what = format!("{what}: {detail}");
         if err.is_permanent() {
             DeliveryError::Refused(self.cannot_open(&what, permanent_hint))
         } else {
@@ -642,14 +648,18 @@ impl Smtp {
 
 /// An error with its sources, `a: b: c`, each said once: lettre's errors
 /// print their source too, and nest (`Connection error: Connection error:
-/// tls handshake failed`).
+/// tls handshake failed`), and TLS errors repeat OpenSSL's words.
 fn chain(error: &dyn std::error::Error) -> String {
     let mut parts: Vec<String> = Vec::new();
     let mut current = Some(error);
     while let Some(layer) = current {
+        current = layer.source();
         let text = layer.to_string();
+        if parts.iter().any(|part| part.contains(&text)) {
+            continue;
+        }
         // A layer's own words: its text without its source's.
-        let own = match layer.source().map(ToString::to_string) {
+        let own = match current.map(ToString::to_string) {
             Some(inner) => text
                 .strip_suffix(&inner)
                 .map_or(text.as_str(), |own| own.trim_end_matches([':', ' ']))
@@ -659,7 +669,6 @@ fn chain(error: &dyn std::error::Error) -> String {
         if !own.is_empty() && parts.last() != Some(&own) {
             parts.push(own);
         }
-        current = layer.source();
     }
     parts.join(": ")
 }
@@ -716,7 +725,7 @@ mod tests {
 
     /// An error that prints its source after its own words, as lettre's do.
     #[derive(Debug)]
-    struct Layer(&'static str, Option<Box<Layer>>);
+    struct Layer(&'static str, Option<Box<dyn std::error::Error>>);
 
     impl fmt::Display for Layer {
         fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -729,9 +738,23 @@ mod tests {
 
     impl std::error::Error for Layer {
         fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-            self.1
-                .as_deref()
-                .map(|layer| layer as &(dyn std::error::Error + 'static))
+            self.1.as_deref()
+        }
+    }
+
+    /// An error whose text already holds its source's, not at the end.
+    #[derive(Debug)]
+    struct Layer2(&'static str, Layer);
+
+    impl fmt::Display for Layer2 {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str(self.0)
+        }
+    }
+
+    impl std::error::Error for Layer2 {
+        fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+            Some(&self.1)
         }
     }
 
@@ -755,6 +778,18 @@ mod tests {
         assert_eq!(
             chain(&reply),
             "permanent error (535): 5.7.8 authentication failed"
+        );
+        // A layer that says its source's words in the middle of its own.
+        let tls = Layer(
+            "STARTTLS",
+            Some(Box::new(Layer2(
+                "verify failed (self-signed certificate)",
+                Layer("verify failed", None),
+            ))),
+        );
+        assert_eq!(
+            chain(&tls),
+            "STARTTLS: verify failed (self-signed certificate)"
         );
     }
 

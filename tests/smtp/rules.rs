@@ -160,6 +160,28 @@ fn a_bare_host_name_is_never_the_helo_name_and_helo_name_sets_it() {
 }
 
 #[test]
+fn a_server_that_refuses_the_ehlo_name_at_once_stops_the_run_before_anything_is_claimed() {
+    let mut options = Options::accept_all();
+    options.refuse_helo = Some("550 5.7.1 <example.com>: Helo command rejected: not you");
+    let server = Server::start(options);
+    let project = Setup::new(10).project(&server);
+    let refused = run(&project, DAY_1);
+    assert_stopped(
+        &refused,
+        &[
+            "the server refused the session as `",
+            "550 5.7.1 <example.com>: Helo command rejected: not you",
+            "helo_name",
+            "Nothing was sent.",
+        ],
+    );
+    assert_eq!(server.connections(), 1, "only the probe");
+    assert_eq!(server.quits(), 1, "QUIT after the refusal");
+    assert_nobody_failed(&project);
+    assert_eq!(step_counts(&status(&project), 0), (0, 0, 0));
+}
+
+#[test]
 fn a_refused_sender_stops_the_run_and_nobody_is_marked_failed() {
     let subscribers = 100;
     let mut options = Options::accept_all();
@@ -218,7 +240,7 @@ fn a_failed_login_says_quit_and_reads_cleanly() {
     assert_stopped(
         &refused,
         &[
-            "the login as `coach` failed: permanent error (535): 5.7.8 Error: authentication failed",
+            "the login as `coach` failed: 535 5.7.8 Error: authentication failed",
             "Check [smtp] username and the password in ",
             "Nothing was sent.",
         ],

@@ -91,6 +91,8 @@ pub struct Options {
     pub size: usize,
     /// Refuse a HELO name without a dot at RCPT TO (504 5.5.2).
     pub fqdn_helo: bool,
+    /// The reply to every EHLO or HELO, instead of 250.
+    pub refuse_helo: Option<&'static str>,
     /// The reply to every MAIL FROM, instead of 250.
     pub reject_sender: Option<&'static str>,
     /// Refuse MAIL FROM without a login (530 5.7.0).
@@ -114,6 +116,7 @@ impl Options {
             implicit_tls: false,
             size: 10_000_000,
             fqdn_helo: false,
+            refuse_helo: None,
             reject_sender: None,
             require_auth: false,
             password: None,
@@ -317,6 +320,16 @@ impl Shared {
                         .unwrap_or_default()
                         .to_owned();
                     self.state.lock().unwrap().helos.push(helo.clone());
+                    if let Some(reply) = self.options.refuse_helo {
+                        if stream
+                            .write_all(format!("{reply}\r\n").as_bytes())
+                            .await
+                            .is_err()
+                        {
+                            return End::Closed;
+                        }
+                        continue;
+                    }
                     let mut reply = String::from("250-test\r\n250-8BITMIME\r\n");
                     if self.acceptor.is_some() && !secure {
                         reply.push_str("250-STARTTLS\r\n");
