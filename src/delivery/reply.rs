@@ -128,11 +128,13 @@ impl Refusal {
         // must not read as a relaying refusal.
         let text = without_addresses(reply).to_ascii_lowercase();
         let says = |phrases: &[&str]| phrases.iter().any(|phrase| text.contains(phrase));
+        // A full mailbox (5.2.2, "mailbox size exceeds quota") is the
+        // recipient's; only a message-size code or, without an enhanced
+        // code, a 552 to MAIL FROM or the message or such words count.
         let too_big = matches!(enhanced, Some("5.3.4" | "5.2.3"))
-            || (basic == "552"
-                && matches!(stage, Stage::MailFrom | Stage::Message)
-                && enhanced != Some("5.2.2"))
-            || says(&["too big", "too large", "size exceeds", "exceeds size"]);
+            || (enhanced.is_none()
+                && ((basic == "552" && matches!(stage, Stage::MailFrom | Stage::Message))
+                    || says(&["too big", "too large", "size exceeds"])));
         if too_big {
             Some(Refusal::TooBig)
         } else if says(&["helo", "ehlo"]) {
@@ -140,11 +142,19 @@ impl Refusal {
         } else if basic == "530"
             || matches!(enhanced, Some("5.7.0" | "5.7.8" | "5.7.9" | "5.7.11"))
             || says(&[
-                "relay",
-                "authenticat",
-                "client host",
-                "starttls",
+                "relay access denied",
+                "relaying denied",
+                "relay not permitted",
+                "relaying not allowed",
+                "not permitted to relay",
+                "unable to relay",
+                "authentication required",
+                "authentication is required",
+                "must authenticate",
+                "not authenticated",
+                "client host rejected",
                 "blocked using",
+                "starttls",
             ])
         {
             Some(Refusal::Client)
@@ -297,6 +307,7 @@ mod tests {
             "550 5.1.2 bad domain",
             "550 5.2.1 disabled",
             "550 5.1.1 <alice@relay.example>: Recipient address rejected: User unknown",
+            "550 5.1.1 <bob@example.net>: Recipient address rejected: User unknown in relay recipient table",
         ] {
             assert!(
                 matches!(
@@ -333,6 +344,14 @@ mod tests {
                 "[sender] from",
             ),
             ("550 5.1.8 bad sender address", "[sender] from"),
+            (
+                "553 5.1.0 <coach@example.com>: Sender address rejected: User unknown in local recipient table",
+                "[sender] from",
+            ),
+            (
+                "554 5.7.1 <unknown[192.0.2.1]>: Client host rejected: Access denied",
+                "Log in",
+            ),
             ("554 5.7.1 <bob@example.net>: Relay access denied", "Log in"),
             ("530 5.7.0 Authentication required", "Log in"),
             (
@@ -359,10 +378,19 @@ mod tests {
             );
         }
         // A full mailbox is the recipient's.
-        assert!(matches!(
-            classify(Stage::RcptTo, reply(true, "552 5.2.2 mailbox full")),
-            DeliveryError::Permanent { .. }
-        ));
+        for full in [
+            "552 5.2.2 mailbox full",
+            "552 5.2.2 <bob@example.net>: mailbox size exceeds quota",
+        ] {
+            assert!(matches!(
+                classify(Stage::RcptTo, reply(true, full)),
+                DeliveryError::Permanent { .. }
+            ));
+            assert!(matches!(
+                classify(Stage::Message, reply(true, full)),
+                DeliveryError::Permanent { .. }
+            ));
+        }
         let DeliveryError::Refused(big) = classify(
             Stage::MailFrom,
             Failure::TooBig {
