@@ -1,11 +1,12 @@
 //! The name dripline gives itself in EHLO: `[smtp] helo_name` when set,
-//! else this machine's host name when it is fully qualified, else the
-//! domain of the sender's address.
+//! else this machine's fully-qualified name, else the domain of the
+//! sender's address.
 //!
 //! A bare host name (`vm`) is never sent: servers that apply Postfix's
 //! `reject_non_fqdn_helo_hostname` refuse it (`504 5.5.2 <vm>: Helo
 //! command rejected`) for every recipient. Pure apart from
-//! [`machine_host_name`], which asks the operating system.
+//! [`machine_name`], which asks the operating system and reads
+//! /etc/hosts (never DNS, which could stall every run).
 
 use lettre::transport::smtp::extension::ClientId;
 
@@ -51,12 +52,37 @@ pub fn is_fully_qualified(name: &str) -> bool {
         && !PRIVATE_SUFFIXES.contains(&last.to_ascii_lowercase().as_str())
 }
 
-/// This machine's host name, as the operating system reports it.
-pub fn machine_host_name() -> Option<String> {
-    match ClientId::default() {
-        ClientId::Domain(name) => Some(name),
-        _ => None,
+/// This machine's fully-qualified name, as `hostname -f` finds it without
+/// DNS: its host name when that has a dot, else the canonical name
+/// /etc/hosts gives it (`127.0.1.1 mail.example.com mail`, as Debian's
+/// installer writes).
+pub fn machine_name() -> Option<String> {
+    let ClientId::Domain(host) = ClientId::default() else {
+        return None;
+    };
+    if is_fully_qualified(&host) {
+        return Some(host);
     }
+    let hosts = std::fs::read_to_string("/etc/hosts").ok()?;
+    canonical_name(&hosts, &host)
+}
+
+/// The first fully-qualified canonical name (the first name of a line)
+/// that a hosts file gives `host`.
+fn canonical_name(hosts: &str, host: &str) -> Option<String> {
+    hosts
+        .lines()
+        .filter_map(|line| {
+            let line = line.split('#').next().unwrap_or_default();
+            let mut names = line.split_whitespace().skip(1);
+            let canonical = names.next()?;
+            std::iter::once(canonical)
+                .chain(names)
+                .any(|name| name.eq_ignore_ascii_case(host))
+                .then_some(canonical)
+        })
+        .find(|name| is_fully_qualified(name))
+        .map(str::to_owned)
 }
 
 #[cfg(test)]
@@ -94,6 +120,17 @@ mod tests {
             )),
             "out.example.net"
         );
+    }
+
+    #[test]
+    fn the_hosts_file_gives_the_canonical_name() {
+        let hosts = "127.0.0.1 localhost\n127.0.0.1 vm\n# 10.0.0.9 old.example.org vm\n127.0.1.1 vm.example.org vm\n";
+        assert_eq!(
+            canonical_name(hosts, "vm").as_deref(),
+            Some("vm.example.org")
+        );
+        assert_eq!(canonical_name("127.0.0.1 localhost vm\n", "vm"), None);
+        assert_eq!(canonical_name(hosts, "other"), None);
     }
 
     #[test]

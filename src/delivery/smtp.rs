@@ -285,7 +285,7 @@ impl Smtp {
             password_source,
             hello: hello::client_id(
                 smtp.helo_name.as_deref(),
-                hello::machine_host_name().as_deref(),
+                hello::machine_name().as_deref(),
                 project.config.sender.from.email.domain(),
             ),
             timeout: smtp.timeout,
