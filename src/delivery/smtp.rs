@@ -377,11 +377,11 @@ impl Smtp {
         let size = match tokio::time::timeout(self.timeout, ehlo).await {
             Ok(Ok(response)) => announced_size(response.message()),
             Ok(Err(err)) => {
-                connection.abort().await;
+                let _ = tokio::time::timeout(self.timeout, connection.abort()).await;
                 return Err(self.opening_failed("EHLO failed", &err, &helo_hint));
             }
+            // A server that stopped answering gets no QUIT to wait for.
             Err(_) => {
-                connection.abort().await;
                 return Err(DeliveryError::Unreachable(
                     self.cannot_open("no reply to EHLO in time", &self.hint_network()),
                 ));
