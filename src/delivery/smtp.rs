@@ -462,22 +462,24 @@ impl Smtp {
         };
         let credentials = Credentials::new(user.clone(), password.expose().to_owned());
         let login = connection.auth(&[Mechanism::Plain, Mechanism::Login], &credentials);
-        let failure = match tokio::time::timeout(self.timeout, login).await {
-            Ok(Ok(_)) => return Ok(()),
-            Ok(Err(err)) => self.opening_failed(
-                &format!("the login as `{user}` failed"),
-                &err,
-                &format!(
-                    "Check [smtp] username and the password in {}",
-                    self.password_source
-                ),
-            ),
-            Err(_) => DeliveryError::Unreachable(
+        match tokio::time::timeout(self.timeout, login).await {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(err)) => {
+                let _ = tokio::time::timeout(self.timeout, connection.abort()).await;
+                Err(self.opening_failed(
+                    &format!("the login as `{user}` failed"),
+                    &err,
+                    &format!(
+                        "Check [smtp] username and the password in {}",
+                        self.password_source
+                    ),
+                ))
+            }
+            // A server that stopped answering gets no QUIT to wait for.
+            Err(_) => Err(DeliveryError::Unreachable(
                 self.cannot_open("no reply to AUTH in time", &self.hint_network()),
-            ),
-        };
-        let _ = tokio::time::timeout(self.timeout, connection.abort()).await;
-        Err(failure)
+            )),
+        }
     }
 
     /// Connects and reads the greeting. Without implicit TLS the socket is
