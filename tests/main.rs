@@ -7,5 +7,6 @@ mod preview;
 mod run;
 mod serve;
 mod smtp;
+mod spam;
 mod split;
 mod support;
