@@ -255,7 +255,16 @@ fn judge(path: &Path, text: &str, expect: &Expectations) -> String {
         .map(|day| day.words.to_string())
         .collect();
     let total: usize = course.days.iter().map(|day| day.words).sum();
-    format!("{name}: {total} words, {count} days: {}", words.join(" / "))
+    let headings = course
+        .days
+        .iter()
+        .flat_map(|day| day.body.lines())
+        .filter(|line| line.starts_with('#') && line.trim_start_matches('#').starts_with(' '))
+        .count();
+    format!(
+        "| {name} | {total} | {headings} | {count} | {} |",
+        words.join(" / ")
+    )
 }
 
 fn check_invariants(name: &str, text: &str, format: Format, course: &Course) {
