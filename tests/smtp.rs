@@ -156,6 +156,9 @@ fn a_whole_day_to_500_subscribers_arrives_complete_and_well_formed() {
     assert_eq!(accepted.len(), 500);
     // `concurrency = 4` sessions, each kept for the next message.
     assert!(server.connections() <= 4, "{}", server.connections());
+    // The server announced PIPELINING: MAIL FROM, RCPT TO and DATA came
+    // in one go for every message, and never out of turn.
+    assert_eq!((server.pipelined(), server.out_of_step()), (500, 0));
     let mut ids = std::collections::HashSet::new();
     for message in &accepted {
         let parsed = mail_parser::MessageParser::default()
@@ -195,6 +198,23 @@ fn a_whole_day_to_500_subscribers_arrives_complete_and_well_formed() {
     let next = run(&project, DAY_2);
     assert_eq!(next.code, 0, "{next:?}");
     assert_eq!(copies(&server.accepted(), "Day 2: More").len(), 500);
+}
+
+#[test]
+fn without_pipelining_each_command_waits_for_its_reply() {
+    let mut options = Options::with(|stage, to, _| match stage {
+        Stage::Rcpt if to == address(3) => Action::Reply("550 5.1.1 no such user"),
+        _ => Action::Accept,
+    });
+    options.pipelining = false;
+    let server = Server::start(options);
+    let project = Setup::new(40).project(&server);
+    let first = run(&project, DAY_1);
+    assert_eq!(first.code, 4, "{first:?}");
+    // The server closes a session that sends a command out of turn.
+    assert_eq!((server.pipelined(), server.out_of_step()), (0, 0));
+    assert_eq!(server.accepted().len(), 39);
+    assert_eq!(step_counts(&status(&project), 0), (39, 0, 1));
 }
 
 #[test]

@@ -10,6 +10,7 @@ mod hello;
 pub mod outbox;
 mod reply;
 pub mod smtp;
+mod wire;
 
 use std::future::Future;
 

@@ -104,6 +104,16 @@ pub(super) fn announced_size<'a>(lines: impl IntoIterator<Item = &'a str>) -> Op
     })
 }
 
+/// Whether an EHLO reply announces the extension `keyword`
+/// (`PIPELINING`), in any case.
+pub(super) fn announces<'a>(lines: impl IntoIterator<Item = &'a str>, keyword: &str) -> bool {
+    lines.into_iter().any(|line| {
+        line.split_whitespace()
+            .next()
+            .is_some_and(|word| word.eq_ignore_ascii_case(keyword))
+    })
+}
+
 /// A permanent refusal that is about the sender or the session, not the
 /// recipient: every email would get the same answer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -451,5 +461,7 @@ mod tests {
         );
         assert_eq!(announced_size(["test", "SIZE"]), Some(0));
         assert_eq!(announced_size(["test", "PIPELINING"]), None);
+        assert!(announces(["test", "SIZE 8000", "pipelining"], "PIPELINING"));
+        assert!(!announces(["test PIPELINING", "8BITMIME"], "PIPELINING"));
     }
 }

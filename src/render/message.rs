@@ -29,8 +29,8 @@ pub struct Parts<'a> {
     pub unsubscribe_url: Option<&'a str>,
     /// The `mailto:` unsubscribe URL.
     pub unsubscribe_mailto: Option<&'a str>,
-    pub text: String,
-    pub html: String,
+    pub text: &'a str,
+    pub html: &'a str,
 }
 
 /// Builds the message. Fails only if lettre rejects the headers, which
@@ -69,12 +69,12 @@ pub fn compose(parts: Parts) -> Result<Message, lettre::error::Error> {
             .singlepart(
                 SinglePart::builder()
                     .header(ContentType::TEXT_PLAIN)
-                    .body(quoted_printable(&parts.text)),
+                    .body(quoted_printable(parts.text)),
             )
             .singlepart(
                 SinglePart::builder()
                     .header(ContentType::TEXT_HTML)
-                    .body(quoted_printable(&parts.html)),
+                    .body(quoted_printable(parts.html)),
             ),
     )
 }
@@ -83,39 +83,71 @@ pub fn compose(parts: Parts) -> Result<Message, lettre::error::Error> {
 /// Encoded here rather than by lettre because lettre inserts each CR
 /// separately and weighs encodings per part, which made MIME the
 /// most expensive step of rendering; QP keeps every line short and the
-/// body readable for any content.
+/// body readable for any content. Runs of bytes that stand for
+/// themselves are copied whole: most of a body is such a run, and a byte
+/// at a time was a quarter of the cost of rendering an email.
 fn quoted_printable(text: &str) -> Body {
-    /// Characters per encoded line before the `=` of a soft break.
-    const LIMIT: usize = 75;
     let mut out = Vec::with_capacity(text.len() + text.len() / 8);
     for (index, line) in text.split('\n').enumerate() {
         if index > 0 {
             out.extend_from_slice(b"\r\n");
         }
-        let line = line.strip_suffix('\r').unwrap_or(line).as_bytes();
-        let mut column = 0;
-        for (at, &byte) in line.iter().enumerate() {
-            let last = at + 1 == line.len();
-            let literal = (byte.is_ascii_graphic() && byte != b'=')
-                || (!last && (byte == b' ' || byte == b'\t'));
-            let width = if literal { 1 } else { 3 };
-            if column + width > LIMIT {
+        encode_line(line.strip_suffix('\r').unwrap_or(line).as_bytes(), &mut out);
+    }
+    Body::dangerous_pre_encoded(out, ContentTransferEncoding::QuotedPrintable)
+}
+
+/// Characters per encoded line before the `=` of a soft break.
+const QP_LIMIT: usize = 75;
+
+/// One line of text, without its line end, as quoted-printable lines of
+/// at most [`QP_LIMIT`] characters and a soft break (`=`) each.
+fn encode_line(line: &[u8], out: &mut Vec<u8>) {
+    let blank = |byte: u8| byte == b' ' || byte == b'\t';
+    let mut column = 0;
+    let mut at = 0;
+    while at < line.len() {
+        let byte = line[at];
+        // A space or tab ending the line is encoded: it would be lost.
+        if !stands_for_itself(byte) || (blank(byte) && at + 1 == line.len()) {
+            if column + 3 > QP_LIMIT {
                 out.extend_from_slice(b"=\r\n");
                 column = 0;
             }
-            if literal {
-                out.push(byte);
-            } else {
-                out.extend_from_slice(&[
-                    b'=',
-                    HEX[usize::from(byte >> 4)],
-                    HEX[usize::from(byte & 15)],
-                ]);
+            out.extend_from_slice(&[
+                b'=',
+                HEX[usize::from(byte >> 4)],
+                HEX[usize::from(byte & 15)],
+            ]);
+            column += 3;
+            at += 1;
+            continue;
+        }
+        let mut end = at
+            + line[at..]
+                .iter()
+                .take_while(|&&b| stands_for_itself(b))
+                .count();
+        if end == line.len() && blank(line[end - 1]) {
+            end -= 1;
+        }
+        while at < end {
+            if column == QP_LIMIT {
+                out.extend_from_slice(b"=\r\n");
+                column = 0;
             }
-            column += width;
+            let take = (end - at).min(QP_LIMIT - column);
+            out.extend_from_slice(&line[at..at + take]);
+            at += take;
+            column += take;
         }
     }
-    Body::dangerous_pre_encoded(out, ContentTransferEncoding::QuotedPrintable)
+}
+
+/// Whether a byte may appear as itself in quoted-printable (a space or
+/// tab only inside a line).
+fn stands_for_itself(byte: u8) -> bool {
+    (byte.is_ascii_graphic() && byte != b'=') || byte == b' ' || byte == b'\t'
 }
 
 const HEX: &[u8; 16] = b"0123456789ABCDEF";
@@ -247,6 +279,44 @@ mod tests {
             !encoded.contains('\n')
                 || encoded.matches('\n').count() == encoded.matches("\r\n").count()
         );
+    }
+
+    /// The byte-at-a-time encoder the fast one replaced: the same output.
+    fn reference(text: &str) -> Vec<u8> {
+        let mut out = Vec::new();
+        for (index, line) in text.split('\n').enumerate() {
+            if index > 0 {
+                out.extend_from_slice(b"\r\n");
+            }
+            let line = line.strip_suffix('\r').unwrap_or(line).as_bytes();
+            let mut column = 0;
+            for (at, &byte) in line.iter().enumerate() {
+                let last = at + 1 == line.len();
+                let literal = (byte.is_ascii_graphic() && byte != b'=')
+                    || (!last && (byte == b' ' || byte == b'\t'));
+                let width = if literal { 1 } else { 3 };
+                if column + width > QP_LIMIT {
+                    out.extend_from_slice(b"=\r\n");
+                    column = 0;
+                }
+                if literal {
+                    out.push(byte);
+                } else {
+                    out.extend_from_slice(format!("={byte:02X}").as_bytes());
+                }
+                column += width;
+            }
+        }
+        out
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn quoted_printable_matches_the_byte_at_a_time_encoder(
+            text in "([a-z =\t.\r\n]|é|🌿|[A-Z]{70,80}){0,60}"
+        ) {
+            proptest::prop_assert_eq!(quoted_printable(&text).into_vec(), reference(&text));
+        }
     }
 
     #[test]

@@ -349,8 +349,8 @@ impl Renderer {
             list_id: &self.list_id,
             unsubscribe_url: https.as_deref(),
             unsubscribe_mailto: mailto.as_deref(),
-            text: text.clone(),
-            html: html.clone(),
+            text: &text,
+            html: &html,
         })
         .map_err(|err| {
             RenderError(Problem::error(

@@ -3,7 +3,10 @@
 //! folder, listening on 127.0.0.1 only and discarding what it accepts. Its
 //! rules are the ones the feedback met: `message_size_limit = 8000` and
 //! `reject_non_fqdn_helo_hostname` (given at RCPT TO, Postfix's default
-//! `smtpd_delay_reject`).
+//! `smtpd_delay_reject`), one recipient refused (`550 5.1.1`), and
+//! `smtpd_forbid_unauth_pipelining`, which disconnects a client that sends
+//! a command before its turn. It listens twice: on `port` it announces
+//! PIPELINING, on `plain_port` it does not.
 //!
 //! Postfix's master must start as root, so the test is ignored in a plain
 //! `cargo test`; .ci/run installs Postfix (without configuring the system's
@@ -14,17 +17,24 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use serde_json::Value;
+
 use super::rules::{assert_nobody_failed, assert_stopped, long_step};
 use super::{DAY_1, DAY_2, Setup, run, status, step_counts};
 use crate::support::Project;
 
 const POSTFIX: &str = "/usr/sbin/postfix";
 
+/// The recipient Postfix refuses (`550 5.1.1`): the 26th of a list.
+const REFUSED: &str = "reader25@example.net";
+
 /// A running private Postfix; stopped when dropped.
 struct Postfix {
     config: PathBuf,
     log: PathBuf,
     port: u16,
+    /// The same server without PIPELINING in its EHLO reply.
+    plain_port: u16,
     child: Child,
 }
 
@@ -49,6 +59,8 @@ fn main_cf(dir: &Path) -> String {
          smtpd_helo_required = yes\n\
          smtpd_helo_restrictions = reject_non_fqdn_helo_hostname\n\
          smtpd_relay_restrictions = permit_mynetworks, reject_unauth_destination\n\
+         smtpd_recipient_restrictions = check_recipient_access texthash:{dir}/etc/recipients\n\
+         smtpd_forbid_unauth_pipelining = yes\n\
          default_transport = discard:\n\
          relay_transport = discard:\n\
          local_transport = discard:\n\
@@ -60,9 +72,10 @@ fn main_cf(dir: &Path) -> String {
 }
 
 /// Only the services an SMTP server that discards needs, none chrooted.
-fn master_cf(port: u16) -> String {
+fn master_cf(port: u16, plain_port: u16) -> String {
     format!(
         "127.0.0.1:{port} inet n - n - - smtpd\n\
+         127.0.0.1:{plain_port} inet n - n - - smtpd -o smtpd_discard_ehlo_keywords=pipelining\n\
          cleanup unix n - n - 0 cleanup\n\
          qmgr unix n - n 300 1 qmgr\n\
          rewrite unix - - n - - trivial-rewrite\n\
@@ -86,13 +99,20 @@ impl Postfix {
             "Postfix is not installed: echo 'postfix postfix/main_mailer_type select No configuration' | debconf-set-selections && apt-get install -y postfix (.ci/run does)"
         );
         let dir = scratch.path("postfix");
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|listener| listener.local_addr())
-            .expect("a free port")
-            .port();
+        let free_port = || {
+            std::net::TcpListener::bind("127.0.0.1:0")
+                .and_then(|listener| listener.local_addr())
+                .expect("a free port")
+                .port()
+        };
+        let (port, plain_port) = (free_port(), free_port());
         scratch
             .write("postfix/etc/main.cf", main_cf(&dir))
-            .write("postfix/etc/master.cf", master_cf(port))
+            .write("postfix/etc/master.cf", master_cf(port, plain_port))
+            .write(
+                "postfix/etc/recipients",
+                format!("{REFUSED} 550 5.1.1 no such user\n"),
+            )
             .write("postfix/spool/.keep", "")
             .write("postfix/data/.keep", "");
         let owned = Command::new("chown")
@@ -115,10 +135,13 @@ impl Postfix {
             config,
             log: dir.join("maillog"),
             port,
+            plain_port,
             child,
         };
         let started = Instant::now();
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        while TcpStream::connect(("127.0.0.1", port)).is_err()
+            || TcpStream::connect(("127.0.0.1", plain_port)).is_err()
+        {
             assert!(
                 started.elapsed() < Duration::from_secs(20),
                 "Postfix did not listen on 127.0.0.1:{port}; its log:\n{}",
@@ -127,6 +150,19 @@ impl Postfix {
             std::thread::sleep(Duration::from_millis(100));
         }
         postfix
+    }
+
+    /// The log once it holds `count` lines with `what` (Postfix delivers
+    /// and logs after the client is gone), or after 10 s.
+    fn log_with(&self, what: &str, count: usize) -> String {
+        let started = Instant::now();
+        loop {
+            let log = self.log();
+            if log.matches(what).count() >= count || started.elapsed() > Duration::from_secs(10) {
+                return log;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
     }
 
     fn log(&self) -> String {
@@ -162,12 +198,8 @@ fn a_real_postfix_with_a_size_limit_and_the_fqdn_helo_rule() {
     // small step goes to everyone.
     let first = run(&project, DAY_1);
     assert_eq!(first.code, 0, "{first:?}\n{}", postfix.log());
-    assert_eq!(
-        postfix.log().matches("status=sent").count(),
-        subscribers,
-        "{}",
-        postfix.log()
-    );
+    let log = postfix.log_with("status=sent", subscribers);
+    assert_eq!(log.matches("status=sent").count(), subscribers, "{log}");
 
     // The long step is over Postfix's SIZE: not one byte of it is sent.
     let started = Instant::now();
@@ -181,12 +213,8 @@ fn a_real_postfix_with_a_size_limit_and_the_fqdn_helo_rule() {
     let state = status(&project);
     assert_eq!(step_counts(&state, 0), (subscribers as u64, 0, 0));
     assert_eq!(step_counts(&state, 1), (0, 0, 0));
-    assert_eq!(
-        postfix.log().matches("status=sent").count(),
-        subscribers,
-        "{}",
-        postfix.log()
-    );
+    let log = postfix.log_with("status=sent", subscribers);
+    assert_eq!(log.matches("status=sent").count(), subscribers, "{log}");
 
     // A bare EHLO name is refused at RCPT TO: the run stops, nobody fails.
     let mut bare = Setup::new(subscribers);
@@ -203,4 +231,105 @@ fn a_real_postfix_with_a_size_limit_and_the_fqdn_helo_rule() {
     );
     assert_nobody_failed(&refused_project);
     assert_eq!(step_counts(&status(&refused_project), 0), (0, 0, 0));
+}
+
+#[test]
+#[ignore = "needs Postfix and root; .ci/run installs Postfix and runs it with --ignored"]
+fn pipelining_with_a_postfix_that_disconnects_clients_out_of_turn() {
+    let scratch = Project::empty();
+    let postfix = Postfix::start(&scratch);
+    // The rules are enforced: a client that sends the message before
+    // DATA's 354 (DATA must end a group) is cut off.
+    let (ehlo, answer) = pipeline_by_hand(postfix.port);
+    assert!(ehlo.contains("PIPELINING"), "{ehlo}");
+    assert!(
+        !answer.contains("354")
+            && answer.contains("554 5.5.0 Error: SMTP protocol synchronization"),
+        "{answer}\n{}",
+        postfix.log()
+    );
+    let (ehlo, _) = pipeline_by_hand(postfix.plain_port);
+    assert!(!ehlo.contains("PIPELINING"), "{ehlo}");
+    let log = postfix.log_with("improper command pipelining after DATA", 2);
+    assert_eq!(
+        log.matches("improper command pipelining").count(),
+        2,
+        "{log}"
+    );
+
+    let subscribers = 30;
+    for port in [postfix.port, postfix.plain_port] {
+        let mut setup = Setup::new(subscribers);
+        setup.steps = 1;
+        setup.smtp = "security = \"none\"\ntimeout = \"10s\"\n".to_owned();
+        let project = setup.project_on(port);
+        let sent = run(&project, DAY_1);
+        // One recipient refused at RCPT TO: it alone fails, and bounces.
+        assert_eq!(sent.code, 4, "{sent:?}\n{}", postfix.log());
+        assert!(
+            sent.stderr.contains(&format!(
+                "550 5.1.1 <{REFUSED}>: Recipient address rejected"
+            )),
+            "{sent:?}"
+        );
+        let state = status(&project);
+        assert_eq!(step_counts(&state, 0), (subscribers as u64 - 1, 0, 1));
+        let bounced: Vec<&Value> = state["suppressed"]
+            .as_array()
+            .expect("suppressed")
+            .iter()
+            .filter(|entry| entry["reason"] == "bounced")
+            .collect();
+        assert!(
+            bounced.len() == 1 && bounced[0]["email"] == REFUSED,
+            "{state}"
+        );
+    }
+    let log = postfix.log_with("status=sent", 2 * (subscribers - 1));
+    // Both ways, every command came in its turn: Postfix would have said
+    // so, and hung up.
+    assert_eq!(
+        log.matches("improper command pipelining").count(),
+        2,
+        "{log}"
+    );
+    assert_eq!(
+        log.matches("status=sent").count(),
+        2 * (subscribers - 1),
+        "{log}"
+    );
+}
+
+/// Says EHLO, then sends MAIL FROM, RCPT TO, DATA and a message in one
+/// write, as no client may; returns the EHLO reply and what came back.
+fn pipeline_by_hand(port: u16) -> (String, String) {
+    use std::io::{Read as _, Write as _};
+    let mut socket = TcpStream::connect(("127.0.0.1", port)).expect("connect to Postfix");
+    socket
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("a read timeout");
+    let read = |socket: &mut TcpStream, until: &str| {
+        let mut text = String::new();
+        let mut buffer = [0; 4096];
+        while !text.lines().any(|line| line.starts_with(until)) {
+            match socket.read(&mut buffer) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => text.push_str(&String::from_utf8_lossy(&buffer[..n])),
+            }
+        }
+        text
+    };
+    read(&mut socket, "220 ");
+    socket
+        .write_all(b"EHLO client.example.com\r\n")
+        .expect("EHLO");
+    let ehlo = read(&mut socket, "250 ");
+    socket
+        .write_all(
+            b"MAIL FROM:<coach@example.com>\r\nRCPT TO:<ada@example.net>\r\nDATA\r\n\
+              Subject: early\r\n\r\ntoo early\r\n.\r\n",
+        )
+        .expect("the group");
+    let answer = read(&mut socket, "554");
+    (ehlo, answer)
 }

@@ -12,6 +12,13 @@
 //! does with `smtpd_delay_reject`), one password, a login required, a
 //! refused sender.
 //!
+//! It announces PIPELINING (RFC 2920) unless told not to, and enforces its
+//! rules as Postfix's `smtpd_forbid_unauth_pipelining` does: a command
+//! that arrives while one that must end a group (EHLO, DATA, AUTH,
+//! STARTTLS, NOOP, QUIT; any command without PIPELINING) is unanswered
+//! gets `554 5.5.0 Error: SMTP protocol synchronization` and the
+//! connection closes. It counts the transactions that came pipelined.
+//!
 //! Written here rather than with mailin-embedded: its handler must answer
 //! every command with a reply, so it cannot drop a connection after DATA
 //! without a word or stall mid-session, which are the cases DESIGN.md
@@ -74,6 +81,10 @@ struct State {
     quits: usize,
     /// Bytes of message data read, accepted or not.
     data_bytes: usize,
+    /// MAIL FROM commands that arrived with more commands behind them.
+    pipelined: usize,
+    /// Sessions closed for breaking the pipelining rules.
+    out_of_step: usize,
 }
 
 /// How the server is set up.
@@ -99,6 +110,8 @@ pub struct Options {
     pub require_auth: bool,
     /// The only password AUTH accepts; any when `None`.
     pub password: Option<&'static str>,
+    /// Announce PIPELINING.
+    pub pipelining: bool,
 }
 
 impl Options {
@@ -120,6 +133,7 @@ impl Options {
             reject_sender: None,
             require_auth: false,
             password: None,
+            pipelining: true,
         }
     }
 }
@@ -230,6 +244,16 @@ impl Server {
         self.shared.state.lock().unwrap().data_bytes
     }
 
+    /// Transactions whose MAIL FROM came with the commands after it.
+    pub fn pipelined(&self) -> usize {
+        self.shared.state.lock().unwrap().pipelined
+    }
+
+    /// Sessions closed for sending a command before its turn.
+    pub fn out_of_step(&self) -> usize {
+        self.shared.state.lock().unwrap().out_of_step
+    }
+
     /// Comes back after [`Action::AcceptThenGoDown`].
     pub fn come_back(&self) {
         self.shared.down.store(false, Ordering::SeqCst);
@@ -294,6 +318,8 @@ impl Shared {
         secure: bool,
     ) -> End {
         let mut to: Vec<String> = Vec::new();
+        // A MAIL FROM was accepted and its transaction is open.
+        let mut mail = false;
         let mut helo = String::new();
         let mut logged_in = false;
         let mut line = String::new();
@@ -312,6 +338,22 @@ impl Shared {
                 .next()
                 .unwrap_or_default()
                 .to_ascii_uppercase();
+            let ends_group = matches!(
+                verb.as_str(),
+                "EHLO" | "HELO" | "DATA" | "AUTH" | "STARTTLS" | "NOOP" | "QUIT"
+            );
+            if !stream.buffer().is_empty() {
+                if ends_group || !self.options.pipelining {
+                    self.state.lock().unwrap().out_of_step += 1;
+                    let _ = stream
+                        .write_all(b"554 5.5.0 Error: SMTP protocol synchronization\r\n")
+                        .await;
+                    return End::Closed;
+                }
+                if verb == "MAIL" {
+                    self.state.lock().unwrap().pipelined += 1;
+                }
+            }
             let reply: String = match verb.as_str() {
                 "EHLO" | "HELO" => {
                     helo = command
@@ -336,6 +378,9 @@ impl Shared {
                     }
                     if self.options.auth && (secure || self.acceptor.is_none()) {
                         reply.push_str("250-AUTH PLAIN\r\n");
+                    }
+                    if self.options.pipelining {
+                        reply.push_str("250-PIPELINING\r\n");
                     }
                     reply.push_str(&format!("250 SIZE {}\r\n", self.options.size));
                     reply
@@ -375,6 +420,7 @@ impl Shared {
                 }
                 "MAIL" => {
                     to.clear();
+                    mail = false;
                     self.state.lock().unwrap().mail_from.push(command.clone());
                     let declared = command
                         .split_whitespace()
@@ -387,9 +433,11 @@ impl Shared {
                     } else if let Some(reply) = self.options.reject_sender {
                         format!("{reply}\r\n")
                     } else {
+                        mail = true;
                         "250 ok\r\n".to_owned()
                     }
                 }
+                "RCPT" if !mail => "503 5.5.1 Error: need MAIL command\r\n".to_owned(),
                 "RCPT" => {
                     let address = command
                         .split_once('<')
@@ -421,6 +469,9 @@ impl Shared {
                         Action::Stall => std::future::pending().await,
                     }
                 }
+                "DATA" if !mail || to.is_empty() => {
+                    "554 5.5.1 Error: no valid recipients\r\n".to_owned()
+                }
                 "DATA" => {
                     if stream.write_all(b"354 go on\r\n").await.is_err() {
                         return End::Closed;
@@ -439,6 +490,7 @@ impl Shared {
                         data.extend_from_slice(unstuffed);
                     }
                     self.state.lock().unwrap().data_bytes += data.len();
+                    mail = false;
                     if data.len() > self.options.size {
                         let _ = stream
                             .write_all(b"552 5.3.4 Message size exceeds fixed limit\r\n")
@@ -470,7 +522,12 @@ impl Shared {
                         Action::Stall => std::future::pending().await,
                     }
                 }
-                "RSET" | "NOOP" => "250 ok\r\n".to_owned(),
+                "RSET" => {
+                    to.clear();
+                    mail = false;
+                    "250 ok\r\n".to_owned()
+                }
+                "NOOP" => "250 ok\r\n".to_owned(),
                 "QUIT" => {
                     self.state.lock().unwrap().quits += 1;
                     let _ = stream.write_all(b"221 bye\r\n").await;
