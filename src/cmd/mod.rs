@@ -113,6 +113,15 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
         .build()?)
 }
 
+/// The runtime of `run`: the pass, its SMTP sessions and their timers on
+/// this one thread, so that no reply wakes a task on another thread and
+/// none waits for a hand-over (the store's SQLite thread aside).
+fn single_thread_runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?)
+}
+
 /// `--now TIME` of the commands that simulate days.
 fn parse_time(text: &str) -> Result<DateTime<Utc>, String> {
     DateTime::parse_from_rfc3339(text)

@@ -5,7 +5,7 @@ use std::sync::atomic::AtomicBool;
 
 use chrono::{DateTime, Utc};
 
-use super::{ExitStatus, parse_time, plural, runtime};
+use super::{ExitStatus, parse_time, plural, single_thread_runtime};
 use crate::engine::{self, Summary};
 use crate::lock::StateLock;
 use crate::progress::Reporter;
@@ -36,7 +36,7 @@ pub fn execute(config_file: &Path, args: &Args) -> anyhow::Result<ExitStatus> {
         Some(StateLock::acquire(&state)?)
     };
     let progress = Reporter::new();
-    let outcome = runtime()?.block_on(async {
+    let outcome = single_thread_runtime()?.block_on(async {
         let store = SqliteStore::open(&state).await?;
         let transport = setup.transport(!dry_run).await?;
         let pass = engine::Pass {

@@ -34,16 +34,16 @@ pub(super) struct Message<'a>(pub &'a str);
 impl fmt::Display for Message<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let text = self.0;
-        if text.starts_with('.') {
-            f.write_str(".")?;
-        }
         let mut from = 0;
-        // Each line that begins with a dot: copy up to and with it, then
-        // one more dot.
-        for (at, _) in text.match_indices("\r\n.") {
-            f.write_str(&text[from..at + 3])?;
-            f.write_str(".")?;
-            from = at + 3;
+        // Each dot that begins a line: copy up to and with it, then one
+        // more dot. Looking for dots (memchr) and then at what is before
+        // them is faster than looking for CRLF and a dot.
+        for (at, _) in text.match_indices('.') {
+            if at == 0 || text[..at].ends_with("\r\n") {
+                f.write_str(&text[from..=at])?;
+                f.write_str(".")?;
+                from = at + 1;
+            }
         }
         f.write_str(&text[from..])?;
         f.write_str("\r\n.\r\n")

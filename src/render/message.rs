@@ -147,8 +147,20 @@ fn encode_line(line: &[u8], out: &mut Vec<u8>) {
 /// Whether a byte may appear as itself in quoted-printable (a space or
 /// tab only inside a line).
 fn stands_for_itself(byte: u8) -> bool {
-    (byte.is_ascii_graphic() && byte != b'=') || byte == b' ' || byte == b'\t'
+    LITERAL[usize::from(byte)]
 }
+
+/// [`stands_for_itself`] as a table: one load a byte.
+const LITERAL: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut byte = 0;
+    while byte < 256 {
+        let b = byte as u8;
+        table[byte] = (b.is_ascii_graphic() && b != b'=') || b == b' ' || b == b'\t';
+        byte += 1;
+    }
+    table
+};
 
 const HEX: &[u8; 16] = b"0123456789ABCDEF";
 
