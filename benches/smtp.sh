@@ -24,7 +24,7 @@ N=${1:-10000}
 CONCURRENCY=${2:-16}
 RUNS=${3:-3}
 DELAY_MS=${DELAY_MS:-0}
-SINK_PORT=${SMTP_BENCH_PORT:-25725}
+SINK_PORT=${SMTP_BENCH_PORT:-$((30000 + RANDOM % 20000))}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 
 for tool in smtp-sink smtp-source /usr/bin/time; do

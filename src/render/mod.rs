@@ -132,7 +132,13 @@ pub struct Renderer {
     domain: String,
     list_id: String,
     links: UnsubscribeLinks,
+    /// The layouts place `content` as it is: see [`Renderer::in_layout`].
+    content_as_is: bool,
 }
+
+/// Stands in for the content while a layout renders; nothing a template
+/// writes contains it.
+const CONTENT_MARK: &str = "\u{1}dripline:content\u{1}";
 
 impl Renderer {
     /// Prepares every step of `sequence` with its layout from
@@ -244,6 +250,7 @@ impl Renderer {
         if report.has_errors() {
             return Err(report);
         }
+        let content_as_is = files.place_content_as_is();
         Ok(Renderer {
             html,
             text,
@@ -255,6 +262,7 @@ impl Renderer {
             reply_to: sender.reply_to.clone(),
             domain,
             links,
+            content_as_is,
         })
     }
 
@@ -312,12 +320,10 @@ impl Renderer {
         let mut context = Context::from(Value::Object(data));
 
         let html_content = self.run(&self.html, &step.template, &context, step)?;
-        set_content(&mut context, html_content);
-        let html = self.run(&self.html, HTML_LAYOUT, &context, step)?;
+        let html = self.in_layout(&self.html, HTML_LAYOUT, &mut context, html_content, step)?;
         let text_content = self.run(&self.text, &step.template, &context, step)?;
-        set_content(&mut context, text_content);
         let text = text::wrap(
-            &self.run(&self.text, TEXT_LAYOUT, &context, step)?,
+            &self.in_layout(&self.text, TEXT_LAYOUT, &mut context, text_content, step)?,
             text::WIDTH,
         );
 
@@ -366,6 +372,27 @@ impl Renderer {
             unsubscribe_url,
             message,
         })
+    }
+
+    /// Renders `layout` around `content`. Handlebars copies the whole
+    /// context, content and all, for each partial a layout includes; when
+    /// the layouts place `content` only as it is, a short mark goes through
+    /// the layout instead and the content takes its place afterwards.
+    fn in_layout(
+        &self,
+        registry: &Handlebars,
+        layout: &str,
+        context: &mut Context,
+        content: String,
+        step: &PreparedStep,
+    ) -> Result<String, RenderError> {
+        if !self.content_as_is {
+            set_content(context, content);
+            return self.run(registry, layout, context, step);
+        }
+        set_content(context, CONTENT_MARK.to_owned());
+        let framed = self.run(registry, layout, context, step)?;
+        Ok(framed.replace(CONTENT_MARK, &content))
     }
 
     fn run(

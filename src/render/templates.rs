@@ -138,6 +138,26 @@ impl TemplateFiles {
         }
     }
 
+    /// Whether the layouts and partials only ever place `content` as it
+    /// is: `{{{content}}}` (or, in the text layout, `{{content}}`), never
+    /// in a helper, a condition or a path. Then the rendered content can be
+    /// put in after the layout instead of going through it.
+    pub fn place_content_as_is(&self) -> bool {
+        self.all().all(|(name, source)| {
+            let allowed: &[&str] = if name == TEXT_LAYOUT {
+                &["{content", "content"]
+            } else {
+                &["{content"]
+            };
+            mustaches(&source.text).all(|inner| {
+                allowed.contains(&inner)
+                    || !inner
+                        .split(|c: char| !(c.is_alphanumeric() || c == '_'))
+                        .any(|word| word == "content")
+            })
+        })
+    }
+
     /// Every file with its registered name, layouts first.
     pub fn all(&self) -> impl Iterator<Item = (&str, &Source)> {
         [(HTML_LAYOUT, &self.html), (TEXT_LAYOUT, &self.text)]
@@ -225,6 +245,14 @@ pub fn registry(escape: bool) -> Handlebars<'static> {
         registry.register_escape_fn(handlebars::no_escape);
     }
     registry
+}
+
+/// What is between each `{{` and the `}}` after it (`{content` for
+/// `{{{content}}}`).
+fn mustaches(text: &str) -> impl Iterator<Item = &str> {
+    text.split("{{")
+        .skip(1)
+        .map(|rest| rest.split_once("}}").map_or(rest, |(inner, _)| inner))
 }
 
 /// Escapes what can end text or a quoted attribute value. Handlebars'
@@ -475,6 +503,29 @@ pub fn inline_fragment(html: &str, css: &str) -> Result<String, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn content_placed_as_is_only_when_every_mention_is_plain() {
+        let source = |text: &str| Source {
+            file: PathBuf::from("t.hbs"),
+            text: text.to_owned(),
+            custom: true,
+        };
+        let files = |html: &str, text: &str, partial: &str| TemplateFiles {
+            html: source(html),
+            text: source(text),
+            partials: vec![("footer".to_owned(), source(partial))],
+        };
+        let plain = "<td content=\"x\">{{{content}}}</td>{{> footer}}{{content_type}}";
+        assert!(files(plain, "{{content}}", "{{sender.name}}").place_content_as_is());
+        assert!(!files("{{content}}", "{{content}}", "").place_content_as_is());
+        assert!(!files(plain, "{{#if content}}{{content}}{{/if}}", "").place_content_as_is());
+        assert!(!files(plain, "{{content}}", "{{{ content }}}").place_content_as_is());
+        assert!(!files(plain, "{{content}}", "{{@root.content}}").place_content_as_is());
+        // The built-in layout takes the short way.
+        let built_in = TemplateFiles::load(Path::new("templates"), "default").expect("default");
+        assert!(built_in.place_content_as_is());
+    }
 
     #[test]
     fn unbalanced_blocks_are_found_where_they_open() {
