@@ -548,7 +548,14 @@ fn suppression(config_file: &Path, email: &str, unsubscribe: bool) -> anyhow::Re
     let changed = runtime()?.block_on(async {
         let store = SqliteStore::open(&state).await?;
         if unsubscribe {
-            store.suppress(&key, Reason::Unsubscribed, Utc::now()).await
+            store
+                .suppress(
+                    &key,
+                    Reason::Unsubscribed,
+                    "dripline unsubscribe",
+                    Utc::now(),
+                )
+                .await
         } else {
             store.resubscribe(&key).await
         }

@@ -102,6 +102,11 @@ pub struct Delivery {
     /// How late a due email may still go out; later ones wait for the next slot.
     #[serde(deserialize_with = "duration")]
     pub catch_up: Duration,
+    /// The envelope sender (MAIL FROM), where bounces go: each email is
+    /// sent from `local+TOKEN@domain` (VERP), so every bounce names its
+    /// subscriber and step. Default: the sender's address, without a token.
+    #[serde(deserialize_with = "optional_bounce_address")]
+    pub return_path: Option<lettre::Address>,
 }
 
 impl Default for Delivery {
@@ -115,6 +120,7 @@ impl Default for Delivery {
             max_per_day: 0,
             max_attempts: std::num::NonZeroU32::new(8).unwrap_or(std::num::NonZeroU32::MIN),
             catch_up: Duration::from_secs(12 * 3600),
+            return_path: None,
         }
     }
 }
@@ -267,6 +273,16 @@ impl Config {
     pub fn parse(file: &Path, source: &str) -> Result<Config, Problem> {
         toml::from_str(source).map_err(|err| Problem::from_toml(file, source, &err))
     }
+
+    /// The envelope sender of an email whose bounce token is `token`:
+    /// `return_path` tagged with it (VERP), or else the sender's address.
+    pub fn envelope_sender(&self, token: Option<&str>) -> lettre::Address {
+        match (&self.delivery.return_path, token) {
+            (Some(address), Some(token)) => crate::token::tagged(address, token),
+            (Some(address), None) => address.clone(),
+            (None, _) => self.sender.from.email.clone(),
+        }
+    }
 }
 
 /// A loaded project: the config and the directory its paths are relative to.
@@ -406,6 +422,26 @@ fn parse_mailbox(text: &str) -> Result<Mailbox, String> {
     text.parse().map_err(|err| {
         format!("`{text}` is not an email address ({err}); write `Name <address@example.com>` or `address@example.com`")
     })
+}
+
+/// An address a `+TOKEN` can be added to: its local part has no `+` yet.
+fn optional_bounce_address<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<lettre::Address>, D::Error> {
+    let text = String::deserialize(deserializer)?;
+    let address: lettre::Address = text.parse().map_err(|err| {
+        serde::de::Error::custom(format!(
+            "`{text}` is not an email address ({err}); write a bare address such as \"bounces@bounce.example.com\""
+        ))
+    })?;
+    if address.user().contains('+') {
+        return Err(serde::de::Error::custom(format!(
+            "`{text}` already has a `+` in its local part; dripline adds `+TOKEN` itself: write \"{}@{}\"",
+            address.user().split('+').next().unwrap_or_default(),
+            address.domain()
+        )));
+    }
+    Ok(Some(address))
 }
 
 fn duration<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Duration, D::Error> {

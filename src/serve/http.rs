@@ -31,7 +31,7 @@ use tokio::sync::{Semaphore, watch};
 
 use super::{SHUTDOWN_GRACE, Shared, pages, stopping};
 use crate::store::{Reason, Store};
-use crate::token;
+use crate::token::{self, Purpose};
 
 /// The largest request body read; a larger one gets 413 and changes nothing.
 pub const MAX_BODY: usize = 64 * 1024;
@@ -123,7 +123,7 @@ async fn confirm(
     State(shared): State<Arc<Shared>>,
     token: Result<Path<String>, PathRejection>,
 ) -> Response {
-    let Some((address, sequence)) = verified(&shared, token) else {
+    let Some((address, sequence)) = verified(&shared, token).await else {
         return not_found().await;
     };
     page(
@@ -139,7 +139,7 @@ async fn unsubscribe(
     token: Result<Path<String>, PathRejection>,
     body: Body,
 ) -> Response {
-    let Some((address, sequence)) = verified(&shared, token) else {
+    let Some((address, sequence)) = verified(&shared, token).await else {
         return not_found().await;
     };
     // Read (and drop) the body within bounds, so the connection can be reused.
@@ -160,7 +160,7 @@ async fn unsubscribe(
     }
     match shared
         .store
-        .suppress(&address, Reason::Unsubscribed, Utc::now())
+        .suppress(&address, Reason::Unsubscribed, "link", Utc::now())
         .await
     {
         Ok(newly) => {
@@ -219,8 +219,9 @@ async fn not_found() -> Response {
     plain(StatusCode::NOT_FOUND, "Not found\n")
 }
 
-/// The address and sequence of a token that one of the keys signed.
-fn verified(
+/// The address and sequence of a token that one of the keys signed: an
+/// opaque one the store knows, or one in the format of older links.
+async fn verified(
     shared: &Shared,
     token: Result<Path<String>, PathRejection>,
 ) -> Option<(String, String)> {
@@ -228,7 +229,16 @@ fn verified(
     if token.len() > MAX_TOKEN {
         return None;
     }
-    token::verify(&shared.keys, &token)
+    let Some(id) = token::open(&shared.keys, &token, Purpose::Unsubscribe) else {
+        return token::verify_legacy(&shared.keys, &token);
+    };
+    match shared.store.addressed(&id.text()).await {
+        Ok(found) => found.map(|email| (email.email, email.sequence)),
+        Err(err) => {
+            tracing::error!("cannot look up an unsubscribe token: {err:#}");
+            None
+        }
+    }
 }
 
 fn plain(status: StatusCode, text: &'static str) -> Response {
