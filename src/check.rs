@@ -9,15 +9,15 @@ use std::path::Path;
 
 use std::collections::HashMap;
 
-use crate::config::{Project, Transport};
+use crate::config::Project;
 use crate::delivery::dkim::Signer;
 use crate::diagnostic::{Problem, Report};
 use crate::render::{self, UnsubscribeLinks};
 use crate::sequence::Sequence;
+use crate::setup;
 use crate::store::Store as _;
 use crate::store::sqlite::SqliteStore;
 use crate::subscribers;
-use crate::token::Key;
 
 /// What a check looked at and what it found.
 #[derive(Debug, Default)]
@@ -51,8 +51,20 @@ pub fn check(config_file: &Path) -> Findings {
         }
     }
     let columns = check_lists(&project, &mut findings.report);
-    let Some(key) = secret(&project, &mut findings.report) else {
-        return findings;
+    let key = match setup::showing_key(&project) {
+        Ok((key, problem)) => {
+            if let Some(problem) = problem {
+                findings.report.push(problem);
+            }
+            key
+        }
+        Err(err) => {
+            findings.report.push(Problem::error(
+                project.resolve(&project.config.unsubscribe.secret_file),
+                format!("cannot make a stand-in key: {err}"),
+            ));
+            return findings;
+        }
     };
     let links = UnsubscribeLinks::new(&project.config.unsubscribe, key);
     let mut step_ids: HashMap<String, Vec<String>> = HashMap::new();
@@ -155,33 +167,6 @@ fn check_lists(project: &Project, report: &mut Report) -> HashMap<String, Vec<St
         report.extend(list.report);
     }
     columns
-}
-
-/// The unsubscribe key, or a stand-in to render with when the project
-/// has none yet: the outbox transport creates one on its first run, but
-/// SMTP must sign real links, so there a missing key is an error.
-fn secret(project: &Project, report: &mut Report) -> Option<Key> {
-    let path = project.resolve(&project.config.unsubscribe.secret_file);
-    match Key::from_file(&path) {
-        Ok(key) => Some(key),
-        Err(problem) => {
-            let created_on_run =
-                !path.exists() && project.config.delivery.transport == Transport::Outbox;
-            if !created_on_run {
-                report.push(problem);
-            }
-            match Key::random() {
-                Ok(key) => Some(key),
-                Err(err) => {
-                    report.push(Problem::error(
-                        &path,
-                        format!("cannot make a stand-in key: {err}"),
-                    ));
-                    None
-                }
-            }
-        }
-    }
 }
 
 /// Every sequence folder of the project, in name order.

@@ -22,9 +22,8 @@ use futures_util::{StreamExt as _, stream};
 
 use crate::config::Project;
 use crate::delivery::{DeliveryError, Parcel, Transport, Unreachable};
-use crate::diagnostic::{InvalidInput, Report};
 use crate::progress::Reporter;
-use crate::render::{Renderer, UnsubscribeLinks};
+use crate::render::Renderer;
 use crate::schedule::{self, Decision, Progress, Timing};
 use crate::sequence::Sequence;
 use crate::store::{
@@ -72,52 +71,6 @@ impl Summary {
 pub struct Drip {
     pub sequence: Sequence,
     pub list_file: PathBuf,
-}
-
-/// Loads every drip of the project. Any problem in a sequence stops the
-/// command before anything is sent.
-pub fn load_drips(project: &Project) -> Result<Vec<Drip>, InvalidInput> {
-    let mut report = Report::default();
-    let mut drips = Vec::new();
-    for drip in &project.config.drip {
-        let dir = project.sequences_dir().join(drip.sequence.get_ref());
-        if let Some(sequence) = Sequence::load(&dir, &project.templates_dir(), &mut report) {
-            drips.push(Drip {
-                sequence,
-                list_file: project.resolve(drip.list.get_ref()),
-            });
-        }
-    }
-    if report.has_errors() {
-        return Err(InvalidInput(report));
-    }
-    Ok(drips)
-}
-
-/// Prepares a renderer for each drip, in the same order. Any template
-/// problem stops the command before anything is sent.
-pub fn renderers(
-    project: &Project,
-    drips: &[Drip],
-    links: &UnsubscribeLinks,
-) -> Result<Vec<Renderer>, InvalidInput> {
-    let mut report = Report::default();
-    let mut renderers = Vec::new();
-    for drip in drips {
-        match Renderer::new(
-            &drip.sequence,
-            &project.templates_dir(),
-            &project.config.sender,
-            links.clone(),
-        ) {
-            Ok(renderer) => renderers.push(renderer),
-            Err(problems) => report.extend(problems),
-        }
-    }
-    if report.has_errors() {
-        return Err(InvalidInput(report));
-    }
-    Ok(renderers)
 }
 
 /// Reads a drip's list file, logging its bad rows.

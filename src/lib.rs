@@ -2,7 +2,7 @@
 
 pub mod article;
 pub mod check;
-pub mod cli;
+pub mod cmd;
 pub mod config;
 pub mod crontab;
 pub mod delivery;
@@ -18,6 +18,7 @@ pub mod render;
 pub mod schedule;
 pub mod sequence;
 pub mod serve;
+pub mod setup;
 pub mod status;
 pub mod store;
 pub mod subscribers;

@@ -5,7 +5,7 @@ use std::io::IsTerminal as _;
 use std::process::ExitCode;
 
 use clap::Parser;
-use dripline::cli::{self, Cli, ExitStatus, LogFormat};
+use dripline::cmd::{self, Cli, ExitStatus, LogFormat};
 use dripline::diagnostic::InvalidInput;
 
 fn main() -> ExitCode {
@@ -20,11 +20,11 @@ fn main() -> ExitCode {
             });
         }
     };
-    if !matches!(cli.command, cli::Command::Serve) {
+    if !matches!(cli.command, cmd::Command::Serve) {
         die_quietly_on_closed_pipe();
     }
     init_logging(cli.verbose, cli.log_format);
-    let status = match cli::run(cli) {
+    let status = match cmd::run(cli) {
         Ok(status) => status,
         Err(err) => {
             match err.downcast_ref::<InvalidInput>() {

@@ -27,14 +27,12 @@ use chrono::{DateTime, Utc};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-use crate::config::Project;
 use crate::crontab::CronSchedule;
-use crate::delivery::Configured;
 use crate::diagnostic::InvalidInput;
 use crate::engine::{self, Summary};
 use crate::progress::Reporter;
-use crate::render::UnsubscribeLinks;
 use crate::schedule;
+use crate::setup::Setup;
 use crate::store::sqlite::SqliteStore;
 
 use crate::token::Key;
@@ -93,8 +91,17 @@ impl Shared {
 }
 
 /// Runs the service until SIGTERM or SIGINT. The caller holds the state
-/// lock; `key` signs (and verifies) unsubscribe links.
-pub async fn serve(project: Project, key: Key) -> anyhow::Result<()> {
+/// lock; the key of `setup`'s links signs (and verifies) unsubscribe
+/// links. `setup` is loaded once before, so that a broken project is
+/// refused at start, with exit code 3, like `run`.
+pub async fn serve(setup: Setup) -> anyhow::Result<()> {
+    let Setup {
+        project,
+        drips,
+        links,
+        ..
+    } = setup;
+    let key = links.key;
     // Watch for signals first, so one during start-up also stops cleanly.
     let (shutdown_tx, shutdown) = watch::channel(false);
     let stop = Arc::new(AtomicBool::new(false));
@@ -104,10 +111,6 @@ pub async fn serve(project: Project, key: Key) -> anyhow::Result<()> {
     if let Some(previous) = &project.config.unsubscribe.previous_secret_file {
         keys.push(Key::from_file(&project.resolve(previous)).map_err(InvalidInput::from)?);
     }
-    // Refuse a broken project at start, with exit code 3, like `run`.
-    let drips = engine::load_drips(&project)?;
-    let links = UnsubscribeLinks::new(&project.config.unsubscribe, key.clone());
-    engine::renderers(&project, &drips, &links)?;
 
     let state = project.resolve(&project.config.state.path);
     let store = SqliteStore::open(&state).await?;
@@ -245,29 +248,28 @@ impl Service<'_> {
 
     /// One pass over the project as it is on disk now.
     async fn pass(&self) -> anyhow::Result<Summary> {
-        let project = Project::load(&self.config_file)?;
-        let drips = engine::load_drips(&project)?;
-        let links = UnsubscribeLinks::new(&project.config.unsubscribe, self.key.clone());
-        let renderers = engine::renderers(&project, &drips, &links)?;
+        let setup = Setup::load(&self.config_file, Some(self.key.clone()))?;
         *self
             .shared
             .names
             .write()
-            .unwrap_or_else(PoisonError::into_inner) = names(&drips);
+            .unwrap_or_else(PoisonError::into_inner) = names(&setup.drips);
         // No probe: a pass with nothing due must not log in to the provider
         // every tick. A dead server stops the pass at its first batch (the
         // claims go back to due) and the loop backs off.
-        let transport = Configured::open(&project, false).await?;
+        let transport = setup.transport(false).await?;
         let progress = Reporter::new();
         let pass = engine::Pass {
-            project: &project,
+            project: &setup.project,
             store: self.store,
             transport: &transport,
             dry_run: false,
             progress: Some(&progress),
             clock: engine::Clock::System,
         };
-        let summary = pass.run_recorded(&drips, &renderers, self.stop).await;
+        let summary = pass
+            .run_recorded(&setup.drips, &setup.renderers, self.stop)
+            .await;
         progress.finish();
         transport.close().await;
         summary

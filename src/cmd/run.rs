@@ -1,0 +1,105 @@
+//! `dripline run`: one pass, then exit: the command cron runs.
+
+use std::path::Path;
+use std::sync::atomic::AtomicBool;
+
+use chrono::{DateTime, Utc};
+
+use super::{ExitStatus, parse_time, plural, runtime};
+use crate::engine::{self, Summary};
+use crate::lock::StateLock;
+use crate::progress::Reporter;
+use crate::setup::Setup;
+use crate::store::sqlite::SqliteStore;
+
+/// The arguments of `dripline run`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Act as if it were this time (RFC 3339), to simulate days in seconds.
+    #[arg(long, value_name = "TIME", value_parser = parse_time)]
+    now: Option<DateTime<Utc>>,
+    /// Show what is due without sending or recording anything.
+    #[arg(long)]
+    dry_run: bool,
+}
+
+/// Runs the command.
+pub fn execute(config_file: &Path, args: &Args) -> anyhow::Result<ExitStatus> {
+    let clock = args.now.map_or(engine::Clock::System, engine::Clock::At);
+    let dry_run = args.dry_run;
+    let now = clock.now();
+    let setup = Setup::load(config_file, None)?;
+    let state = setup.project.resolve(&setup.project.config.state.path);
+    let _lock = if dry_run {
+        None
+    } else {
+        Some(StateLock::acquire(&state)?)
+    };
+    let progress = Reporter::new();
+    let outcome = runtime()?.block_on(async {
+        let store = SqliteStore::open(&state).await?;
+        let transport = setup.transport(!dry_run).await?;
+        let pass = engine::Pass {
+            project: &setup.project,
+            store: &store,
+            transport: &transport,
+            dry_run,
+            progress: Some(&progress),
+            clock,
+        };
+        if dry_run {
+            return Ok((
+                pass.run(&setup.drips, &setup.renderers).await?,
+                String::new(),
+            ));
+        }
+        let summary = pass
+            .run_recorded(&setup.drips, &setup.renderers, &AtomicBool::new(false))
+            .await;
+        transport.close().await;
+        let summary = summary?;
+        store.close().await;
+        anyhow::Ok((summary, transport.destination(&setup.project)))
+    });
+    progress.finish();
+    let (summary, destination) = outcome?;
+    println!("{}", summary_line(now, &summary, dry_run, &destination));
+    Ok(if summary.has_failures() {
+        ExitStatus::DeliveryFailed
+    } else {
+        ExitStatus::Success
+    })
+}
+
+/// The one line a run prints at the end.
+fn summary_line(now: DateTime<Utc>, summary: &Summary, dry_run: bool, destination: &str) -> String {
+    let verb = if dry_run {
+        "due (dry run, nothing sent)"
+    } else {
+        "sent"
+    };
+    format!(
+        "{}: {} {verb}, {} to retry, {} failed, {} new subscriber{}, {} bad list row{}{}{}",
+        now.format("%Y-%m-%dT%H:%M:%SZ"),
+        summary.sent,
+        summary.retrying,
+        summary.failed,
+        summary.enrolled,
+        plural(summary.enrolled as usize),
+        summary.bad_rows,
+        plural(summary.bad_rows as usize),
+        if summary.deferred == 0 {
+            String::new()
+        } else {
+            format!(
+                ", {} held back by max_per_hour/max_per_day until the next run",
+                summary.deferred
+            )
+        },
+        if dry_run || summary.sent == 0 {
+            String::new()
+        } else {
+            format!("; {destination}")
+        }
+    )
+}

@@ -1,0 +1,55 @@
+//! `dripline unsubscribe EMAIL` and `dripline resubscribe EMAIL`:
+//! suppression by hand.
+
+use std::path::Path;
+
+use chrono::Utc;
+
+use super::{ExitStatus, runtime};
+use crate::config::Project;
+use crate::store::sqlite::SqliteStore;
+use crate::store::{Reason, Store as _};
+use crate::subscribers;
+
+/// The arguments of `dripline unsubscribe` and `dripline resubscribe`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The address.
+    email: String,
+}
+
+/// Unsubscribes the address when `unsubscribe`, else resubscribes it.
+pub fn execute(config_file: &Path, args: &Args, unsubscribe: bool) -> anyhow::Result<ExitStatus> {
+    let project = Project::load(config_file)?;
+    let email = &args.email;
+    let address: lettre::Address = email
+        .parse()
+        .map_err(|_| anyhow::anyhow!("`{email}` is not an email address"))?;
+    let key = subscribers::key(address.as_ref());
+    let state = project.resolve(&project.config.state.path);
+    let changed = runtime()?.block_on(async {
+        let store = SqliteStore::open(&state).await?;
+        if unsubscribe {
+            store
+                .suppress(
+                    &key,
+                    Reason::Unsubscribed,
+                    "dripline unsubscribe",
+                    Utc::now(),
+                )
+                .await
+        } else {
+            store.resubscribe(&key).await
+        }
+    })?;
+    let message = match (unsubscribe, changed) {
+        (true, true) => format!("{key} is unsubscribed: no sequence sends to it any more."),
+        (true, false) => format!("{key} was already unsubscribed or bounced; nothing changed."),
+        (false, true) => {
+            format!("{key} is resubscribed: its sequences continue where they stopped.")
+        }
+        (false, false) => format!("{key} was not unsubscribed or bounced; nothing changed."),
+    };
+    println!("{message}");
+    Ok(ExitStatus::Success)
+}
