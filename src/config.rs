@@ -54,6 +54,8 @@ pub struct Config {
     /// `dripline serve`: the HTTP endpoint and the tick schedule.
     #[serde(default)]
     pub serve: Serve,
+    /// Where bounces, complaints and mailto unsubscribes arrive; off when absent.
+    pub mailbox: Option<FeedbackMailbox>,
 }
 
 /// `[sender]`
@@ -262,6 +264,66 @@ impl Default for Serve {
     }
 }
 
+/// `[mailbox]`: a Maildir folder, or an IMAP server reached over TLS.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FeedbackMailbox {
+    /// A Maildir (with cur/, new/ and tmp/), relative to the config file.
+    pub maildir: Option<PathBuf>,
+    /// The IMAP server's host name.
+    pub host: Option<String>,
+    /// The IMAP port: 993 (TLS from the start) by default.
+    #[serde(default = "imaps_port")]
+    pub port: u16,
+    /// `tls` (the default), or `none` for a server on this machine.
+    #[serde(default = "tls")]
+    pub security: Security,
+    /// The IMAP login name.
+    pub username: Option<String>,
+    /// The environment variable that holds the IMAP password.
+    pub password_env: Option<String>,
+    /// The file that holds the IMAP password, relative to the config file.
+    pub password_file: Option<PathBuf>,
+    /// The IMAP folder to read.
+    #[serde(default = "inbox")]
+    pub folder: String,
+    /// Where processed messages move to (created when missing).
+    #[serde(default = "processed_folder")]
+    pub processed_folder: String,
+    /// An extra certificate (PEM) to trust for the IMAP server.
+    pub ca_file: Option<PathBuf>,
+    /// How long to wait for the IMAP server.
+    #[serde(default = "thirty_seconds", deserialize_with = "duration")]
+    pub timeout: Duration,
+    /// Present only to explain where a password belongs instead.
+    #[serde(
+        default,
+        rename = "password",
+        deserialize_with = "refuse_plain_password"
+    )]
+    _password: Option<std::convert::Infallible>,
+}
+
+fn imaps_port() -> u16 {
+    993
+}
+
+fn tls() -> Security {
+    Security::Tls
+}
+
+fn inbox() -> String {
+    "INBOX".to_owned()
+}
+
+fn processed_folder() -> String {
+    "dripline-processed".to_owned()
+}
+
+fn thirty_seconds() -> Duration {
+    Duration::from_secs(30)
+}
+
 fn every_minute() -> CronSchedule {
     "* * * * *"
         .parse()
@@ -393,6 +455,11 @@ impl Project {
                 "[smtp] sets both password_env and password_file: keep one",
             ));
         }
+        if let Some(mailbox) = &self.config.mailbox {
+            for problem in mailbox_problems(file, mailbox) {
+                report.push(problem);
+            }
+        }
         let unsubscribe = &self.config.unsubscribe;
         if self.config.delivery.transport == Transport::Smtp
             && unsubscribe.base_url.is_none()
@@ -405,6 +472,40 @@ impl Project {
         }
         report
     }
+}
+
+/// What is wrong with `[mailbox]` as a whole.
+fn mailbox_problems(file: &Path, mailbox: &FeedbackMailbox) -> Vec<Problem> {
+    let mut problems = Vec::new();
+    match (&mailbox.maildir, &mailbox.host) {
+        (Some(_), Some(_)) => problems.push(Problem::error(
+            file,
+            "[mailbox] sets both maildir and host: read either a Maildir or an IMAP server",
+        )),
+        (None, None) => problems.push(Problem::error(
+            file,
+            "[mailbox] names no mailbox: set maildir = \"Maildir\" (a folder a local mail server delivers to) or host, username and password_env for IMAP",
+        )),
+        (None, Some(_)) => {
+            if mailbox.username.is_none() {
+                problems.push(Problem::error(file, "[mailbox] host needs a username"));
+            }
+            if mailbox.password_env.is_some() == mailbox.password_file.is_some() {
+                problems.push(Problem::error(
+                    file,
+                    "[mailbox] host needs exactly one of password_env (an environment variable) and password_file",
+                ));
+            }
+            if mailbox.security == Security::Starttls {
+                problems.push(Problem::error(
+                    file,
+                    "[mailbox] security is \"tls\" (port 993) or \"none\" (a server on this machine)",
+                ));
+            }
+        }
+        (Some(_), None) => {}
+    }
+    problems
 }
 
 fn mailbox<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Mailbox, D::Error> {

@@ -15,7 +15,7 @@ use dripline::token::{self, Key};
 use crate::support::Project;
 
 /// The example project, serving on a free port with the given tick.
-fn project(tick: &str) -> Project {
+pub(crate) fn project(tick: &str) -> Project {
     let project = Project::example();
     let config = project.read("dripline.toml");
     project.write(
@@ -26,14 +26,14 @@ fn project(tick: &str) -> Project {
 }
 
 /// A running `dripline serve`, killed if the test ends without stopping it.
-struct Service {
+pub(crate) struct Service {
     child: Child,
     addr: SocketAddr,
     stderr: std::path::PathBuf,
 }
 
 impl Service {
-    fn start(project: &Project) -> Service {
+    pub(crate) fn start(project: &Project) -> Service {
         let stderr = project.path("serve.log");
         let mut child = Command::new(env!("CARGO_BIN_EXE_dripline"))
             .arg("serve")
@@ -62,7 +62,7 @@ impl Service {
         }
     }
 
-    fn log(&self) -> String {
+    pub(crate) fn log(&self) -> String {
         fs::read_to_string(&self.stderr).unwrap_or_default()
     }
 
@@ -71,12 +71,18 @@ impl Service {
     }
 
     /// One request on a fresh connection.
-    fn request(&self, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Reply {
+    pub(crate) fn request(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> Reply {
         self.connect().request(method, path, headers, body)
     }
 
     /// Sends SIGTERM and waits for the exit, at most `limit`.
-    fn terminate(self, limit: Duration) -> (ExitStatus, Duration) {
+    pub(crate) fn terminate(self, limit: Duration) -> (ExitStatus, Duration) {
         self.signal("-TERM", limit)
     }
 
@@ -111,11 +117,11 @@ impl Drop for Service {
 
 /// An HTTP/1.1 response.
 #[derive(Debug, Clone, PartialEq, Eq)]
-struct Reply {
-    status: u16,
+pub(crate) struct Reply {
+    pub(crate) status: u16,
     /// Header lines as received, lower-case names, without `date`.
     headers: Vec<String>,
-    body: String,
+    pub(crate) body: String,
 }
 
 /// A keep-alive HTTP/1.1 connection.
@@ -201,7 +207,7 @@ fn secret(project: &Project) -> Key {
     Key::from_file(&project.path(".dripline-secret")).expect("the secret serve created")
 }
 
-fn status_json(project: &Project) -> serde_json::Value {
+pub(crate) fn status_json(project: &Project) -> serde_json::Value {
     let run = project.dripline(&["status", "--json"]);
     assert_eq!(run.code, 0, "{run:?}");
     serde_json::from_str(&run.stdout).expect("JSON")
@@ -230,7 +236,7 @@ fn outbox(project: &Project) -> Vec<String> {
         .collect()
 }
 
-fn wait_for(what: &str, limit: Duration, mut done: impl FnMut() -> bool) {
+pub(crate) fn wait_for(what: &str, limit: Duration, mut done: impl FnMut() -> bool) {
     let started = Instant::now();
     while !done() {
         assert!(started.elapsed() < limit, "timed out waiting for {what}");

@@ -7,6 +7,7 @@
 mod check;
 mod exit;
 mod init;
+mod mailbox;
 mod plan;
 mod preview;
 mod recipient;
@@ -84,6 +85,8 @@ pub enum Command {
     Resubscribe(suppression::Args),
     /// Run as a service: send on the `[serve] tick` schedule and answer unsubscribe links.
     Serve,
+    /// Read the [mailbox] once: bounces (DSN), complaints (ARF), mailto unsubscribes.
+    Mailbox,
     /// Create a starter project: config, example list, a welcome sequence, the unsubscribe secret.
     Init(init::Args),
 }
@@ -102,6 +105,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitStatus> {
         Command::Unsubscribe(args) => suppression::execute(config, &args, true),
         Command::Resubscribe(args) => suppression::execute(config, &args, false),
         Command::Serve => serve::execute(config),
+        Command::Mailbox => mailbox::execute(config),
         Command::Init(args) => init::execute(&args),
     }
 }

@@ -189,15 +189,22 @@ fn returned_tokens(head: &[Field]) -> Vec<Named> {
                     named.extend(link_token(uri));
                 }
             }
-            "return-path" => named.extend(address_like(value).filter_map(|address| {
-                let local = address.rsplit_once('@')?.0;
-                let tag = local.rsplit_once('+')?.1.to_ascii_lowercase();
-                (tag.len() == TOKEN_LEN).then_some(Named::Token(tag, Purpose::Bounce))
-            })),
+            "return-path" => named.extend(verp_tokens(value)),
             _ => {}
         }
     }
     named
+}
+
+/// Bounce tokens of VERP addresses in `value` (`bounces+TOKEN@…`),
+/// wherever the address was configured: a returned `Return-Path` or an
+/// ARF `Original-Mail-From` names the envelope sender as it was sent.
+fn verp_tokens(value: &str) -> impl Iterator<Item = Named> + '_ {
+    address_like(value).filter_map(|address| {
+        let local = address.rsplit_once('@')?.0;
+        let tag = local.rsplit_once('+')?.1.to_ascii_lowercase();
+        (tag.len() == TOKEN_LEN).then_some(Named::Token(tag, Purpose::Bounce))
+    })
 }
 
 /// The token of one `List-Unsubscribe` URI.
@@ -228,6 +235,12 @@ fn complaint(report: &str, named: Vec<Named>) -> Verdict {
     if kind != "abuse" {
         return Verdict::Nothing(format!("a feedback report of type `{kind}`"));
     }
+    let mut named = named;
+    named.extend(
+        fields::get(&fields, "original-mail-from")
+            .into_iter()
+            .flat_map(verp_tokens),
+    );
     if named.is_empty() {
         return Verdict::Unknown(
             "a complaint whose returned message carries no dripline token".to_owned(),
@@ -290,7 +303,13 @@ fn text_bounce(head: &[Field], body: &str, named: Vec<Named>) -> Verdict {
             Verdict::Unknown("mail to the bounce address that is not a bounce".to_owned())
         };
     }
-    let (signal, code) = match Status::find(body) {
+    // The line with a server's reply (`550 5.1.1 …`) says it best; prose
+    // before it may mention codes too ("see DSN 5.1.10 Errors …").
+    let replied = body
+        .lines()
+        .filter(|line| has_reply_code(line))
+        .find_map(Status::find);
+    let (signal, code) = match replied.or_else(|| Status::find(body)) {
         Some(status) => match status.signal() {
             Some(signal) => (signal, status.to_string()),
             None => return Verdict::Nothing(format!("a text report with status {status}")),
@@ -309,13 +328,24 @@ fn text_bounce(head: &[Field], body: &str, named: Vec<Named>) -> Verdict {
     let line = body
         .lines()
         .map(str::trim)
-        .find(|line| line.contains(&code))
+        .filter(|line| line.contains(&code))
+        .max_by_key(|line| has_reply_code(line))
         .unwrap_or_default();
     Verdict::Act(Finding {
         signal,
         named,
         detail: dsn::shorten(&format!("text bounce {code}: {line}")),
         reference: None,
+    })
+}
+
+/// Whether `line` holds an SMTP reply code such as `550 ` or `#550 `.
+fn has_reply_code(line: &str) -> bool {
+    line.as_bytes().windows(4).any(|w| {
+        matches!(w[0], b'4' | b'5')
+            && w[1].is_ascii_digit()
+            && w[2].is_ascii_digit()
+            && matches!(w[3], b' ' | b'-')
     })
 }
 

@@ -18,6 +18,7 @@ pub mod apply;
 pub mod dsn;
 pub mod fields;
 pub mod mail;
+pub mod mailbox;
 pub mod maildir;
 
 use crate::token::Purpose;

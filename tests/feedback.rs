@@ -1,0 +1,451 @@
+//! Feedback after the handover, end to end: the real binary sends with a
+//! VERP return path, real-format bounces (Postfix, Exim, Gmail, Exchange,
+//! Office 365), an ARF complaint, a delay notice and mailto requests are
+//! dropped into a real Maildir, and `dripline mailbox` or `dripline serve`
+//! reads them. Fixtures and where they come from: tests/fixtures/feedback/.
+
+use std::fs;
+use std::time::Duration;
+
+use mail_parser::MessageParser;
+
+use crate::serve::{self, Service, status_json, wait_for};
+use crate::support::{Project, fixture};
+
+/// The envelope sender the tests configure.
+const RETURN_PATH: &str = "bounces@bounce.example.com";
+
+/// An email as the outbox holds it.
+#[derive(Debug, Clone)]
+struct Sent {
+    to: String,
+    /// The VERP envelope sender, from the outbox file's Return-Path.
+    bounce_address: String,
+    /// The List-Unsubscribe header's value.
+    list_unsubscribe: String,
+}
+
+impl Sent {
+    /// The `mailto:` address of its List-Unsubscribe.
+    fn mailto(&self) -> String {
+        let start = self.list_unsubscribe.find("mailto:").expect("a mailto") + "mailto:".len();
+        let rest = &self.list_unsubscribe[start..];
+        rest[..rest.find('?').expect("a subject")].to_owned()
+    }
+
+    /// The path of its https link (`/u/TOKEN`).
+    fn link_path(&self) -> String {
+        let start = self.list_unsubscribe.find("/u/").expect("a link");
+        let rest = &self.list_unsubscribe[start..];
+        rest[..rest.find('>').expect("the end of the link")].to_owned()
+    }
+}
+
+/// The example project with a return path, a Maildir and `list` as its list.
+fn project(list: &str, serve_tick: Option<&str>) -> Project {
+    let project = match serve_tick {
+        Some(tick) => serve::project(tick),
+        None => Project::example(),
+    };
+    let config = project.read("dripline.toml").replace(
+        "outbox_dir = \"outbox\"",
+        &format!("outbox_dir = \"outbox\"\nreturn_path = \"{RETURN_PATH}\""),
+    );
+    project.write(
+        "dripline.toml",
+        format!("{config}\n[mailbox]\nmaildir = \"Maildir\"\n"),
+    );
+    project.write("subscribers.csv", format!("email,name\n{list}"));
+    for folder in ["new", "cur", "tmp"] {
+        fs::create_dir_all(project.path(&format!("Maildir/{folder}"))).expect("Maildir");
+    }
+    project
+}
+
+/// Every email in the outbox, by recipient.
+fn outbox(project: &Project) -> Vec<Sent> {
+    let Ok(entries) = fs::read_dir(project.path("outbox")) else {
+        return Vec::new();
+    };
+    let mut sent: Vec<Sent> = entries
+        .flatten()
+        .filter(|entry| entry.path().extension().is_some_and(|ext| ext == "eml"))
+        .map(|entry| {
+            let bytes = fs::read(entry.path()).expect("read email");
+            let message = MessageParser::default().parse(&bytes[..]).expect("MIME");
+            let header = |name: &str| {
+                message
+                    .header_raw(name)
+                    .map(|value| value.split_whitespace().collect::<Vec<_>>().join(" "))
+                    .unwrap_or_default()
+            };
+            Sent {
+                to: message
+                    .to()
+                    .and_then(|to| to.first())
+                    .and_then(|to| to.address())
+                    .expect("To")
+                    .to_owned(),
+                bounce_address: header("Return-Path").trim_matches(['<', '>']).to_owned(),
+                list_unsubscribe: header("List-Unsubscribe"),
+            }
+        })
+        .collect();
+    sent.sort_by(|a, b| a.to.cmp(&b.to));
+    sent
+}
+
+/// The first email sent to `to`.
+fn first_to(sent: &[Sent], to: &str) -> Sent {
+    sent.iter()
+        .find(|s| s.to == to)
+        .unwrap_or_else(|| panic!("no email to {to}"))
+        .clone()
+}
+
+/// A fixture with its placeholders filled in for the email `sent`.
+fn feedback_fixture(name: &str, sent: &Sent) -> String {
+    fs::read_to_string(fixture(&format!("feedback/{name}")))
+        .expect("fixture")
+        .replace("@@BOUNCE@@", &sent.bounce_address)
+        .replace("@@RETURN_PATH@@", RETURN_PATH)
+        .replace("@@LIST_UNSUBSCRIBE@@", &sent.list_unsubscribe)
+}
+
+/// Delivers `message` into the Maildir's new/, as a mail server would.
+fn deliver(project: &Project, name: &str, message: &str) {
+    project.write(&format!("Maildir/tmp/{name}"), message);
+    fs::rename(
+        project.path(&format!("Maildir/tmp/{name}")),
+        project.path(&format!("Maildir/new/{name}")),
+    )
+    .expect("deliver");
+}
+
+/// A mailto unsubscribe request as a mail client composes it, from `from`.
+fn mailto_request(to: &str, from: &str) -> String {
+    format!(
+        "Return-Path: <{from}>\r\nDelivered-To: {to}\r\nFrom: {from}\r\nTo: {to}\r\nSubject: unsubscribe\r\nDate: Tue, 1 Dec 2026 10:00:00 +0000\r\nMessage-ID: <req-{from}>\r\n\r\nunsubscribe\r\n"
+    )
+}
+
+/// Suppressed addresses with their reasons, sorted.
+fn suppressed(project: &Project) -> Vec<(String, String)> {
+    let status = status_json(project);
+    let mut found: Vec<(String, String)> = status["suppressed"]
+        .as_array()
+        .expect("a list")
+        .iter()
+        .map(|s| {
+            (
+                s["email"].as_str().unwrap().to_owned(),
+                s["reason"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    found.sort();
+    found
+}
+
+fn files_in(project: &Project, folder: &str) -> Vec<String> {
+    let mut names: Vec<String> = fs::read_dir(project.path(folder))
+        .map(|dir| {
+            dir.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort();
+    names
+}
+
+/// Which fixture each subscriber's email gets back, and the reason it
+/// should be suppressed for (`None`: not suppressed).
+const CASES: &[(&str, &str, Option<&str>)] = &[
+    (
+        "postfix@example.net",
+        "postfix-user-unknown.eml",
+        Some("bounced"),
+    ),
+    ("exim@example.net", "exim-user-unknown.eml", Some("bounced")),
+    (
+        "gmail@example.net",
+        "gmail-user-unknown.eml",
+        Some("bounced"),
+    ),
+    (
+        "exchange@example.net",
+        "exchange2007-user-unknown.eml",
+        Some("bounced"),
+    ),
+    (
+        "office@example.net",
+        "office365-user-unknown.eml",
+        Some("bounced"),
+    ),
+    ("policy@example.net", "exim-policy-block.eml", None),
+    ("delayed@example.net", "delayed.eml", None),
+    ("arf@example.net", "arf-abuse.eml", Some("complained")),
+    ("rfc@example.net", "rfc5965-abuse.eml", Some("complained")),
+];
+
+#[test]
+fn a_maildir_of_real_bounces_complaints_and_requests_suppresses_exactly_their_subscribers() {
+    let mut list: String = CASES
+        .iter()
+        .map(|(to, _, _)| format!("{to},Reader\n"))
+        .collect();
+    list.push_str("asker@example.net,Asker\nbystander@example.net,Bystander\n");
+    let project = project(&list, None);
+    let run = project.dripline(&["run", "--now", "2026-12-01T14:00:00Z"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    let sent = outbox(&project);
+    assert_eq!(sent.len(), CASES.len() + 2);
+    for email in &sent {
+        let (local, domain) = email.bounce_address.split_once('@').expect("an address");
+        assert_eq!(domain, "bounce.example.com");
+        let token = local.strip_prefix("bounces+").expect("VERP");
+        assert_eq!(token.len(), 24, "{token}");
+        assert!(
+            token
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+        );
+        let name = email.to.split('@').next().unwrap();
+        for place in [&email.bounce_address, &email.list_unsubscribe] {
+            assert!(!place.contains(name), "{place} shows {}", email.to);
+        }
+    }
+    for (index, (to, name, _)) in CASES.iter().enumerate() {
+        deliver(
+            &project,
+            &format!("1764590400.M{index}P1.mx"),
+            &feedback_fixture(name, &first_to(&sent, to)),
+        );
+    }
+    // The asker's request, sent from another address than the subscribed
+    // one: the token decides, not From.
+    let asker = first_to(&sent, "asker@example.net");
+    deliver(
+        &project,
+        "1764590400.M20P1.mx",
+        &mailto_request(&asker.mailto(), "someone-else@example.org"),
+    );
+    // A forged request and a bounce with a made-up token change nothing;
+    // a plain message is not understood. All three are left.
+    deliver(
+        &project,
+        "1764590400.M21P1.mx",
+        &mailto_request(
+            &format!("unsubscribe+{}@example.com", "a".repeat(24)),
+            "eve@example.org",
+        ),
+    );
+    let forged_bounce = feedback_fixture(
+        "postfix-user-unknown.eml",
+        &Sent {
+            bounce_address: format!("bounces+{}@bounce.example.com", "b".repeat(24)),
+            ..first_to(&sent, "bystander@example.net")
+        },
+    );
+    deliver(&project, "1764590400.M22P1.mx", &forged_bounce);
+    deliver(
+        &project,
+        "1764590400.M23P1.mx",
+        "From: a@example.org\r\nTo: bounces@bounce.example.com\r\nSubject: hello\r\n\r\nhi\r\n",
+    );
+
+    let read = project.dripline(&["mailbox"]);
+    assert_eq!(read.code, 0, "{read:?}");
+    assert_eq!(
+        read.stdout.trim(),
+        "mailbox: 5 bounced, 2 complained, 1 unsubscribed, 1 transient bounces counted, 0 already suppressed, 1 with nothing to do, 3 not understood and left in the mailbox",
+        "{read:?}"
+    );
+    let mut expected: Vec<(String, String)> = CASES
+        .iter()
+        .filter_map(|(to, _, reason)| reason.map(|reason| (to.to_string(), reason.to_owned())))
+        .collect();
+    expected.push(("asker@example.net".to_owned(), "unsubscribed".to_owned()));
+    expected.sort();
+    assert_eq!(suppressed(&project), expected);
+
+    // Processed messages moved aside, the others left flagged; none lost.
+    assert_eq!(files_in(&project, "Maildir/new"), Vec::<String>::new());
+    let processed = files_in(&project, "Maildir/.dripline-processed/cur");
+    assert_eq!(processed.len(), CASES.len() + 1, "{processed:?}");
+    assert!(
+        processed.iter().all(|name| name.ends_with(":2,S")),
+        "{processed:?}"
+    );
+    let left = files_in(&project, "Maildir/cur");
+    assert_eq!(
+        left,
+        [
+            "1764590400.M21P1.mx:2,F",
+            "1764590400.M22P1.mx:2,F",
+            "1764590400.M23P1.mx:2,F"
+        ]
+    );
+
+    // A second read finds nothing new and changes nothing.
+    let again = project.dripline(&["mailbox"]);
+    assert_eq!(again.code, 0, "{again:?}");
+    assert!(again.stdout.contains(" 0 not understood"), "{again:?}");
+    assert_eq!(files_in(&project, "Maildir/cur").len(), 3);
+
+    // The next day's emails go to everyone not suppressed, and only to them.
+    fs::remove_dir_all(project.path("outbox")).expect("empty the outbox");
+    let run = project.dripline(&["run", "--now", "2026-12-02T14:00:00Z"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    let recipients: Vec<String> = outbox(&project).into_iter().map(|s| s.to).collect();
+    assert_eq!(
+        recipients,
+        [
+            "bystander@example.net",
+            "delayed@example.net",
+            "policy@example.net"
+        ]
+    );
+
+    let text = project.dripline(&["status"]);
+    let line = text
+        .stdout
+        .lines()
+        .find(|line| line.trim_start().starts_with("office@example.net"))
+        .unwrap_or_else(|| panic!("{}", text.stdout));
+    assert!(
+        line.contains(" bounced ") && line.contains("Remote Server returned '550 5.1.10 RESOLVER"),
+        "{line}"
+    );
+    assert!(
+        text.stdout
+            .contains("Suppressed: 1 unsubscribed, 5 bounced, 2 complained"),
+        "{}",
+        text.stdout
+    );
+}
+
+#[test]
+fn three_transient_bounces_of_three_emails_bounce_the_address() {
+    let project = project("policy@example.net,Policy\n", None);
+    for (day, expect_suppressed) in [(1, false), (2, false), (3, true)] {
+        fs::remove_dir_all(project.path("outbox")).ok();
+        let run = project.dripline(&["run", "--now", &format!("2026-12-0{day}T14:00:00Z")]);
+        assert_eq!(run.code, 0, "{run:?}");
+        let sent = outbox(&project);
+        assert_eq!(sent.len(), 1, "day {day}");
+        let bounce = feedback_fixture("exim-policy-block.eml", &sent[0]);
+        // The same report twice counts once.
+        deliver(&project, &format!("17645904{day}0.M1P1.mx"), &bounce);
+        deliver(&project, &format!("17645904{day}0.M2P1.mx"), &bounce);
+        let read = project.dripline(&["mailbox"]);
+        assert_eq!(read.code, 0, "{read:?}");
+        let found = suppressed(&project);
+        assert_eq!(
+            !found.is_empty(),
+            expect_suppressed,
+            "day {day}: {found:?} {read:?}"
+        );
+    }
+    let status = status_json(&project);
+    let entry = &status["suppressed"][0];
+    assert_eq!(entry["reason"], "bounced");
+    assert!(
+        entry["detail"]
+            .as_str()
+            .unwrap()
+            .starts_with("3 transient bounces within 30 days"),
+        "{entry}"
+    );
+    fs::remove_dir_all(project.path("outbox")).ok();
+    let run = project.dripline(&["run", "--now", "2026-12-04T14:00:00Z"]);
+    assert_eq!(run.code, 0);
+    assert!(
+        outbox(&project).is_empty(),
+        "a bounced address gets nothing more"
+    );
+}
+
+#[test]
+fn serve_honours_a_mailto_request_a_click_and_a_bounce_within_one_tick() {
+    let project = project(
+        "asker@example.net,Asker\nclicker@example.net,Clicker\nbouncer@example.net,Bouncer\nreader@example.net,Reader\n",
+        Some("* * * * * *"),
+    );
+    let service = Service::start(&project);
+    wait_for("day 1 in the outbox", Duration::from_secs(20), || {
+        outbox(&project).len() == 4
+    });
+    let sent = outbox(&project);
+
+    // The link of a sent email: the page names the list, the POST unsubscribes.
+    let clicker = first_to(&sent, "clicker@example.net");
+    let page = service.request("GET", &clicker.link_path(), &[], b"");
+    assert_eq!(page.status, 200, "{page:?}");
+    assert!(page.body.contains("clicker@example.net"), "{}", page.body);
+    let done = service.request(
+        "POST",
+        &clicker.link_path(),
+        &[],
+        b"List-Unsubscribe=One-Click",
+    );
+    assert_eq!(done.status, 200, "{done:?}");
+
+    // The asker only sends the mailto request; the bouncer's mailbox is gone.
+    let asker = first_to(&sent, "asker@example.net");
+    deliver(
+        &project,
+        "1764590500.M1P1.mx",
+        &mailto_request(&asker.mailto(), "asker@example.net"),
+    );
+    let bouncer = first_to(&sent, "bouncer@example.net");
+    deliver(
+        &project,
+        "1764590500.M2P1.mx",
+        &feedback_fixture("postfix-user-unknown.eml", &bouncer),
+    );
+    wait_for(
+        "the next tick to read the mailbox",
+        Duration::from_secs(15),
+        || suppressed(&project).len() == 3,
+    );
+    assert_eq!(
+        suppressed(&project),
+        [
+            ("asker@example.net".to_owned(), "unsubscribed".to_owned()),
+            ("bouncer@example.net".to_owned(), "bounced".to_owned()),
+            ("clicker@example.net".to_owned(), "unsubscribed".to_owned()),
+        ]
+    );
+    assert!(
+        service.log().contains("mailbox: 1 bounced"),
+        "{}",
+        service.log()
+    );
+    let (status, _) = service.terminate(Duration::from_secs(12));
+    assert_eq!(status.code(), Some(0));
+
+    // The rest of the course goes to the reader alone: one email a day at
+    // 14:00 UTC (the example's 08:00 New York slot has passed by then).
+    let today = chrono::Utc::now().date_naive();
+    for day in 2..=7 {
+        let at = (today + chrono::Days::new(day))
+            .and_hms_opt(14, 0, 0)
+            .unwrap()
+            .and_utc();
+        let run = project.dripline(&["run", "--now", &at.to_rfc3339()]);
+        assert_eq!(run.code, 0, "{run:?}");
+    }
+    let later: Vec<String> = outbox(&project)
+        .into_iter()
+        .map(|s| s.to)
+        .filter(|to| to != "reader@example.net")
+        .collect();
+    assert_eq!(later.len(), 3, "only day 1 went to the three: {later:?}");
+    assert_eq!(
+        outbox(&project).len(),
+        3 + 7,
+        "the reader got the whole course"
+    );
+}
