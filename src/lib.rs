@@ -8,6 +8,7 @@ pub mod crontab;
 pub mod delivery;
 pub mod diagnostic;
 pub mod engine;
+pub mod export;
 pub mod feedback;
 pub mod init;
 pub mod lock;

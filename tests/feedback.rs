@@ -270,6 +270,29 @@ fn a_maildir_of_real_bounces_complaints_and_requests_suppresses_exactly_their_su
     expected.sort();
     assert_eq!(suppressed(&project), expected);
 
+    // The export carries who is suppressed, why and when, as CSV.
+    let export = project.dripline(&["export", "gut-immune"]);
+    assert_eq!(export.code, 0, "{export:?}");
+    let mut rows = csv::Reader::from_reader(export.stdout.as_bytes());
+    let rows: Vec<csv::StringRecord> = rows.records().map(|row| row.expect("a CSV row")).collect();
+    assert_eq!(rows.len(), CASES.len() + 2);
+    let row = |email: &str| {
+        rows.iter()
+            .find(|row| &row[0] == email)
+            .unwrap_or_else(|| panic!("no row for {email}: {}", export.stdout))
+    };
+    assert_eq!(&row("bystander@example.net")[1], "active");
+    assert_eq!(&row("asker@example.net")[5], "unsubscribed");
+    assert_eq!(&row("asker@example.net")[7], "mailto request");
+    let gmail = row("gmail@example.net");
+    assert_eq!((&gmail[1], &gmail[5]), ("bounced", "bounced"));
+    assert!(
+        gmail[6].starts_with("20") && gmail[6].ends_with('Z'),
+        "{gmail:?}"
+    );
+    assert!(gmail[7].contains("5.1.1"), "{gmail:?}");
+    assert_eq!(&row("rfc@example.net")[5], "complained");
+
     // Processed messages moved aside, the others left flagged; none lost.
     assert_eq!(files_in(&project, "Maildir/new"), Vec::<String>::new());
     let processed = files_in(&project, "Maildir/.dripline-processed/cur");

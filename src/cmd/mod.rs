@@ -6,6 +6,7 @@
 
 mod check;
 mod exit;
+mod export;
 mod init;
 mod mailbox;
 mod plan;
@@ -87,6 +88,8 @@ pub enum Command {
     Serve,
     /// Read the [mailbox] once: bounces (DSN), complaints (ARF), mailto unsubscribes.
     Mailbox,
+    /// A sequence's signups and every suppression (who, why, when) as CSV.
+    Export(export::Args),
     /// Create a starter project: config, example list, a welcome sequence, the unsubscribe secret.
     Init(init::Args),
 }
@@ -106,6 +109,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitStatus> {
         Command::Resubscribe(args) => suppression::execute(config, &args, false),
         Command::Serve => serve::execute(config),
         Command::Mailbox => mailbox::execute(config),
+        Command::Export(args) => export::execute(config, &args),
         Command::Init(args) => init::execute(&args),
     }
 }
