@@ -56,6 +56,64 @@ pub struct Config {
     pub serve: Serve,
     /// Where bounces, complaints and mailto unsubscribes arrive; off when absent.
     pub mailbox: Option<FeedbackMailbox>,
+    /// Provider webhooks `dripline serve` answers; each is off unless set.
+    #[serde(default)]
+    pub webhooks: Webhooks,
+}
+
+/// `[webhooks]`: bounce and complaint events from the sending provider,
+/// posted to `dripline serve` at `/webhooks/<provider>`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Webhooks {
+    /// Amazon SES notifications through an SNS topic: `/webhooks/ses`.
+    pub ses: Option<SesWebhook>,
+    /// Postmark's bounce and spam complaint webhooks: `/webhooks/postmark`.
+    pub postmark: Option<PostmarkWebhook>,
+    /// Mailgun's event webhooks: `/webhooks/mailgun`.
+    pub mailgun: Option<MailgunWebhook>,
+}
+
+/// `[webhooks.ses]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SesWebhook {
+    /// The SNS topic whose messages are accepted (its ARN); others are refused.
+    pub topic_arn: String,
+    /// A folder for SNS signing certificates, relative to the config file:
+    /// each is fetched once (from `https://sns.<region>.amazonaws.com/`
+    /// only) and kept there.
+    pub certificate_cache: Option<PathBuf>,
+}
+
+/// `[webhooks.postmark]`: the HTTP Basic credentials set on the webhook
+/// (`https://USER:PASSWORD@news.example.com/dripline/webhooks/postmark`).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PostmarkWebhook {
+    pub username: String,
+    /// The environment variable that holds the password.
+    pub password_env: Option<String>,
+    /// The file that holds the password, relative to the config file.
+    pub password_file: Option<PathBuf>,
+}
+
+/// `[webhooks.mailgun]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MailgunWebhook {
+    /// The environment variable that holds the webhook signing key.
+    pub signing_key_env: Option<String>,
+    /// The file that holds the webhook signing key, relative to the config file.
+    pub signing_key_file: Option<PathBuf>,
+    /// How old a signed request may be; older ones (and any token seen
+    /// before) are refused as replays.
+    #[serde(default = "five_minutes", deserialize_with = "duration")]
+    pub max_age: Duration,
+}
+
+fn five_minutes() -> Duration {
+    Duration::from_secs(300)
 }
 
 /// `[sender]`

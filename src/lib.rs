@@ -17,6 +17,7 @@ pub mod preview;
 pub mod progress;
 pub mod render;
 pub mod schedule;
+pub mod secret;
 pub mod sequence;
 pub mod serve;
 pub mod setup;

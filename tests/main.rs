@@ -10,3 +10,4 @@ mod serve;
 mod smtp;
 mod split;
 mod support;
+mod webhooks;

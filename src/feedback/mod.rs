@@ -20,6 +20,7 @@ pub mod fields;
 pub mod mail;
 pub mod mailbox;
 pub mod maildir;
+pub mod webhook;
 
 use crate::token::Purpose;
 

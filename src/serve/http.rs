@@ -1,5 +1,7 @@
 //! The unsubscribe endpoint (DESIGN.md 11): `GET /u/{token}` asks,
-//! `POST /u/{token}` unsubscribes, `GET /healthz` reports.
+//! `POST /u/{token}` unsubscribes, `GET /healthz` reports, and
+//! `POST /webhooks/{provider}` takes the provider events `[webhooks]`
+//! configures.
 //!
 //! A GET never changes anything, because mail scanners follow links. A
 //! POST unsubscribes whatever its body (RFC 8058 one-click clients post
@@ -19,9 +21,9 @@ use axum::Router;
 use axum::body::Body;
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use chrono::{DateTime, Utc};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
@@ -30,6 +32,7 @@ use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, watch};
 
 use super::{SHUTDOWN_GRACE, Shared, pages, stopping};
+use crate::feedback::webhook::{self, Reply};
 use crate::store::{Reason, Store};
 use crate::token::{self, Purpose};
 
@@ -55,6 +58,7 @@ pub fn router(shared: Arc<Shared>) -> Router {
     Router::new()
         .route("/u/{token}", get(confirm).post(unsubscribe))
         .route("/healthz", get(healthz))
+        .route("/webhooks/{provider}", post(webhook))
         .fallback(not_found)
         .method_not_allowed_fallback(not_found)
         .with_state(shared)
@@ -176,6 +180,65 @@ async fn unsubscribe(
             tracing::error!("cannot record the unsubscribe of {address}: {err:#}");
             page(StatusCode::SERVICE_UNAVAILABLE, pages::failed())
         }
+    }
+}
+
+/// The largest webhook body read (SNS messages are up to 256 KB).
+const MAX_WEBHOOK_BODY: usize = 1024 * 1024;
+
+/// `POST /webhooks/{provider}`: a provider's bounce and complaint events,
+/// verified before anything is recorded ([`webhook::handle`]).
+async fn webhook(
+    State(shared): State<Arc<Shared>>,
+    Path(provider): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let body = match tokio::time::timeout(
+        READ_TIMEOUT,
+        axum::body::to_bytes(body, MAX_WEBHOOK_BODY),
+    )
+    .await
+    {
+        Ok(Ok(body)) => body,
+        Ok(Err(_)) => {
+            return plain(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "The request is too large; nothing changed.\n",
+            );
+        }
+        Err(_) => {
+            return plain(
+                StatusCode::REQUEST_TIMEOUT,
+                "The request took too long; nothing changed.\n",
+            );
+        }
+    };
+    let reply = webhook::handle(
+        &shared.webhooks,
+        &provider,
+        &headers,
+        &body,
+        &shared.store,
+        &shared.keys,
+        Utc::now(),
+    )
+    .await;
+    match reply {
+        Reply::Accepted(_) => plain(StatusCode::OK, "ok\n"),
+        Reply::NotFound => not_found().await,
+        Reply::Refused(_) => plain(
+            StatusCode::FORBIDDEN,
+            "The request does not verify; nothing changed.\n",
+        ),
+        Reply::Malformed(_) => plain(
+            StatusCode::BAD_REQUEST,
+            "The request is not understood; nothing changed.\n",
+        ),
+        Reply::Unavailable => plain(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Cannot record it now; try again later.\n",
+        ),
     }
 }
 

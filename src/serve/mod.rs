@@ -72,6 +72,8 @@ pub struct Shared {
     /// Who the emails come from, for the pages.
     pub sender: String,
     pub health: Mutex<Health>,
+    /// The provider webhooks `[webhooks]` configures.
+    pub webhooks: crate::feedback::webhook::Endpoints,
 }
 
 impl Shared {
@@ -108,6 +110,7 @@ pub async fn serve(setup: Setup) -> anyhow::Result<()> {
     let signals = tokio::spawn(watch_signals(shutdown_tx, Arc::clone(&stop)));
 
     let keys = crate::setup::accepted_keys(&project, &key)?;
+    let webhooks = crate::feedback::webhook::Endpoints::load(&project)?;
 
     let state = project.resolve(&project.config.state.path);
     let store = SqliteStore::open(&state).await?;
@@ -140,7 +143,11 @@ pub async fn serve(setup: Setup) -> anyhow::Result<()> {
             .clone()
             .unwrap_or_else(|| project.config.sender.from.email.to_string()),
         health: Mutex::new(Health::default()),
+        webhooks,
     });
+    for path in shared.webhooks.paths() {
+        tracing::info!("webhook endpoint: POST http://{bound}{path}");
+    }
     let server = tokio::spawn(http::serve(
         listener,
         http::router(Arc::clone(&shared)),
