@@ -13,21 +13,21 @@ use crate::serve::{self, Service, status_json, wait_for};
 use crate::support::{Project, fixture};
 
 /// The envelope sender the tests configure.
-const RETURN_PATH: &str = "bounces@bounce.example.com";
+pub(crate) const RETURN_PATH: &str = "bounces@bounce.example.com";
 
 /// An email as the outbox holds it.
 #[derive(Debug, Clone)]
-struct Sent {
-    to: String,
+pub(crate) struct Sent {
+    pub(crate) to: String,
     /// The VERP envelope sender, from the outbox file's Return-Path.
-    bounce_address: String,
+    pub(crate) bounce_address: String,
     /// The List-Unsubscribe header's value.
-    list_unsubscribe: String,
+    pub(crate) list_unsubscribe: String,
 }
 
 impl Sent {
     /// The `mailto:` address of its List-Unsubscribe.
-    fn mailto(&self) -> String {
+    pub(crate) fn mailto(&self) -> String {
         let start = self.list_unsubscribe.find("mailto:").expect("a mailto") + "mailto:".len();
         let rest = &self.list_unsubscribe[start..];
         rest[..rest.find('?').expect("a subject")].to_owned()
@@ -63,7 +63,7 @@ fn project(list: &str, serve_tick: Option<&str>) -> Project {
 }
 
 /// Every email in the outbox, by recipient.
-fn outbox(project: &Project) -> Vec<Sent> {
+pub(crate) fn outbox(project: &Project) -> Vec<Sent> {
     let Ok(entries) = fs::read_dir(project.path("outbox")) else {
         return Vec::new();
     };
@@ -96,7 +96,7 @@ fn outbox(project: &Project) -> Vec<Sent> {
 }
 
 /// The first email sent to `to`.
-fn first_to(sent: &[Sent], to: &str) -> Sent {
+pub(crate) fn first_to(sent: &[Sent], to: &str) -> Sent {
     sent.iter()
         .find(|s| s.to == to)
         .unwrap_or_else(|| panic!("no email to {to}"))
@@ -104,7 +104,7 @@ fn first_to(sent: &[Sent], to: &str) -> Sent {
 }
 
 /// A fixture with its placeholders filled in for the email `sent`.
-fn feedback_fixture(name: &str, sent: &Sent) -> String {
+pub(crate) fn feedback_fixture(name: &str, sent: &Sent) -> String {
     fs::read_to_string(fixture(&format!("feedback/{name}")))
         .expect("fixture")
         .replace("@@BOUNCE@@", &sent.bounce_address)
@@ -123,14 +123,14 @@ fn deliver(project: &Project, name: &str, message: &str) {
 }
 
 /// A mailto unsubscribe request as a mail client composes it, from `from`.
-fn mailto_request(to: &str, from: &str) -> String {
+pub(crate) fn mailto_request(to: &str, from: &str) -> String {
     format!(
         "Return-Path: <{from}>\r\nDelivered-To: {to}\r\nFrom: {from}\r\nTo: {to}\r\nSubject: unsubscribe\r\nDate: Tue, 1 Dec 2026 10:00:00 +0000\r\nMessage-ID: <req-{from}>\r\n\r\nunsubscribe\r\n"
     )
 }
 
 /// Suppressed addresses with their reasons, sorted.
-fn suppressed(project: &Project) -> Vec<(String, String)> {
+pub(crate) fn suppressed(project: &Project) -> Vec<(String, String)> {
     let status = status_json(project);
     let mut found: Vec<(String, String)> = status["suppressed"]
         .as_array()
@@ -147,7 +147,7 @@ fn suppressed(project: &Project) -> Vec<(String, String)> {
     found
 }
 
-fn files_in(project: &Project, folder: &str) -> Vec<String> {
+pub(crate) fn files_in(project: &Project, folder: &str) -> Vec<String> {
     let mut names: Vec<String> = fs::read_dir(project.path(folder))
         .map(|dir| {
             dir.flatten()

@@ -3,6 +3,7 @@
 
 mod check;
 mod feedback;
+mod imap;
 mod init;
 mod preview;
 mod run;

@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 
 use super::apply::Tally;
 use super::mail::Addresses;
-use super::maildir;
+use super::{imap, maildir};
 use crate::config::Project;
 use crate::store::Store;
 use crate::token::Key;
@@ -37,9 +37,7 @@ pub async fn read(
     let addresses = addresses(project);
     let tally = match &mailbox.maildir {
         Some(dir) => maildir::process(&project.resolve(dir), store, keys, &addresses, now).await?,
-        None => anyhow::bail!(
-            "[mailbox] host: reading IMAP is not available in this build; use maildir"
-        ),
+        None => imap::process(project, mailbox, store, keys, &addresses, now).await?,
     };
     Ok(Some(tally))
 }

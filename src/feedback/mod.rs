@@ -17,6 +17,7 @@
 pub mod apply;
 pub mod dsn;
 pub mod fields;
+pub mod imap;
 pub mod mail;
 pub mod mailbox;
 pub mod maildir;
