@@ -637,7 +637,7 @@ fn refuse_plain_password<'de, D: serde::Deserializer<'de>>(
     _: D,
 ) -> Result<Option<std::convert::Infallible>, D::Error> {
     Err(serde::de::Error::custom(
-        "a password never goes in dripline.toml: set password_env = \"DRIPLINE_SMTP_PASSWORD\" and export that variable, or password_file = \"smtp-password\" naming a file only you can read",
+        "a password never goes in dripline.toml: set password_env to the name of an environment variable that holds it (e.g. password_env = \"DRIPLINE_SMTP_PASSWORD\") and export that variable, or password_file to a file only you can read",
     ))
 }
 
@@ -679,6 +679,65 @@ mod tests {
         let err = parse(&format!("{MINIMAL}[smtp]\npassword = \"hunter2\"\n")).unwrap_err();
         assert!(err.contains("password_env"), "{err}");
         assert!(!err.contains("hunter2 "), "{err}");
+    }
+
+    #[test]
+    fn a_return_path_takes_the_token_itself() {
+        let config = parse(&format!(
+            "{MINIMAL}[delivery]\nreturn_path = \"bounces@bounce.example.com\"\n"
+        ))
+        .unwrap();
+        assert_eq!(
+            config.envelope_sender(Some("abc")).to_string(),
+            "bounces+abc@bounce.example.com"
+        );
+        assert_eq!(
+            config.envelope_sender(None).to_string(),
+            "bounces@bounce.example.com"
+        );
+        let plain = parse(MINIMAL).unwrap();
+        assert_eq!(
+            plain.envelope_sender(Some("abc")).to_string(),
+            "hello@example.com"
+        );
+        let err = parse(&format!(
+            "{MINIMAL}[delivery]\nreturn_path = \"bounces+x@bounce.example.com\"\n"
+        ))
+        .unwrap_err();
+        assert!(
+            err.contains("write \"bounces@bounce.example.com\""),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_mailbox_is_a_maildir_or_an_imap_server_with_its_password_elsewhere() {
+        let problems = |table: &str| {
+            let config = parse(&format!("{MINIMAL}[mailbox]\n{table}")).unwrap();
+            mailbox_problems(Path::new("dripline.toml"), config.mailbox.as_ref().unwrap())
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("\n")
+        };
+        assert_eq!(problems("maildir = \"Maildir\"\n"), "");
+        assert_eq!(
+            problems("host = \"imap.example.com\"\nusername = \"b\"\npassword_env = \"P\"\n"),
+            ""
+        );
+        assert!(problems("").contains("names no mailbox"));
+        assert!(problems("maildir = \"M\"\nhost = \"h\"\n").contains("both maildir and host"));
+        assert!(
+            problems("host = \"h\"\nusername = \"b\"\n").contains("exactly one of password_env")
+        );
+        let err = parse(&format!(
+            "{MINIMAL}[mailbox]\nhost = \"h\"\npassword = \"hunter2\"\n"
+        ))
+        .unwrap_err();
+        assert!(
+            err.contains("password_env") && !err.contains("hunter2 "),
+            "{err}"
+        );
     }
 
     #[test]
