@@ -513,9 +513,16 @@ impl Project {
                 "[smtp] sets both password_env and password_file: keep one",
             ));
         }
-        if let Some(mailbox) = &self.config.mailbox {
-            for problem in mailbox_problems(file, mailbox) {
-                report.push(problem);
+        match &self.config.mailbox {
+            Some(mailbox) => {
+                for problem in mailbox_problems(file, mailbox) {
+                    report.push(problem);
+                }
+            }
+            None => {
+                for warning in unread_feedback(file, &self.config) {
+                    report.push(warning);
+                }
             }
         }
         let unsubscribe = &self.config.unsubscribe;
@@ -530,6 +537,37 @@ impl Project {
         }
         report
     }
+}
+
+/// Warnings, when sending for real, for feedback addresses that nothing
+/// reads (there is no `[mailbox]`): unsubscribe requests by email would go
+/// unanswered.
+fn unread_feedback(file: &Path, config: &Config) -> Vec<Problem> {
+    let mut warnings = Vec::new();
+    if config.delivery.transport != Transport::Smtp {
+        return warnings;
+    }
+    if let Some(mailto) = &config.unsubscribe.mailto {
+        warnings.push(Problem::warning(
+            file,
+            format!(
+                "[unsubscribe] mailto: requests go to {}+TOKEN@{}, but there is no [mailbox] to read them, so nobody is unsubscribed by email: add a [mailbox] that receives that address (docs/operations.md)",
+                mailto.email.user(),
+                mailto.email.domain()
+            ),
+        ));
+    }
+    if let Some(return_path) = &config.delivery.return_path {
+        warnings.push(Problem::warning(
+            file,
+            format!(
+                "[delivery] return_path: bounces go to {}+TOKEN@{}, but there is no [mailbox] to read them: add one (docs/operations.md)",
+                return_path.user(),
+                return_path.domain()
+            ),
+        ));
+    }
+    warnings
 }
 
 /// What is wrong with `[mailbox]` as a whole.
@@ -738,6 +776,25 @@ mod tests {
             err.contains("password_env") && !err.contains("hunter2 "),
             "{err}"
         );
+    }
+
+    #[test]
+    fn feedback_addresses_nothing_reads_are_warned_about_when_sending() {
+        let warnings = |extra: &str| {
+            let config = parse(&format!("{MINIMAL}{extra}")).unwrap();
+            unread_feedback(Path::new("dripline.toml"), &config)
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+        };
+        let smtp = "[delivery]\ntransport = \"smtp\"\nreturn_path = \"bounces@b.example.com\"\n[unsubscribe]\nmailto = \"unsubscribe@example.com\"\n";
+        let found = warnings(smtp);
+        assert_eq!(found.len(), 2, "{found:?}");
+        assert!(
+            found[0].contains("unsubscribe+TOKEN@example.com") && found[0].contains("no [mailbox]")
+        );
+        assert!(found[1].contains("bounces+TOKEN@b.example.com"));
+        assert!(warnings(&smtp.replace("smtp", "outbox")).is_empty());
     }
 
     #[test]
