@@ -11,7 +11,7 @@
 //! is `Final-Recipient` (it may be an alias, and anyone can write one).
 
 use lettre::Address;
-use mail_parser::{MessageParser, MimeHeaders as _};
+use mail_parser::{Message, MessageParser, MimeHeaders as _};
 
 use super::dsn::{self, Status};
 use super::fields::{self, Field};
@@ -54,40 +54,13 @@ pub fn read(raw: &[u8], addresses: &Addresses) -> Verdict {
     let Some(message) = MessageParser::default().parse(raw) else {
         return Verdict::Unknown("not an email message".to_owned());
     };
-    let head: Vec<Field> = message
-        .headers_raw()
-        .map(|(name, value)| (name.to_ascii_lowercase(), unfold(value)))
-        .collect();
+    let head = head_of(&message);
     let envelope = envelope_tokens(&head, addresses);
-    let mut returned = Vec::new();
-    let mut delivery_status = None;
-    let mut feedback = None;
-    for part in &message.parts {
-        let Some(kind) = part.content_type() else {
-            continue;
-        };
-        let subtype = kind.subtype().unwrap_or_default().to_ascii_lowercase();
-        let text = || String::from_utf8_lossy(part.contents()).into_owned();
-        match (kind.ctype().to_ascii_lowercase().as_str(), subtype.as_str()) {
-            ("message", "delivery-status" | "global-delivery-status") => {
-                delivery_status = Some(text());
-            }
-            ("message", "feedback-report") => feedback = Some(text()),
-            ("message", "rfc822" | "global") => {
-                if let Some(inner) = part.message() {
-                    returned.extend(
-                        inner
-                            .headers_raw()
-                            .map(|(name, value)| (name.to_ascii_lowercase(), unfold(value))),
-                    );
-                }
-            }
-            ("text", "rfc822-headers") | ("message", "global-headers") => {
-                returned.extend(fields::block(&text()));
-            }
-            _ => {}
-        }
-    }
+    let Reports {
+        delivery_status,
+        feedback,
+        returned,
+    } = Reports::of(&message);
     let mut inside = returned_tokens(&returned);
     if let Some(report) = feedback {
         // Complaint reports come to the feedback loop's address: the
@@ -117,6 +90,55 @@ pub fn read(raw: &[u8], addresses: &Addresses) -> Verdict {
         return text_bounce(&head, &body, envelope.bounce);
     }
     Verdict::Unknown("not a bounce, complaint or unsubscribe request for dripline".to_owned())
+}
+
+/// A message's header fields, names in lower case, values unfolded.
+fn head_of(message: &Message) -> Vec<Field> {
+    message
+        .headers_raw()
+        .map(|(name, value)| (name.to_ascii_lowercase(), unfold(value)))
+        .collect()
+}
+
+/// The report parts of a message, wherever they sit in its MIME tree
+/// (never assuming which part comes first).
+#[derive(Debug, Default)]
+struct Reports {
+    /// The body of `message/delivery-status` (or its `global` form).
+    delivery_status: Option<String>,
+    /// The body of `message/feedback-report`.
+    feedback: Option<String>,
+    /// The header fields of the returned message or headers.
+    returned: Vec<Field>,
+}
+
+impl Reports {
+    fn of(message: &Message) -> Reports {
+        let mut reports = Reports::default();
+        for part in &message.parts {
+            let Some(kind) = part.content_type() else {
+                continue;
+            };
+            let subtype = kind.subtype().unwrap_or_default().to_ascii_lowercase();
+            let text = || String::from_utf8_lossy(part.contents()).into_owned();
+            match (kind.ctype().to_ascii_lowercase().as_str(), subtype.as_str()) {
+                ("message", "delivery-status" | "global-delivery-status") => {
+                    reports.delivery_status = Some(text());
+                }
+                ("message", "feedback-report") => reports.feedback = Some(text()),
+                ("message", "rfc822" | "global") => {
+                    reports
+                        .returned
+                        .extend(part.message().map(head_of).unwrap_or_default());
+                }
+                ("text", "rfc822-headers") | ("message", "global-headers") => {
+                    reports.returned.extend(fields::block(&text()));
+                }
+                _ => {}
+            }
+        }
+        reports
+    }
 }
 
 /// Header values come folded; the parts are one line.
