@@ -592,10 +592,14 @@ fn mailbox_problems(file: &Path, mailbox: &FeedbackMailbox) -> Vec<Problem> {
                     "[mailbox] host needs exactly one of password_env (an environment variable) and password_file",
                 ));
             }
-            if mailbox.security == Security::Starttls {
+            let local = matches!(
+                mailbox.host.as_deref(),
+                Some("localhost" | "127.0.0.1" | "::1")
+            );
+            if mailbox.security == Security::Starttls || (mailbox.security == Security::None && !local) {
                 problems.push(Problem::error(
                     file,
-                    "[mailbox] security is \"tls\" (port 993) or \"none\" (a server on this machine)",
+                    "[mailbox] security is \"tls\" (port 993), or \"none\" only for a server on this machine (host = \"localhost\"): the password must not cross the network unencrypted",
                 ));
             }
         }
@@ -768,6 +772,9 @@ mod tests {
         assert!(
             problems("host = \"h\"\nusername = \"b\"\n").contains("exactly one of password_env")
         );
+        let plain = "username = \"b\"\npassword_env = \"P\"\nsecurity = \"none\"\n";
+        assert!(problems(&format!("host = \"imap.example.com\"\n{plain}")).contains("unencrypted"));
+        assert_eq!(problems(&format!("host = \"localhost\"\n{plain}")), "");
         let err = parse(&format!(
             "{MINIMAL}[mailbox]\nhost = \"h\"\npassword = \"hunter2\"\n"
         ))

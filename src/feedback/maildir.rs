@@ -95,8 +95,7 @@ fn file_away(dir: &Path, path: &Path, name: &str) -> anyhow::Result<()> {
             .with_context(|| format!("cannot create {}", processed.display()))?;
     }
     let target = processed.join("cur").join(format!("{}:2,S", unique(name)));
-    fs::rename(path, &target)
-        .with_context(|| format!("cannot move {} to {}", path.display(), target.display()))
+    rename(path, &target)
 }
 
 /// Leaves a message in the mailbox, in `cur/` and flagged.
@@ -106,8 +105,18 @@ fn flag(dir: &Path, path: &Path, name: &str) -> anyhow::Result<()> {
     flags.dedup();
     let flags: String = flags.into_iter().collect();
     let target = dir.join("cur").join(format!("{}:2,{flags}", unique(name)));
-    fs::rename(path, &target)
-        .with_context(|| format!("cannot flag {} as {}", path.display(), target.display()))
+    rename(path, &target)
+}
+
+/// Renames a message; one already gone was moved by another reader (a
+/// `dripline mailbox` from cron beside `serve`), which is fine: what it
+/// says is recorded idempotently.
+fn rename(path: &Path, target: &Path) -> anyhow::Result<()> {
+    match fs::rename(path, target) {
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound && !path.exists() => Ok(()),
+        result => result
+            .with_context(|| format!("cannot move {} to {}", path.display(), target.display())),
+    }
 }
 
 #[cfg(test)]
