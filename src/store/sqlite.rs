@@ -646,3 +646,122 @@ impl Store for SqliteStore {
         }))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(seconds: i64) -> DateTime<Utc> {
+        time(seconds)
+    }
+
+    #[tokio::test]
+    async fn a_schema_1_state_file_is_upgraded_keeping_its_suppressions() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("dripline.db");
+        {
+            let options = SqliteConnectOptions::from_str("sqlite:")
+                .unwrap()
+                .filename(&path)
+                .create_if_missing(true);
+            let pool = SqlitePool::connect_with(options).await.unwrap();
+            sqlx::raw_sql(MIGRATIONS[0]).execute(&pool).await.unwrap();
+            sqlx::raw_sql(
+                "PRAGMA user_version = 1;
+                 INSERT INTO suppressions (email, reason, at) VALUES ('old@example.com', 'bounced', 10);",
+            )
+            .execute(&pool)
+            .await
+            .unwrap();
+            pool.close().await;
+        }
+        let store = SqliteStore::open(&path).await.unwrap();
+        let old = &store.suppressions().await.unwrap()["old@example.com"];
+        assert_eq!(
+            (old.reason.as_str(), old.at, old.detail.as_str()),
+            ("bounced", at(10), "")
+        );
+
+        assert!(
+            store
+                .suppress(
+                    "new@example.com",
+                    Reason::Complained,
+                    "ARF abuse report",
+                    at(20)
+                )
+                .await
+                .unwrap()
+        );
+        assert!(
+            !store
+                .suppress("new@example.com", Reason::Bounced, "later", at(30))
+                .await
+                .unwrap()
+        );
+        let new = &store.suppressions().await.unwrap()["new@example.com"];
+        assert_eq!(
+            (new.reason.as_str(), new.detail.as_str()),
+            ("complained", "ARF abuse report")
+        );
+
+        store
+            .enroll("s", &[("ada@example.com".to_owned(), at(0))])
+            .await
+            .unwrap();
+        let claim = Claim {
+            sequence: "s".to_owned(),
+            email: "ada@example.com".to_owned(),
+            step: "one".to_owned(),
+            message_id: "<m@x>".to_owned(),
+            delivery_id: "aaaabbbbccccdddd".to_owned(),
+        };
+        store
+            .claim(std::slice::from_ref(&claim), at(1))
+            .await
+            .unwrap();
+        store.claim(&[claim], at(2)).await.unwrap();
+        assert_eq!(
+            store.addressed("aaaabbbbccccdddd").await.unwrap(),
+            Some(Addressed {
+                sequence: "s".to_owned(),
+                email: "ada@example.com".to_owned(),
+                step: "one".to_owned()
+            })
+        );
+        assert_eq!(store.addressed("unknown").await.unwrap(), None);
+
+        let since = at(0);
+        assert_eq!(
+            store
+                .soft_bounce("ada@example.com", "s/one", at(5), since)
+                .await
+                .unwrap(),
+            1
+        );
+        assert_eq!(
+            store
+                .soft_bounce("ada@example.com", "s/one", at(6), since)
+                .await
+                .unwrap(),
+            1,
+            "the same email counts once"
+        );
+        assert_eq!(
+            store
+                .soft_bounce("ada@example.com", "s/two", at(7), since)
+                .await
+                .unwrap(),
+            2
+        );
+        assert_eq!(
+            store
+                .soft_bounce("ada@example.com", "s/three", at(8), at(6))
+                .await
+                .unwrap(),
+            2,
+            "older ones fall out of the window"
+        );
+        store.close().await;
+    }
+}
