@@ -87,6 +87,11 @@ pub fn check(config_file: &Path) -> Findings {
             links.clone(),
             &sample,
         ));
+        for step in &sequence.steps {
+            for problem in step.link_problems() {
+                findings.report.push(problem);
+            }
+        }
         findings
             .sequences
             .push((sequence.id.clone(), sequence.steps.len()));

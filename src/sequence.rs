@@ -113,6 +113,21 @@ pub struct Step {
     pub body_line: usize,
 }
 
+impl Step {
+    /// A warning for each link or image in the body that cannot work in an
+    /// email (relative URLs, `#anchors`, site shortcodes, reference links
+    /// without a definition), at its line of the step file.
+    pub fn link_problems(&self) -> Vec<Problem> {
+        crate::article::unusable_links(&self.body)
+            .into_iter()
+            .map(|problem| {
+                Problem::warning(&self.file, problem.message)
+                    .at_line(self.body_line + problem.line - 1)
+            })
+            .collect()
+    }
+}
+
 /// The front matter of a step file, between `+++` lines.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -9,6 +9,7 @@ mod preview;
 mod run;
 mod serve;
 mod smtp;
+mod spam;
 mod split;
 mod support;
 mod webhooks;

@@ -6,6 +6,7 @@
 //! It does not decide what a block is; the parsers do.
 
 use super::Format;
+use super::markdown::visible;
 
 /// One block of an article, in reading order. A day holds whole blocks.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -17,7 +18,8 @@ pub(crate) enum Block {
     Paragraph(String),
     /// A list, kept whole.
     List(Vec<ListItem>),
-    /// Markdown written back as is (a fenced code block).
+    /// Markdown written back as is: a Markdown list, table, code block,
+    /// blockquote or HTML block.
     Verbatim(String),
 }
 
@@ -31,14 +33,30 @@ pub(crate) struct ListItem {
 }
 
 impl Block {
-    /// How many words the block contributes to a day's length.
-    pub(crate) fn words(&self) -> usize {
-        match self {
-            Block::Heading { text, .. } | Block::Paragraph(text) | Block::Verbatim(text) => {
+    /// How many words the block contributes to a day's length: the words
+    /// a reader sees, so Markdown's URLs and syntax do not count.
+    pub(crate) fn words(&self, format: Format) -> usize {
+        match (self, format) {
+            (Block::List(items), _) => items.iter().map(|item| count_words(&item.text)).sum(),
+            (
+                Block::Heading { text, .. } | Block::Paragraph(text) | Block::Verbatim(text),
+                Format::Markdown,
+            ) => count_words(&visible(text)),
+            (Block::Heading { text, .. } | Block::Paragraph(text) | Block::Verbatim(text), _) => {
                 count_words(text)
             }
-            Block::List(items) => items.iter().map(|item| count_words(&item.text)).sum(),
         }
+    }
+
+    /// Whether the block leads in to the next one (ends in `:` or `,`), so
+    /// a day must not end with it.
+    pub(crate) fn leads_in(&self) -> bool {
+        let text = match self {
+            Block::Paragraph(text) => text.as_str(),
+            Block::List(items) => items.last().map_or("", |item| item.text.as_str()),
+            Block::Heading { .. } | Block::Verbatim(_) => return false,
+        };
+        text.trim_end().ends_with([':', ','])
     }
 
     /// Whether the block is a heading (headings travel with what follows).
@@ -65,15 +83,38 @@ impl Block {
                 .map(|item| list_item(item, format))
                 .collect::<Vec<_>>()
                 .join("\n"),
-            Block::Verbatim(text) => text.clone(),
+            Block::Verbatim(text) if text.starts_with(['`', '~', ' ', '\t']) => text
+                .lines()
+                .map(str::trim_end)
+                .collect::<Vec<_>>()
+                .join("\n"),
+            Block::Verbatim(text) => markdown_paragraph(text),
         };
         escape_handlebars(&markdown)
     }
 }
 
-/// Words are whitespace-separated runs; an emoji counts as a word.
+/// Words are whitespace-separated runs, and an emoji counts as one. Text
+/// written without spaces (Chinese, Japanese) counts two and a half
+/// characters a word, which reads in about the time an English word does.
 pub(crate) fn count_words(text: &str) -> usize {
-    text.split_whitespace().count()
+    let mut words = 0;
+    let mut unspaced = 0;
+    for token in text.split_whitespace() {
+        let ideographs = token.chars().filter(|&c| is_unspaced(c)).count();
+        unspaced += ideographs;
+        if ideographs < token.chars().count() {
+            words += 1;
+        }
+    }
+    words + (unspaced * 2).div_ceil(5)
+}
+
+/// Han, kana and CJK punctuation: scripts written without spaces.
+fn is_unspaced(c: char) -> bool {
+    matches!(c,
+        '\u{3000}'..='\u{30ff}' | '\u{3400}'..='\u{4dbf}' | '\u{4e00}'..='\u{9fff}'
+        | '\u{f900}'..='\u{faff}' | '\u{ff00}'..='\u{ff60}' | '\u{20000}'..='\u{2ffff}')
 }
 
 fn list_item(item: &ListItem, format: Format) -> String {
@@ -242,6 +283,23 @@ mod tests {
             number: None,
             text: "Stress → gut 🌿".to_owned(),
         }]);
-        assert_eq!(list.words(), 4);
+        assert_eq!(list.words(Format::PlainText), 4);
+    }
+
+    #[test]
+    fn words_in_every_script() {
+        assert_eq!(count_words("장 건강은 면역의 시작입니다."), 4);
+        // Twenty-three Han characters read like ten words.
+        assert_eq!(
+            count_words("肠道是人体最大的免疫器官之一我们每天都要照顾它"),
+            10
+        );
+        assert_eq!(count_words("El intestino, 🌿 y la inmunidad"), 6);
+    }
+
+    #[test]
+    fn markdown_words_are_the_visible_ones() {
+        let block = Block::Paragraph("See [the study](https://example.com/a/b) now.".to_owned());
+        assert_eq!(block.words(Format::Markdown), 4);
     }
 }

@@ -6,31 +6,46 @@ use std::collections::HashSet;
 
 use super::Format;
 use super::block::Block;
+use super::markdown::visible;
 
 /// Preheaders longer than this are cut at a word boundary.
 const PREHEADER_MAX_CHARS: usize = 100;
+/// A heading longer than this is shortened at a word boundary for a subject.
+const HEADLINE_MAX_CHARS: usize = 60;
 /// A subject drawn from body text takes at most this many words.
 const SUBJECT_MAX_WORDS: usize = 6;
 /// A slug takes at most this many words of the subject.
 const SLUG_MAX_WORDS: usize = 5;
 
-/// The subject without its `Day N: ` prefix: the day's opening heading;
-/// for day 1 without one, the title; else the day's first heading; else
-/// the first words of its first sentence.
-pub(crate) fn headline(blocks: &[Block], title: Option<&str>, format: Format) -> String {
+/// The subject without its `Day N: ` prefix: the day's first heading; for
+/// day 1 opening without one, the title it opens with; else the article's
+/// title and the day's number ("The Sleep Guide, part 3"); else the first
+/// words of its first sentence. Long headings are shortened.
+pub(crate) fn headline(
+    blocks: &[Block],
+    opening_title: Option<&str>,
+    article_title: Option<&str>,
+    number: usize,
+    format: Format,
+) -> String {
     // A numbered heading's number ("1. Single-task") is not part of its name.
     let heading = |block: &Block| match block {
         Block::Heading { text, .. } => Some(plain(without_number(text), format)),
         _ => None,
     };
-    if let Some(opening) = blocks.first().and_then(heading) {
-        return opening;
+    let opening = blocks.first().and_then(heading);
+    let named = opening
+        .or_else(|| opening_title.map(|title| plain(title, format)))
+        .or_else(|| blocks.iter().find_map(heading))
+        .filter(|name| !name.is_empty());
+    if let Some(name) = named {
+        return shorten(&name, HEADLINE_MAX_CHARS);
     }
-    if let Some(title) = title {
-        return plain(title, format);
-    }
-    if let Some(first) = blocks.iter().find_map(heading) {
-        return first;
+    if let Some(title) = article_title {
+        return format!(
+            "{}, part {number}",
+            shorten(&plain(title, format), HEADLINE_MAX_CHARS)
+        );
     }
     let sentence = first_sentence(&first_text(blocks, format));
     let words: Vec<&str> = sentence.split_whitespace().collect();
@@ -39,7 +54,7 @@ pub(crate) fn headline(blocks: &[Block], title: Option<&str>, format: Format) ->
     } else {
         words
             .join(" ")
-            .trim_end_matches(['.', ',', ';', ':'])
+            .trim_end_matches(['.', ',', ';', ':', '。'])
             .to_owned()
     }
 }
@@ -62,9 +77,22 @@ pub(crate) fn subject(number: usize, headline: &str) -> String {
     }
 }
 
-/// The first sentence of the day's body text, cut to about 100 characters.
-pub(crate) fn preheader(blocks: &[Block], format: Format) -> String {
-    shorten(&first_sentence(&first_text(blocks, format)))
+/// The day's first real sentence, cut to about 100 characters: plain
+/// text, and not a copy of the subject (then the next sentence).
+pub(crate) fn preheader(blocks: &[Block], headline: &str, format: Format) -> String {
+    let text = first_text(blocks, format);
+    let first = first_sentence(&text);
+    let same = |sentence: &str| {
+        sentence
+            .trim_end_matches(['.', '!', '?', '…', '。', '！', '？'])
+            .eq_ignore_ascii_case(headline.trim_end_matches('…'))
+    };
+    let sentence = if same(&first) && first.len() < text.len() {
+        first_sentence(text[first.len()..].trim_start())
+    } else {
+        first
+    };
+    shorten(&sentence, PREHEADER_MAX_CHARS)
 }
 
 /// Lowercase ASCII words of `headline` joined with `-`, at most five; other
@@ -115,73 +143,35 @@ pub(crate) fn unique_slugs(slugs: Vec<String>) -> Vec<String> {
         .collect()
 }
 
-/// Text for an inbox: Markdown's inline syntax removed.
+/// Text for an inbox: Markdown's syntax, URLs, image text and reference
+/// labels removed; whitespace collapsed.
 pub(crate) fn plain(text: &str, format: Format) -> String {
-    let text = match format {
-        Format::PlainText => text.to_owned(),
-        Format::Markdown => strip_inline(text),
-    };
-    text.split_whitespace().collect::<Vec<_>>().join(" ")
+    match format {
+        Format::PlainText => text.split_whitespace().collect::<Vec<_>>().join(" "),
+        Format::Markdown => visible(text),
+    }
 }
 
-/// The first paragraph or list item of the day, as plain text.
+/// The first paragraph, list item or quote of the day, as plain text.
 fn first_text(blocks: &[Block], format: Format) -> String {
     blocks
         .iter()
-        .find_map(|block| match block {
-            Block::Paragraph(text) => Some(plain(text, format)),
-            // Only an item's own line: nested lines would run into it.
-            Block::List(items) => items
-                .first()
-                .and_then(|item| item.text.lines().next())
-                .map(|line| plain(line, format)),
-            Block::Heading { .. } | Block::Verbatim(_) => None,
+        .find_map(|block| {
+            match block {
+                Block::Paragraph(text) => Some(plain(text, format)),
+                // Only an item's own line: nested lines would run into it.
+                Block::List(items) => items
+                    .first()
+                    .and_then(|item| item.text.lines().next())
+                    .map(|line| plain(line, format)),
+                Block::Verbatim(text) if !text.starts_with(['`', '~', '<', '|', ' ', '\t']) => {
+                    Some(plain(text.lines().next().unwrap_or(""), format))
+                }
+                Block::Heading { .. } | Block::Verbatim(_) => None,
+            }
+            .filter(|text| !text.is_empty())
         })
         .unwrap_or_default()
-}
-
-/// Links become their text; emphasis, code and escape marks disappear.
-fn strip_inline(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    let mut rest = text;
-    while let Some(c) = rest.chars().next() {
-        let after = &rest[c.len_utf8()..];
-        match c {
-            '\\' if after.starts_with(|next: char| next.is_ascii_punctuation()) => {
-                let escaped = after.chars().next().map_or(0, char::len_utf8);
-                out.push_str(&after[..escaped]);
-                rest = &after[escaped..];
-                continue;
-            }
-            '*' | '`' => {}
-            // `__strong__` loses its marks; a lone `_` may be snake_case.
-            '_' if after.starts_with('_') => {
-                rest = &after[1..];
-                continue;
-            }
-            '!' if after.starts_with('[') => {}
-            '[' => {
-                if let Some((label, tail)) = link(after) {
-                    out.push_str(label);
-                    rest = tail;
-                    continue;
-                }
-                out.push(c);
-            }
-            _ => out.push(c),
-        }
-        rest = after;
-    }
-    out
-}
-
-/// Splits `label](url) rest` into the label and the rest.
-fn link(after_bracket: &str) -> Option<(&str, &str)> {
-    let close = after_bracket.find("](")?;
-    let label = &after_bracket[..close];
-    let target = &after_bracket[close + 2..];
-    let end = target.find(')')?;
-    (!label.contains('[')).then_some((label, &target[end + 1..]))
 }
 
 /// Up to and including the first sentence's closing punctuation (and any
@@ -189,6 +179,10 @@ fn link(after_bracket: &str) -> Option<(&str, &str)> {
 fn first_sentence(text: &str) -> String {
     let mut chars = text.char_indices().peekable();
     while let Some((index, c)) = chars.next() {
+        if matches!(c, '。' | '！' | '？') {
+            // Chinese and Japanese sentences end without a space after.
+            return text[..index + c.len_utf8()].to_owned();
+        }
         if !matches!(c, '.' | '!' | '?' | '…') {
             continue;
         }
@@ -233,12 +227,12 @@ fn is_abbreviation(word: &str) -> bool {
         )
 }
 
-/// Cuts `text` to at most 100 characters at a word boundary, with `…`.
-fn shorten(text: &str) -> String {
-    if text.chars().count() <= PREHEADER_MAX_CHARS {
+/// Cuts `text` to at most `max_chars` characters at a word boundary, with `…`.
+fn shorten(text: &str, max_chars: usize) -> String {
+    if text.chars().count() <= max_chars {
         return text.to_owned();
     }
-    let budget = PREHEADER_MAX_CHARS - 1;
+    let budget = max_chars - 1;
     let mut out = String::new();
     for word in text.split_whitespace() {
         let needed = out.chars().count() + usize::from(!out.is_empty()) + word.chars().count();
@@ -298,37 +292,41 @@ mod tests {
         }
     }
 
-    #[test]
-    fn headline_prefers_the_opening_heading_then_the_title() {
-        let blocks = [heading("The Gut Barrier"), paragraph("Text.")];
-        assert_eq!(
-            headline(&blocks, Some("Title"), Format::PlainText),
-            "The Gut Barrier"
-        );
-        let blocks = [paragraph("Intro."), heading("Later")];
-        assert_eq!(headline(&blocks, Some("Title"), Format::PlainText), "Title");
-        assert_eq!(headline(&blocks, None, Format::PlainText), "Later");
-        let blocks = [heading("2. Batch the small stuff"), paragraph("Text.")];
-        assert_eq!(
-            headline(&blocks, None, Format::PlainText),
-            "Batch the small stuff"
-        );
-        let blocks = [heading("2020 in review"), paragraph("Text.")];
-        assert_eq!(headline(&blocks, None, Format::PlainText), "2020 in review");
+    fn name(blocks: &[Block], opening_title: Option<&str>, article_title: Option<&str>) -> String {
+        headline(blocks, opening_title, article_title, 3, Format::PlainText)
     }
 
     #[test]
-    fn headline_falls_back_to_the_first_words() {
+    fn headline_prefers_the_opening_heading_then_the_title() {
+        let blocks = [heading("The Gut Barrier"), paragraph("Text.")];
+        assert_eq!(name(&blocks, Some("Title"), None), "The Gut Barrier");
+        let blocks = [paragraph("Intro."), heading("Later")];
+        assert_eq!(name(&blocks, Some("Title"), None), "Title");
+        assert_eq!(name(&blocks, None, Some("Title")), "Later");
+        let blocks = [heading("2. Batch the small stuff"), paragraph("Text.")];
+        assert_eq!(name(&blocks, None, None), "Batch the small stuff");
+        let blocks = [heading("2020 in review"), paragraph("Text.")];
+        assert_eq!(name(&blocks, None, None), "2020 in review");
+    }
+
+    #[test]
+    fn a_long_heading_is_shortened_at_a_word() {
+        let blocks = [heading(
+            "The Gut Barrier and Why It Matters More Than You Might Think for Immunity",
+        )];
+        assert_eq!(
+            name(&blocks, None, None),
+            "The Gut Barrier and Why It Matters More Than You Might…"
+        );
+    }
+
+    #[test]
+    fn headline_falls_back_to_the_title_and_part_then_the_first_words() {
         let blocks = [paragraph("Rest is a skill. It can be learned.")];
-        assert_eq!(
-            headline(&blocks, None, Format::PlainText),
-            "Rest is a skill"
-        );
+        assert_eq!(name(&blocks, None, Some("Sleep")), "Sleep, part 3");
+        assert_eq!(name(&blocks, None, None), "Rest is a skill");
         let blocks = [paragraph("One two three four five six seven eight.")];
-        assert_eq!(
-            headline(&blocks, None, Format::PlainText),
-            "One two three four five six…"
-        );
+        assert_eq!(name(&blocks, None, None), "One two three four five six…");
     }
 
     #[test]
@@ -341,11 +339,11 @@ mod tests {
     fn preheaders_are_the_first_sentence_cut_at_a_word() {
         let blocks = [heading("H"), paragraph("Short one, e.g. this. Then more.")];
         assert_eq!(
-            preheader(&blocks, Format::PlainText),
+            preheader(&blocks, "H", Format::PlainText),
             "Short one, e.g. this."
         );
         let long = "One of the most important roles your microbiome plays is in how your body responds, protects, and adapts.";
-        let cut = preheader(&[paragraph(long)], Format::PlainText);
+        let cut = preheader(&[paragraph(long)], "H", Format::PlainText);
         assert_eq!(
             cut,
             "One of the most important roles your microbiome plays is in how your body responds, protects, and…"
@@ -355,7 +353,28 @@ mod tests {
             number: None,
             text: "first item".to_owned(),
         }]);
-        assert_eq!(preheader(&[list], Format::PlainText), "first item");
+        assert_eq!(preheader(&[list], "H", Format::PlainText), "first item");
+    }
+
+    #[test]
+    fn a_preheader_is_not_a_copy_of_the_subject() {
+        let blocks = [paragraph("Sleep matters. Here is why it does.")];
+        assert_eq!(
+            preheader(&blocks, "Sleep matters", Format::PlainText),
+            "Here is why it does."
+        );
+        let markdown = [paragraph(
+            "![A chart](c.png) See [the study][s] first. Then.",
+        )];
+        assert_eq!(
+            preheader(&markdown, "H", Format::Markdown),
+            "See the study first."
+        );
+        let cjk = [paragraph("肠道是免疫的中心。我们每天都要照顾它。")];
+        assert_eq!(
+            preheader(&cjk, "H", Format::PlainText),
+            "肠道是免疫的中心。"
+        );
     }
 
     #[test]

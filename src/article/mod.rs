@@ -1,38 +1,43 @@
 //! The splitter: pure functions from an article's text to a multi-day course.
 //!
-//! It owns recognising the title, headings, paragraphs, lists and the closing
-//! call to action, and packing whole sections into days. It touches no disk:
-//! reading the article and writing the sequence folder belong to the caller.
+//! It owns reading the article's structure (front matter, title, headings
+//! and their levels, the blocks that are never cut, the closing call to
+//! action), choosing how many emails it makes, and packing whole units
+//! into days so that each day stands alone. It touches no disk: reading
+//! the article and writing the sequence folder belong to the caller.
 
 mod block;
+mod course;
 mod cta;
+mod front;
 mod label;
+mod links;
 mod markdown;
 mod pack;
 mod plain;
 mod section;
+mod write;
 
 use std::num::NonZeroUsize;
-use std::ops::Range;
 use std::path::Path;
 
 use block::Block;
-use section::Unit;
 
-/// Aim for about this many words an email when the number of days is free.
-const TARGET_WORDS_PER_DAY: usize = 200;
-/// Add days (up to one per section) while the longest day is longer.
-const MAX_WORDS_PER_DAY: usize = 500;
+pub use links::{LinkProblem, unusable_links};
 
 /// What an article becomes: the days of a course, in order.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Course {
-    /// The article's title, when its first line stands alone as one.
+    /// The article's title: its front matter's, or a first line that
+    /// stands alone as one.
     pub title: Option<String>,
     /// One entry per email, in order; never empty.
     pub days: Vec<Day>,
     /// The closing call to action, when the article ends with one.
     pub cta: Option<CallToAction>,
+    /// What the coach should know before sending: days too long to read in
+    /// a few minutes, and why.
+    pub warnings: Vec<String>,
 }
 
 /// One email's worth of the article.
@@ -46,6 +51,8 @@ pub struct Day {
     pub slug: String,
     /// The day's content as Markdown.
     pub body: String,
+    /// The words a reader sees in it.
+    pub words: usize,
 }
 
 /// A closing invitation with a link.
@@ -109,6 +116,34 @@ pub(crate) struct Document {
     pub title: Option<String>,
     /// Everything after the title, in order.
     pub blocks: Vec<Block>,
+    /// For each block, the labels of the definitions it uses.
+    pub uses: Vec<Vec<String>>,
+    /// Reference definitions and footnotes, in source order, to be carried
+    /// into every day that uses them.
+    pub definitions: Vec<Definition>,
+}
+
+/// A reference definition (`[label]: url`) or a footnote (`[^label]: …`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Definition {
+    /// The folded label; footnotes' start with `^`.
+    pub label: String,
+    /// The definition as written.
+    pub markdown: String,
+    /// Where it was in the source, to keep their order.
+    pub at: usize,
+}
+
+impl Document {
+    /// A document whose blocks use no definitions (plain text).
+    pub(crate) fn without_references(title: Option<String>, blocks: Vec<Block>) -> Document {
+        Document {
+            title,
+            uses: vec![Vec::new(); blocks.len()],
+            blocks,
+            definitions: Vec::new(),
+        }
+    }
 }
 
 /// Turns an article file's bytes into text: strips a UTF-8 byte-order
@@ -143,18 +178,33 @@ fn normalise(text: &str) -> Result<String, SplitError> {
         .replace(['\r', '\u{b}', '\u{c}', '\u{2028}', '\u{2029}'], "\n"))
 }
 
-/// Splits `text` into a course of `days` emails, or as many as its sections
-/// and length suggest when `days` is `None`.
+/// Splits `text` into a course of `days` emails, or as many as its length
+/// and sections suggest when `days` is `None`.
 ///
-/// Sections are never cut unless `days` asks for more days than there are
-/// sections; then days are cut between blocks, never inside one. The
-/// text is checked and normalised as [`decode`] does.
+/// Units (a paragraph, list, table, code block, quote or HTML block, with
+/// the headings above it) are never cut. The text is checked and
+/// normalised as [`decode`] does.
 pub fn split(text: &str, format: Format, days: Option<NonZeroUsize>) -> Result<Course, SplitError> {
     let text = normalise(text)?;
-    let document = match format {
-        Format::PlainText => plain::parse(&text),
-        Format::Markdown => markdown::parse(&text),
+    let front = front::strip(&text);
+    let find_title = front.title.is_none();
+    let mut document = match format {
+        Format::PlainText => plain::parse(front.body, find_title),
+        Format::Markdown => markdown::parse(front.body, find_title),
     };
+    // The front matter's title names the course and is not sent; a first
+    // heading that repeats it (or its first part) opens day 1 as the title.
+    let mut opening_title = document.title.clone().filter(|_| find_title);
+    if let Some(title) = front.title {
+        if let Some(Block::Heading { level: 1, text }) = document.blocks.first()
+            && title.starts_with(&label::plain(text, format))
+        {
+            opening_title = Some(text.clone());
+            document.blocks.remove(0);
+            document.uses.remove(0);
+        }
+        document.title = Some(title);
+    }
     if document.blocks.is_empty() {
         return Err(SplitError::Empty);
     }
@@ -162,127 +212,28 @@ pub fn split(text: &str, format: Format, days: Option<NonZeroUsize>) -> Result<C
     let units = section::units(
         &document.blocks,
         closing.as_ref().map(|closing| closing.first_block),
+        format,
     );
-    let sections = section::sections(&document.blocks, &units);
     let runs = match days {
-        None => free_days(&units, &sections),
-        Some(days) => fixed_days(days.get(), &document.blocks, &units, &sections)?,
+        None => course::free_days(&document.blocks, &units),
+        Some(days) => course::fixed_days(days.get(), &units)?,
     };
+    let days = write::write_days(&document, format, opening_title.as_deref(), &runs);
     Ok(Course {
-        title: document
-            .title
-            .as_deref()
-            .map(|title| label::plain(title, format)),
-        days: write_days(&document, format, &units, &runs),
+        title: match find_title {
+            true => document
+                .title
+                .as_deref()
+                .map(|title| label::plain(title, format)),
+            false => document.title.clone(),
+        },
+        warnings: write::long_days(&days, &runs, &units),
+        days,
         cta: closing.map(|closing| closing.cta),
     })
 }
 
-/// As many days as the article's length suggests (about 200 words each),
-/// more if a day would pass 500 words, never more than its sections.
-fn free_days(units: &[Unit], sections: &[Range<usize>]) -> Vec<Range<usize>> {
-    let sections = section::merge_tiny(sections.to_vec(), units);
-    let total: usize = units.iter().map(|unit| unit.words).sum();
-    let wanted = (total + TARGET_WORDS_PER_DAY / 2) / TARGET_WORDS_PER_DAY;
-    let mut days = wanted.clamp(1, sections.len());
-    loop {
-        let runs = pack_sections(units, &sections, days);
-        let longest = runs.iter().map(|run| words(units, run)).max().unwrap_or(0);
-        if longest <= MAX_WORDS_PER_DAY || days >= sections.len() {
-            return runs;
-        }
-        days += 1;
-    }
-}
-
-/// Exactly `days` days: whole sections when there are enough (tiny ones
-/// joined to a neighbour when that still leaves enough), else cut between
-/// blocks, preferring cuts at section boundaries.
-fn fixed_days(
-    days: usize,
-    blocks: &[Block],
-    units: &[Unit],
-    sections: &[Range<usize>],
-) -> Result<Vec<Range<usize>>, SplitError> {
-    if days > units.len() {
-        return Err(SplitError::TooFewParts {
-            requested: days,
-            available: units.len(),
-        });
-    }
-    let merged = section::merge_tiny(sections.to_vec(), units);
-    if days <= merged.len() {
-        return Ok(pack_sections(units, &merged, days));
-    }
-    if days <= sections.len() {
-        return Ok(pack_sections(units, sections, days));
-    }
-    let weights: Vec<usize> = units.iter().map(|unit| unit.words).collect();
-    let cut_costs = section::cut_costs(blocks, units, sections);
-    Ok(pack::pack(&weights, days, &cut_costs))
-}
-
-/// Packs whole sections into `days` days; returns runs of units.
-fn pack_sections(units: &[Unit], sections: &[Range<usize>], days: usize) -> Vec<Range<usize>> {
-    let weights: Vec<usize> = sections
-        .iter()
-        .map(|section| words(units, section))
-        .collect();
-    pack::pack(&weights, days, &vec![0; sections.len()])
-        .iter()
-        .map(|run| span(sections, run))
-        .collect()
-}
-
-/// The items `run` of `groups` covers, each group being a range of items.
-/// `run` is non-empty and in bounds: packing only makes such runs.
-fn span(groups: &[Range<usize>], run: &Range<usize>) -> Range<usize> {
-    groups[run.start].start..groups[run.end - 1].end
-}
-
-fn words(units: &[Unit], run: &Range<usize>) -> usize {
-    units[run.clone()].iter().map(|unit| unit.words).sum()
-}
-
-/// Writes each run of units as a day: body, subject, preheader and slug.
-fn write_days(
-    document: &Document,
-    format: Format,
-    units: &[Unit],
-    runs: &[Range<usize>],
-) -> Vec<Day> {
-    let mut days = Vec::with_capacity(runs.len());
-    let mut slugs = Vec::with_capacity(runs.len());
-    for (index, run) in runs.iter().enumerate() {
-        // Runs are non-empty and in bounds: packing only makes such runs.
-        let blocks = &document.blocks[units[run.start].blocks.start..units[run.end - 1].blocks.end];
-        // The title opens day 1 and names it unless a heading does.
-        let title = document.title.as_deref().filter(|_| index == 0);
-        let mut parts: Vec<String> = Vec::with_capacity(blocks.len() + 1);
-        if let Some(title) = title {
-            parts.push(
-                Block::Heading {
-                    level: 1,
-                    text: title.to_owned(),
-                }
-                .to_markdown(format),
-            );
-        }
-        parts.extend(blocks.iter().map(|block| block.to_markdown(format)));
-        let headline = label::headline(blocks, title, format);
-        slugs.push(label::slug(&headline));
-        days.push(Day {
-            subject: label::subject(index + 1, &headline),
-            preheader: label::preheader(blocks, format),
-            slug: String::new(),
-            body: format!("{}\n", parts.join("\n\n")),
-        });
-    }
-    for (day, slug) in days.iter_mut().zip(label::unique_slugs(slugs)) {
-        day.slug = slug;
-    }
-    days
-}
-
+#[cfg(test)]
+mod corpus;
 #[cfg(test)]
 mod tests;

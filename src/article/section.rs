@@ -1,146 +1,200 @@
-//! Which blocks travel together. A unit is the smallest piece a day may
-//! hold: one paragraph, list or code block with the headings right above
-//! it (a heading never ends a day), or the closing call to action with its
-//! link. A section is the run of units from one top-level heading to the
-//! next; an article without headings has one section per unit, so it is
-//! split at paragraph boundaries. Packing the pieces into days is `pack`'s.
+//! Which blocks travel together, and what it costs to open a day where.
+//!
+//! A unit is the smallest piece a day may hold: one paragraph, list,
+//! table, code block, quote or HTML block with the headings right above it
+//! (a heading never ends a day), or the closing call to action with its
+//! link. Joined units are what free splitting packs: a unit after a lead-in
+//! line (`It helps:`) joins the one before it, and the intro before the
+//! first heading is one piece, joined to the first section when it is too
+//! short to be sent alone. Packing the pieces into days is `pack`'s.
 
 use std::ops::Range;
 
+use super::Format;
 use super::block::Block;
 
 /// A section shorter than this (a "Thank you!", a one-paragraph coda) is
-/// not sent alone; it joins a neighbour.
+/// not sent alone, and no day is shorter unless the article is.
 pub(crate) const TINY_WORDS: usize = 40;
+/// A last section of one paragraph shorter than this is a coda, never a
+/// day of its own.
+pub(crate) const CODA_WORDS: usize = 60;
+/// An intro shorter than this is not sent alone.
+pub(crate) const SHORT_INTRO_WORDS: usize = 200;
 
-/// Blocks that must stay on the same day, and their length.
+/// Blocks that stay on the same day, their length, and what opens them.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Unit {
     pub blocks: Range<usize>,
     pub words: usize,
+    /// The highest level of the headings the unit opens with.
+    pub level: Option<u8>,
+    /// The block before the unit leads in to it.
+    pub after_lead_in: bool,
+}
+
+/// Where a day may open, from best to worst.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) enum Opening {
+    /// At a top-level heading.
+    Section,
+    /// At a heading one level down.
+    Subsection,
+    /// At a deeper heading.
+    Deeper,
+    /// Between paragraphs.
+    Paragraph,
 }
 
 /// Groups `blocks` into units. The blocks from `closing_from` on (the call
 /// to action) form one unit.
-pub(crate) fn units(blocks: &[Block], closing_from: Option<usize>) -> Vec<Unit> {
-    let mut units: Vec<Unit> = Vec::new();
+pub(crate) fn units(blocks: &[Block], closing_from: Option<usize>, format: Format) -> Vec<Unit> {
+    let mut ranges: Vec<Range<usize>> = Vec::new();
     let mut start = 0;
     for (index, block) in blocks.iter().enumerate() {
         let in_closing = closing_from.is_some_and(|first| index > first);
-        match units.last_mut() {
-            Some(last) if in_closing && start == index => last.blocks.end = index + 1,
-            _ if block.is_heading() => continue,
-            _ => units.push(Unit {
-                blocks: start..index + 1,
-                words: 0,
-            }),
+        match ranges.last_mut() {
+            Some(last) if in_closing && start == index => last.end = index + 1,
+            _ if matches!(block, Block::Heading { .. }) => continue,
+            _ => ranges.push(start..index + 1),
         }
         start = index + 1;
     }
     // Headings with nothing below them close the last unit.
-    match units.last_mut() {
-        Some(last) => last.blocks.end = blocks.len(),
-        None if !blocks.is_empty() => units.push(Unit {
-            blocks: 0..blocks.len(),
-            words: 0,
-        }),
+    match ranges.last_mut() {
+        Some(last) => last.end = blocks.len(),
+        None if !blocks.is_empty() => ranges.push(0..blocks.len()),
         None => {}
     }
-    for unit in &mut units {
-        unit.words = blocks[unit.blocks.clone()].iter().map(Block::words).sum();
-    }
-    units
+    ranges
+        .into_iter()
+        .map(|range| Unit {
+            words: blocks[range.clone()]
+                .iter()
+                .map(|block| block.words(format))
+                .sum(),
+            level: blocks[range.clone()]
+                .iter()
+                .map_while(|block| match block {
+                    Block::Heading { level, .. } => Some(*level),
+                    _ => None,
+                })
+                .min(),
+            after_lead_in: range
+                .start
+                .checked_sub(1)
+                .is_some_and(|before| blocks[before].leads_in()),
+            blocks: range,
+        })
+        .collect()
 }
 
-/// Groups units into sections, as ranges of unit indices. A section opens
-/// at a heading of level 1 or 2 (or of the article's highest level, when
-/// deeper): writers mix `#` and `##` for their sections, while `###` and
-/// below are subsections that stay inside theirs.
-pub(crate) fn sections(blocks: &[Block], units: &[Unit]) -> Vec<Range<usize>> {
-    let section_level = blocks
-        .iter()
-        .filter_map(|block| match block {
-            Block::Heading { level, .. } => Some(*level),
-            _ => None,
-        })
-        .min()
-        .map(|top| top.max(2));
-    let opens = |unit: &Unit| match section_level {
-        None => true,
-        Some(section_level) => blocks[unit.blocks.clone()]
-            .iter()
-            .take_while(|block| block.is_heading())
-            .any(|block| matches!(block, Block::Heading { level, .. } if *level <= section_level)),
+/// The highest heading level the units open with: the article's sections.
+pub(crate) fn top_level(units: &[Unit]) -> Option<u8> {
+    units.iter().filter_map(|unit| unit.level).min()
+}
+
+/// Where a day opening at `unit` opens, for an article whose sections
+/// are at `top` level.
+pub(crate) fn opening(unit: &Unit, top: Option<u8>) -> Opening {
+    match (unit.level, top) {
+        (Some(level), Some(top)) if level <= top => Opening::Section,
+        (Some(level), Some(top)) if level == top + 1 => Opening::Subsection,
+        (Some(_), _) => Opening::Deeper,
+        (None, _) => Opening::Paragraph,
+    }
+}
+
+/// Joins the units that free splitting must not separate: a unit after a
+/// lead-in joins the one before it; the intro before the first heading is
+/// one piece, and joins the first section's opening unit when it is under
+/// 200 words; a coda (a last section of one paragraph under 60 words)
+/// joins the one before it. An article without headings keeps its
+/// paragraphs apart.
+pub(crate) fn joined(units: &[Unit]) -> Vec<Unit> {
+    let first_heading = units.iter().position(|unit| unit.level.is_some());
+    let intro_end = match first_heading {
+        Some(0) | None => 0,
+        Some(first) => {
+            let words: usize = units[..first].iter().map(|unit| unit.words).sum();
+            if words < SHORT_INTRO_WORDS {
+                first + 1
+            } else {
+                first
+            }
+        }
     };
-    let mut sections: Vec<Range<usize>> = Vec::new();
+    // A last section of one short paragraph is a coda: it closes the day before.
+    let coda = units
+        .last()
+        .filter(|last| units.len() > 1 && last.level.is_some() && last.words < CODA_WORDS)
+        .map(|_| units.len() - 1);
+    let mut joined: Vec<Unit> = Vec::with_capacity(units.len());
     for (index, unit) in units.iter().enumerate() {
-        match sections.last_mut() {
-            Some(last) if !opens(unit) => last.end = index + 1,
-            _ => sections.push(index..index + 1),
+        let joins = unit.after_lead_in || (index > 0 && index < intro_end) || Some(index) == coda;
+        match joined.last_mut() {
+            Some(last) if joins => {
+                last.blocks.end = unit.blocks.end;
+                last.words += unit.words;
+            }
+            _ => joined.push(unit.clone()),
         }
     }
-    sections
+    joined
 }
 
-/// What opening a day at each unit costs when sections must be cut: a
-/// section's first unit nothing; inside a section 2; right after a
-/// paragraph ending in `:` (which introduces what follows) 3.
-pub(crate) fn cut_costs(blocks: &[Block], units: &[Unit], sections: &[Range<usize>]) -> Vec<u64> {
-    let mut costs: Vec<u64> = units
-        .iter()
-        .map(|unit| {
-            let lead_in = unit.blocks.start.checked_sub(1).is_some_and(|before| {
-                matches!(&blocks[before], Block::Paragraph(text) if text.trim_end().ends_with(':'))
-            });
-            if lead_in { 3 } else { 2 }
-        })
-        .collect();
-    for section in sections {
-        if let Some(cost) = costs.get_mut(section.start) {
-            *cost = 0;
+/// `pieces` with every piece that opens at a finer place than `level`
+/// joined to the one before it.
+pub(crate) fn coarsened(pieces: &[Unit], top: Option<u8>, level: Opening) -> Vec<Unit> {
+    let mut coarse: Vec<Unit> = Vec::with_capacity(pieces.len());
+    for piece in pieces {
+        match coarse.last_mut() {
+            Some(last) if opening(piece, top) > level => {
+                last.blocks.end = piece.blocks.end;
+                last.words += piece.words;
+            }
+            _ => coarse.push(piece.clone()),
         }
     }
-    costs
+    coarse
 }
 
-/// Merges each tiny section into a neighbour: the first into the next, the
-/// last into the previous, others into the shorter neighbour. One pass, so
-/// an article of thousands of one-line paragraphs stays quick.
-pub(crate) fn merge_tiny(sections: Vec<Range<usize>>, units: &[Unit]) -> Vec<Range<usize>> {
-    let words = |section: &Range<usize>| -> usize {
-        units[section.clone()].iter().map(|unit| unit.words).sum()
-    };
-    let totals: Vec<usize> = sections.iter().map(words).collect();
-    // Merged sections with their word counts. A tiny one on top is
-    // waiting for the next section to join it.
-    let mut merged: Vec<(Range<usize>, usize)> = Vec::with_capacity(sections.len());
-    for (index, section) in sections.iter().enumerate() {
-        let total = totals[index];
-        match merged.last_mut() {
-            Some(last) if last.1 < TINY_WORDS => {
-                last.0.end = section.end;
-                last.1 += total;
-            }
-            Some(last)
-                if total < TINY_WORDS
-                    && totals.get(index + 1).is_none_or(|&next| next >= last.1) =>
-            {
-                last.0.end = section.end;
-                last.1 += total;
-            }
-            _ => merged.push((section.clone(), total)),
+/// How many sections worth a day the article has: runs of units from one
+/// top-level heading to the next, with an intro of 200 words or more
+/// counted as one, after each tiny section (under 40 words) has joined a
+/// neighbour.
+pub(crate) fn sections(units: &[Unit]) -> usize {
+    let top = top_level(units);
+    let mut totals: Vec<usize> = Vec::new();
+    for unit in units {
+        match totals.last_mut() {
+            Some(total) if opening(unit, top) != Opening::Section => *total += unit.words,
+            _ => totals.push(unit.words),
         }
     }
-    // A tiny section left at the end joins the one before it.
-    if merged.len() > 1
-        && merged.last().is_some_and(|last| last.1 < TINY_WORDS)
-        && let Some((last, total)) = merged.pop()
-        && let Some(before) = merged.last_mut()
-    {
-        before.0.end = last.end;
-        before.1 += total;
+    let intro_short = units.first().is_some_and(|first| first.level.is_none())
+        && totals
+            .first()
+            .is_some_and(|&words| words < SHORT_INTRO_WORDS);
+    if intro_short && totals.len() > 1 {
+        let intro = totals.remove(0);
+        totals[0] += intro;
     }
-    merged.into_iter().map(|(section, _)| section).collect()
+    // Tiny sections gather until they are worth a day; a tiny rest joins
+    // the last one.
+    let mut merged: Vec<usize> = Vec::with_capacity(totals.len());
+    let mut pending = 0;
+    for total in totals {
+        pending += total;
+        if pending >= TINY_WORDS {
+            merged.push(pending);
+            pending = 0;
+        }
+    }
+    if pending > 0 && merged.is_empty() {
+        merged.push(pending);
+    }
+    merged.len()
 }
 
 #[cfg(test)]
@@ -158,6 +212,10 @@ mod tests {
         Block::Paragraph(vec!["word"; count].join(" "))
     }
 
+    fn ranges(units: &[Unit]) -> Vec<Range<usize>> {
+        units.iter().map(|unit| unit.blocks.clone()).collect()
+    }
+
     #[test]
     fn headings_travel_with_the_block_below() {
         let blocks = [
@@ -168,88 +226,101 @@ mod tests {
             words(1),
             heading(2),
         ];
-        let units = units(&blocks, None);
-        let ranges: Vec<_> = units.iter().map(|unit| unit.blocks.clone()).collect();
-        assert_eq!(ranges, [0..1, 1..4, 4..6]);
+        let units = units(&blocks, None, Format::Markdown);
+        assert_eq!(ranges(&units), [0..1, 1..4, 4..6]);
         assert_eq!(units[1].words, 4);
+        assert_eq!(units[1].level, Some(2));
+        assert_eq!(units[2].level, None);
     }
 
     #[test]
     fn the_closing_call_to_action_is_one_unit() {
         let blocks = [words(3), words(20), words(2)];
-        let ranges: Vec<_> = units(&blocks, Some(1))
-            .iter()
-            .map(|unit| unit.blocks.clone())
-            .collect();
-        assert_eq!(ranges, [0..1, 1..3]);
+        assert_eq!(
+            ranges(&units(&blocks, Some(1), Format::PlainText)),
+            [0..1, 1..3]
+        );
     }
 
     #[test]
-    fn sections_open_at_top_level_headings_only() {
+    fn openings_follow_the_heading_levels() {
         let blocks = [
             words(3),
-            heading(2),
-            words(2),
-            heading(3),
-            words(1),
-            heading(2),
-            words(1),
-        ];
-        let units = units(&blocks, None);
-        assert_eq!(sections(&blocks, &units), [0..1, 1..3, 3..4]);
-    }
-
-    #[test]
-    fn without_headings_every_unit_is_a_section() {
-        let blocks = [words(3), words(2), words(1)];
-        let units = units(&blocks, None);
-        assert_eq!(sections(&blocks, &units), [0..1, 1..2, 2..3]);
-    }
-
-    #[test]
-    fn cutting_after_a_lead_in_costs_most() {
-        let blocks = [
-            heading(2),
-            words(3),
-            Block::Paragraph("It helps:".to_owned()),
+            heading(1),
             words(2),
             heading(2),
             words(1),
+            heading(4),
+            words(1),
+            words(1),
         ];
-        let units = units(&blocks, None);
-        let sections = sections(&blocks, &units);
-        assert_eq!(cut_costs(&blocks, &units, &sections), [0, 2, 3, 0]);
+        let units = units(&blocks, None, Format::Markdown);
+        let top = top_level(&units);
+        let openings: Vec<Opening> = units.iter().map(|unit| opening(unit, top)).collect();
+        assert_eq!(
+            openings,
+            [
+                Opening::Paragraph,
+                Opening::Section,
+                Opening::Subsection,
+                Opening::Deeper,
+                Opening::Paragraph
+            ]
+        );
     }
 
     #[test]
-    fn tiny_sections_join_a_neighbour() {
-        let blocks = [words(10), words(100), words(30), words(200), words(5)];
-        let units = units(&blocks, None);
-        let sections = sections(&blocks, &units);
-        // The intro joins the next; 30 joins the shorter neighbour; the coda the previous.
-        assert_eq!(merge_tiny(sections, &units), [0..3, 3..5]);
-    }
-
-    #[test]
-    fn tiny_sections_in_a_row_gather_until_they_are_not() {
+    fn lead_ins_and_a_short_intro_join_what_follows() {
         let blocks = [
-            words(10),
-            words(10),
             words(30),
-            words(100),
-            words(20),
-            words(20),
+            heading(2),
+            words(50),
+            Block::Paragraph("It helps:".to_owned()),
+            words(5),
+            heading(2),
+            words(60),
         ];
-        let units = units(&blocks, None);
-        let sections = sections(&blocks, &units);
-        // 10 + 10 + 30 reach 50; the first 20 joins its shorter neighbour.
-        assert_eq!(merge_tiny(sections, &units), [0..3, 3..4, 4..6]);
+        let units = units(&blocks, None, Format::PlainText);
+        assert!(units[3].after_lead_in);
+        // The 30-word intro joins the first section's first unit; the
+        // list after "It helps:" joins its lead-in.
+        assert_eq!(ranges(&joined(&units)), [0..3, 3..5, 5..7]);
     }
 
     #[test]
-    fn a_lone_tiny_section_stays() {
-        let blocks = [words(3)];
-        let units = units(&blocks, None);
-        assert_eq!(merge_tiny(sections(&blocks, &units), &units), vec![0..1]);
+    fn a_long_intro_stands_alone_and_paragraphs_without_headings_stay_apart() {
+        let blocks = [words(150), words(100), heading(2), words(80)];
+        let long_intro = units(&blocks, None, Format::PlainText);
+        assert_eq!(ranges(&joined(&long_intro)), [0..2, 2..4]);
+        let blocks = [words(10), words(20), words(30)];
+        let no_headings = units(&blocks, None, Format::PlainText);
+        assert_eq!(ranges(&joined(&no_headings)), [0..1, 1..2, 2..3]);
+    }
+
+    #[test]
+    fn sections_count_those_worth_a_day() {
+        let blocks = [
+            words(30),
+            heading(2),
+            words(50),
+            heading(3),
+            words(50),
+            heading(2),
+            words(10),
+            heading(2),
+            words(45),
+        ];
+        // A short intro joining the first section (130), then 10 (tiny)
+        // and 45 words, which gather into one.
+        assert_eq!(sections(&units(&blocks, None, Format::PlainText)), 2);
+        let tiny = [
+            heading(2),
+            words(20),
+            heading(2),
+            words(12),
+            heading(2),
+            words(30),
+        ];
+        assert_eq!(sections(&units(&tiny, None, Format::PlainText)), 1);
     }
 }

@@ -7,8 +7,8 @@ use std::path::{Path, PathBuf};
 
 use super::ExitStatus;
 use crate::article::{self, Format};
-use crate::diagnostic::{InvalidInput, Problem};
-use crate::sequence::{self, Overwrite};
+use crate::diagnostic::{InvalidInput, Problem, Report};
+use crate::sequence::{self, Overwrite, Sequence};
 
 /// The arguments of `dripline split`.
 #[derive(Debug, clap::Args)]
@@ -63,22 +63,42 @@ pub fn execute(args: &Args) -> anyhow::Result<ExitStatus> {
         overwrite,
     )?;
 
+    print_plan(article_path, &dir, &course);
+    Ok(ExitStatus::Success)
+}
+
+/// What `split` made: a table of days, the warnings, and the links that
+/// will not work, at their line in the step files just written.
+fn print_plan(article_path: &Path, dir: &Path, course: &article::Course) {
     println!(
         "Split {} into {} emails in {}/:",
         article_path.display(),
         course.days.len(),
         dir.display()
     );
+    println!("  day  words  subject");
     for (number, day) in course.days.iter().enumerate() {
-        let words = day.body.split_whitespace().count();
-        println!("  {:>2}. {} ({words} words)", number + 1, day.subject);
+        println!("  {:>3}  {:>5}  {}", number + 1, day.words, day.subject);
     }
     if let Some(cta) = &course.cta {
         println!("Call to action: {} -> {}", cta.text, cta.url);
+    }
+    for warning in &course.warnings {
+        eprintln!("warning: {warning}");
+    }
+    let mut report = Report::default();
+    if let Some(sequence) = Sequence::load(dir, Path::new("templates"), &mut report) {
+        for step in &sequence.steps {
+            for problem in step.link_problems() {
+                report.push(problem);
+            }
+        }
+    }
+    for problem in report.problems() {
+        eprintln!("{problem}");
     }
     println!(
         "Next: edit the subjects, preheaders and text in {}/, then run `dripline check`.",
         dir.display()
     );
-    Ok(ExitStatus::Success)
 }
