@@ -472,3 +472,216 @@ fn serve_honours_a_mailto_request_a_click_and_a_bounce_within_one_tick() {
         "the reader got the whole course"
     );
 }
+
+/// The bounce domain of the real-Postfix test.
+const BOUNCE_DOMAIN: &str = "bounce.dripline.test";
+
+/// Sends `message` from `from` to `to` through the SMTP server on `port`,
+/// as a subscriber's mail client would.
+fn submit(port: u16, from: &str, to: &str, message: &str) {
+    use std::io::{BufRead as _, BufReader, Write as _};
+    let stream = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut reader = BufReader::new(stream.try_clone().unwrap());
+    let mut writer = stream;
+    let mut expect = |code: &str| loop {
+        let mut line = String::new();
+        reader.read_line(&mut line).expect("a reply");
+        assert!(line.starts_with(code), "expected {code}, got {line:?}");
+        if line.as_bytes().get(3) == Some(&b' ') {
+            break;
+        }
+    };
+    expect("220");
+    for (command, code) in [
+        ("EHLO client.dripline.test".to_owned(), "250"),
+        (format!("MAIL FROM:<{from}>"), "250"),
+        (format!("RCPT TO:<{to}>"), "250"),
+        ("DATA".to_owned(), "354"),
+    ] {
+        writer
+            .write_all(format!("{command}\r\n").as_bytes())
+            .unwrap();
+        expect(code);
+    }
+    writer.write_all(message.as_bytes()).unwrap();
+    writer.write_all(b"\r\n.\r\nQUIT\r\n").unwrap();
+    expect("250");
+}
+
+#[test]
+#[ignore = "needs Postfix and root; .ci/run installs Postfix and runs it with --ignored"]
+fn a_real_postfix_returns_its_own_bounce_to_the_verp_address_and_delivers_mailto_requests() {
+    let scratch = Project::empty();
+    let mail = scratch.path("postfix/mail");
+    fs::create_dir_all(&mail).unwrap();
+    let chowned = std::process::Command::new("chown")
+        .args(["-R", "postfix:postfix"])
+        .arg(&mail)
+        .status()
+        .unwrap();
+    assert!(chowned.success());
+    let id = |flag: &str| {
+        let out = std::process::Command::new("id")
+            .args([flag, "postfix"])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    };
+    // As docs/operations.md sets it up: recipient_delimiter, both addresses
+    // to one Maildir; the course goes to a domain whose mail fails for good.
+    let postfix = crate::smtp::postfix::Postfix::start_with(
+        &scratch,
+        &format!(
+            "message_size_limit = 10240000\n\
+             recipient_delimiter = +\n\
+             virtual_mailbox_domains = {BOUNCE_DOMAIN}\n\
+             virtual_mailbox_base = {base}\n\
+             virtual_mailbox_maps = inline:{{ bounces@{BOUNCE_DOMAIN}=Maildir/, unsubscribe@{BOUNCE_DOMAIN}=Maildir/ }}\n\
+             virtual_uid_maps = static:{uid}\n\
+             virtual_gid_maps = static:{gid}\n\
+             virtual_minimum_uid = 1\n\
+             transport_maps = inline:{{ dead.dripline.test=nouser: }}\n",
+            base = mail.display(),
+            uid = id("-u"),
+            gid = id("-g"),
+        ),
+        // Accepted at RCPT, then failed for good at delivery, as a mailbox
+        // that does not exist behind a relay: exit 67 (EX_NOUSER) is 5.1.1.
+        "virtual unix - n n - - virtual\n\
+         nouser unix - n n - - pipe flags=q user=nobody argv=/bin/sh -c { exit 67 }\n",
+    );
+    let maildir = mail.join("Maildir");
+    let project = Project::empty();
+    project
+        .write(
+            "dripline.toml",
+            format!(
+                "timezone = \"UTC\"\n\n[sender]\nfrom = \"Coach <coach@example.com>\"\n\n\
+                 [[drip]]\nsequence = \"demo\"\nlist = \"list.csv\"\n\n\
+                 [delivery]\ntransport = \"smtp\"\nmax_per_second = 0\nreturn_path = \"bounces@{BOUNCE_DOMAIN}\"\n\n\
+                 [smtp]\nhost = \"127.0.0.1\"\nport = {}\nsecurity = \"none\"\ntimeout = \"10s\"\n\n\
+                 [unsubscribe]\nbase_url = \"https://news.example.com/dripline\"\nmailto = \"unsubscribe@{BOUNCE_DOMAIN}\"\n\n\
+                 [mailbox]\nmaildir = \"{}\"\n",
+                postfix.port,
+                maildir.display()
+            ),
+        )
+        .write("list.csv", "email,name\ngone@dead.dripline.test,Gone\nasker@live.dripline.test,Asker\nreader@live.dripline.test,Reader\n")
+        .write(".dripline-secret", format!("{}\n", "cd".repeat(32)))
+        .write("sequences/demo/sequence.toml", "name = \"Demo\"\nsend_at = \"0 8 * * *\"\n")
+        .write("sequences/demo/01-hello.md", "+++\nsubject = \"Day 1: Hello\"\n+++\nHi {{subscriber.first_name}},\n\nWelcome.\n")
+        .write("sequences/demo/02-more.md", "+++\nsubject = \"Day 2: More\"\n+++\nMore.\n");
+    let run = project.dripline(&["run", "--now", "2026-12-01T08:00:00Z"]);
+    assert_eq!(run.code, 0, "{run:?}\n{}", postfix.log());
+
+    // The asker writes to the mailto address of their email, from elsewhere.
+    let key = dripline::token::Key::from_bytes([0xcd; 32]);
+    let id = dripline::token::DeliveryId::of(&key, "demo", "asker@live.dripline.test", "hello");
+    let token = dripline::token::seal(&key, id, dripline::token::Purpose::Unsubscribe);
+    let mailto = format!("unsubscribe+{token}@{BOUNCE_DOMAIN}");
+    let request = format!(
+        "From: someone@live.dripline.test\r\nTo: {mailto}\r\nSubject: unsubscribe\r\nMessage-ID: <request@live.dripline.test>\r\n\r\nunsubscribe"
+    );
+    submit(
+        postfix.port,
+        "someone@live.dripline.test",
+        &mailto,
+        &request,
+    );
+
+    let arrived = || files_in_dir(&maildir.join("new")).len() == 2;
+    let started = std::time::Instant::now();
+    while !arrived() {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "the bounce and the request did not arrive:\n{}",
+            postfix.log()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let bounce = files_in_dir(&maildir.join("new"))
+        .into_iter()
+        .map(|name| fs::read_to_string(maildir.join("new").join(name)).unwrap())
+        .find(|text| text.contains("multipart/report"))
+        .expect("Postfix's DSN");
+    assert!(bounce.contains("X-Original-To: bounces+"), "{bounce}");
+
+    let read = project.dripline(&["mailbox"]);
+    assert_eq!(read.code, 0, "{read:?}");
+    assert!(
+        read.stdout
+            .starts_with("mailbox: 1 bounced, 0 complained, 1 unsubscribed,"),
+        "{read:?}"
+    );
+    assert!(
+        read.stdout
+            .ends_with("0 not understood and left in the mailbox\n"),
+        "{read:?}"
+    );
+    let status = status_json(&project);
+    let reasons: Vec<(String, String, String)> = status["suppressed"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            (
+                s["email"].as_str().unwrap().to_owned(),
+                s["reason"].as_str().unwrap().to_owned(),
+                s["detail"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(reasons.len(), 2, "{reasons:?}");
+    assert_eq!(
+        (reasons[0].0.as_str(), reasons[0].1.as_str()),
+        ("asker@live.dripline.test", "unsubscribed")
+    );
+    assert_eq!(
+        (reasons[1].0.as_str(), reasons[1].1.as_str()),
+        ("gone@dead.dripline.test", "bounced")
+    );
+    assert!(
+        reasons[1]
+            .2
+            .starts_with("DSN failed 5.1.1 from mx.dripline.test"),
+        "{reasons:?}"
+    );
+
+    // Day 2 goes to the reader alone.
+    let sent_before = postfix.log().matches("status=sent").count();
+    let run = project.dripline(&["run", "--now", "2026-12-02T08:00:00Z"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert!(run.stdout.contains(": 1 sent,"), "{run:?}");
+    let started = std::time::Instant::now();
+    while postfix.log().matches("status=sent").count() == sent_before {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "{}",
+            postfix.log()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(
+        postfix
+            .log()
+            .matches("to=<gone@dead.dripline.test>")
+            .count(),
+        1,
+        "the bounced address got day 1 only:\n{}",
+        postfix.log()
+    );
+}
+
+fn files_in_dir(dir: &std::path::Path) -> Vec<String> {
+    fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default()
+}

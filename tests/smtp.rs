@@ -4,7 +4,7 @@
 //! nothing due is lost, and nothing goes out twice beyond the bound.
 
 mod dkim;
-mod postfix;
+pub(crate) mod postfix;
 mod rules;
 mod server;
 
