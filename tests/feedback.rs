@@ -3,6 +3,9 @@
 //! Office 365), an ARF complaint, a delay notice and mailto requests are
 //! dropped into a real Maildir, and `dripline mailbox` or `dripline serve`
 //! reads them. Fixtures and where they come from: tests/fixtures/feedback/.
+//! One test goes through a real Postfix instead: it bounces a delivery with
+//! its own DSN to the VERP address and delivers it, and a mailto request,
+//! into a Maildir, set up as docs/operations.md describes.
 
 use std::fs;
 use std::time::Duration;
