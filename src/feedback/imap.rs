@@ -139,6 +139,12 @@ impl Session {
     }
 
     async fn login(&mut self, user: &str, password: &Secret) -> anyhow::Result<()> {
+        if [user, password.expose()]
+            .iter()
+            .any(|text| text.contains(['\r', '\n']))
+        {
+            bail!("the IMAP username or password holds a line break, which IMAP cannot send");
+        }
         let command = format!("LOGIN {} {}", quoted(user), quoted(password.expose()));
         self.command(&command).await.map_err(|_| {
             anyhow::anyhow!(
