@@ -1,6 +1,7 @@
 //! dripline's integration tests: one binary, a module per feature. They
 //! drive the real `dripline` binary on real files in a temporary project.
 
+mod cadence;
 mod check;
 mod init;
 mod preview;

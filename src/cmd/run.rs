@@ -64,6 +64,15 @@ pub fn execute(config_file: &Path, args: &Args) -> anyhow::Result<ExitStatus> {
     progress.finish();
     let (summary, destination) = outcome?;
     println!("{}", summary_line(now, &summary, dry_run, &destination));
+    let catch_up = chrono::Duration::from_std(setup.project.config.delivery.catch_up)
+        .unwrap_or(chrono::Duration::MAX);
+    if let Some(warning) = summary.cadence.warning(catch_up) {
+        eprintln!(
+            "warning: {warning} ({} email{} went out late in this run)",
+            summary.late,
+            plural(summary.late as usize)
+        );
+    }
     Ok(if summary.has_failures() {
         ExitStatus::DeliveryFailed
     } else {
