@@ -317,3 +317,23 @@ fn a_step_file_name_with_a_space_is_refused_with_a_new_name() {
     // A run refuses to start rather than resend that step every day.
     assert_eq!(project.dripline(&["run"]).code, 3);
 }
+
+/// Regression: `0 8 30 2 *` passed `check`, and `plan` then said "never
+/// (failed; see `dripline status`)" although nothing had failed.
+#[test]
+fn a_send_at_that_never_fires_is_an_error() {
+    let project = project();
+    project.write(
+        "sequences/demo/sequence.toml",
+        "name = \"Demo\"\nsend_at = \"0 8 30 2 *\"\n",
+    );
+    let run = project.dripline(&["check"]);
+    assert!(
+        run.stderr.starts_with(
+            "error: sequences/demo/sequence.toml:2:11: invalid cron expression `0 8 30 2 *`: it never fires: no date matches its day of month and month"
+        ),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(run.code, 3);
+}

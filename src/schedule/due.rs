@@ -156,3 +156,91 @@ pub fn joined_at(joined: Option<Joined>, zone: Tz, now: DateTime<Utc>) -> DateTi
         None => now,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use chrono::{NaiveDate, NaiveDateTime};
+
+    use super::*;
+    use crate::crontab::CronSchedule;
+    use crate::schedule::Cadence;
+    use crate::sequence::FirstStep;
+
+    fn local(zone: Tz, at: DateTime<Utc>) -> NaiveDateTime {
+        at.with_timezone(&zone).naive_local()
+    }
+
+    fn date(y: i32, m: u32, d: u32) -> NaiveDate {
+        NaiveDate::from_ymd_opt(y, m, d).unwrap()
+    }
+
+    fn joined(date: NaiveDate, zone: Tz) -> DateTime<Utc> {
+        joined_at(Some(Joined::Date(date)), zone, DateTime::<Utc>::MAX_UTC)
+    }
+
+    // The transitions below are from the IANA tz data (chrono-tz 0.10):
+    // midnight does not exist on these dates, and the gap is not one hour.
+
+    #[test]
+    fn a_date_whose_midnight_is_in_a_half_hour_gap_starts_at_the_first_valid_instant() {
+        // Pacific/Pitcairn 1998-04-27: 00:00 -08:30 jumps to 00:30 -08:00.
+        let zone = chrono_tz::Pacific::Pitcairn;
+        let at = joined(date(1998, 4, 27), zone);
+        assert_eq!(
+            local(zone, at),
+            date(1998, 4, 27).and_hms_opt(0, 30, 0).unwrap()
+        );
+        assert_eq!(at.to_rfc3339(), "1998-04-27T08:30:00+00:00");
+    }
+
+    #[test]
+    fn a_date_whose_midnight_is_in_a_two_hour_gap_starts_at_the_first_valid_instant() {
+        // America/Argentina/Cordoba 1991-10-20: 00:00 jumps to 02:00.
+        let zone = chrono_tz::America::Argentina::Cordoba;
+        let at = joined(date(1991, 10, 20), zone);
+        assert_eq!(
+            local(zone, at),
+            date(1991, 10, 20).and_hms_opt(2, 0, 0).unwrap()
+        );
+        assert_ne!(at, DateTime::<Utc>::MAX_UTC, "not `now`");
+    }
+
+    #[test]
+    fn a_date_the_zone_skipped_starts_at_the_next_day_not_at_first_sight() {
+        // Pacific/Apia skipped 2011-12-30 when it crossed the date line.
+        let zone = chrono_tz::Pacific::Apia;
+        let at = joined(date(2011, 12, 30), zone);
+        assert_eq!(
+            local(zone, at),
+            date(2011, 12, 31).and_hms_opt(0, 0, 0).unwrap()
+        );
+        assert_eq!(at.to_rfc3339(), "2011-12-30T10:00:00+00:00");
+    }
+
+    #[test]
+    fn a_slot_moved_out_of_a_gap_onto_the_join_time_is_not_skipped() {
+        // America/Santiago 2027-09-05: 00:00 -04 jumps to 01:00 -03. A
+        // subscriber of that date starts at 01:00, where the midnight slot
+        // moved to: that slot is their first, not the next day's.
+        let zone = chrono_tz::America::Santiago;
+        let at = joined(date(2027, 9, 5), zone);
+        assert_eq!(
+            local(zone, at),
+            date(2027, 9, 5).and_hms_opt(1, 0, 0).unwrap()
+        );
+        let send_at: CronSchedule = "0 0 * * *".parse().unwrap();
+        let timing = Timing {
+            send_at: &send_at,
+            zone,
+            catch_up: chrono::Duration::hours(12),
+            runs: Cadence::default(),
+        };
+        assert_eq!(timing.first_due(at, FirstStep::NextSlot, 0), Some(at));
+        assert_eq!(
+            timing
+                .first_due(at, FirstStep::Immediately, 1)
+                .map(|due| local(zone, due)),
+            Some(date(2027, 9, 6).and_hms_opt(0, 0, 0).unwrap())
+        );
+    }
+}

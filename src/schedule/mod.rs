@@ -409,6 +409,37 @@ mod tests {
     }
 
     #[test]
+    fn runs_too_far_apart_send_at_the_first_run_after_the_slot() {
+        // A daily cron at 09:30 UTC: 04:30 in New York, 20.5h after 08:00.
+        let send_at = daily();
+        let mut timing = timing(&send_at);
+        let due = utc("2026-11-26T08:00:00-05:00");
+        let run = utc("2026-11-27T09:30:00Z");
+        assert_eq!(
+            timing.decide(due, run, None),
+            Decision::Wait(utc("2026-11-27T08:00:00-05:00"))
+        );
+        timing.runs = Cadence {
+            previous: Some(run - Duration::days(1)),
+            every: Some(Duration::days(1)),
+        };
+        assert_eq!(timing.decide(due, run, None), Decision::Late);
+        // A run already came after the slot (and sent something else): the
+        // next slot's first run sends it, not this one.
+        timing.runs.previous = Some(utc("2026-11-26T09:00:00-05:00"));
+        assert_eq!(
+            timing.decide(due, run, None),
+            Decision::Wait(utc("2026-11-27T08:00:00-05:00"))
+        );
+        // The email sent late counts for its slot's day, so the next one is
+        // due at the next day's slot and the course keeps one a day.
+        assert_eq!(
+            timing.next_due(run, 1),
+            Some(utc("2026-11-27T08:00:00-05:00"))
+        );
+    }
+
+    #[test]
     fn a_slot_in_the_spring_gap_moves_to_the_next_valid_time() {
         // 2026-03-08 02:00 EST jumps to 03:00 EDT in New York.
         let send_at: CronSchedule = "30 2 * * *".parse().unwrap();
