@@ -157,7 +157,7 @@ fn check_lists(project: &Project, report: &mut Report) -> HashMap<String, Vec<St
         let Ok(reader) = fs::File::open(&file) else {
             continue; // `validate` already said the file is missing.
         };
-        let list = subscribers::parse(std::io::BufReader::new(reader), &file);
+        let list = subscribers::parse(std::io::BufReader::new(reader), &file, &drip.columns);
         if let Some(first) = list.subscribers.first() {
             columns
                 .entry(drip.sequence.get_ref().clone())

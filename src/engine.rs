@@ -22,13 +22,14 @@ use futures_util::{StreamExt as _, stream};
 
 use crate::config::Project;
 use crate::delivery::{DeliveryError, Parcel, Transport, Unreachable};
+use crate::diagnostic::InvalidInput;
 use crate::progress::Reporter;
 use crate::render::Renderer;
 use crate::schedule::due::{Candidate, candidates};
 use crate::schedule::{self, Cadence, Decision, Timing};
 use crate::sequence::Sequence;
 use crate::store::{Claim, Outcome, RunCounts, Store};
-use crate::subscribers::{self, List, Subscriber};
+use crate::subscribers::{self, Columns, List, Subscriber};
 
 /// Emails claimed, sent and recorded together: the most a crash can send twice.
 pub const BATCH: usize = 64;
@@ -75,13 +76,19 @@ impl Summary {
 pub struct Drip {
     pub sequence: Sequence,
     pub list_file: PathBuf,
+    /// The list's `[[drip]] columns`.
+    pub columns: Columns,
 }
 
-/// Reads a drip's list file, logging its bad rows.
-pub fn read_list(file: &Path) -> anyhow::Result<List> {
+/// Reads a drip's list file, logging its bad rows. A list with no usable
+/// header is invalid input: the command stops before sending anything.
+pub fn read_list(file: &Path, columns: &Columns) -> anyhow::Result<List> {
     let reader =
         File::open(file).with_context(|| format!("cannot read the list {}", file.display()))?;
-    let list = subscribers::parse(std::io::BufReader::new(reader), file);
+    let list = subscribers::parse(std::io::BufReader::new(reader), file, columns);
+    if list.unusable {
+        return Err(InvalidInput(list.report).into());
+    }
     for problem in list.report.problems() {
         tracing::warn!("{problem}");
     }
@@ -277,9 +284,10 @@ impl<S: Store, T: Transport> Pass<'_, S, T> {
             // Parsing a large list and loading its state take about as long
             // as each other: do both at once.
             let file = drip.list_file.clone();
+            let columns = drip.columns.clone();
             let (list, state) = tokio::try_join!(
                 async {
-                    tokio::task::spawn_blocking(move || read_list(&file))
+                    tokio::task::spawn_blocking(move || read_list(&file, &columns))
                         .await
                         .context("the list reader stopped")?
                 },

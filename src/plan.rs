@@ -488,6 +488,7 @@ impl Forecast {
                         _ => Value::Null,
                     },
                     "when": next.describe(),
+                    "zone": next.zone.name(),
                 })
             })
             .collect();

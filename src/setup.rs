@@ -68,6 +68,7 @@ pub fn load_drips(project: &Project) -> Result<Vec<Drip>, InvalidInput> {
             drips.push(Drip {
                 sequence,
                 list_file: project.resolve(drip.list.get_ref()),
+                columns: drip.columns.clone(),
             });
         }
     }

@@ -4,6 +4,7 @@
 mod cadence;
 mod check;
 mod init;
+mod lists;
 mod preview;
 mod run;
 mod serve;

@@ -37,7 +37,7 @@ pub fn execute(config_file: &Path, args: &Args) -> anyhow::Result<ExitStatus> {
         let store = SqliteStore::open(&state).await?;
         let mut inputs = Vec::new();
         for drip in drips {
-            let list = engine::read_list(&drip.list_file)?;
+            let list = engine::read_list(&drip.list_file, &drip.columns)?;
             let sequence_state = store.load(&drip.sequence.id).await?;
             inputs.push((drip, list, sequence_state));
         }

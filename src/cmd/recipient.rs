@@ -16,7 +16,7 @@ fn list_columns(project: &Project) -> Vec<String> {
     let mut columns: Vec<String> = Vec::new();
     for drip in &project.config.drip {
         let file = project.resolve(drip.list.get_ref());
-        if let Ok(list) = engine::read_list(&file) {
+        if let Ok(list) = engine::read_list(&file, &drip.columns) {
             for subscriber in list.subscribers.iter().take(1) {
                 columns.extend(subscriber.fields.keys().cloned());
             }
@@ -31,7 +31,7 @@ fn list_columns(project: &Project) -> Vec<String> {
 pub fn find(project: &Project, email: &str) -> anyhow::Result<Subscriber> {
     let key = subscribers::key(email);
     for drip in &project.config.drip {
-        let list = engine::read_list(&project.resolve(drip.list.get_ref()))?;
+        let list = engine::read_list(&project.resolve(drip.list.get_ref()), &drip.columns)?;
         if let Some(found) = list.subscribers.into_iter().find(|s| s.key() == key) {
             return Ok(found);
         }

@@ -5,7 +5,7 @@ use std::path::Path;
 use chrono::{DateTime, Utc};
 
 use super::{ExitStatus, parse_time, runtime};
-use crate::config::Project;
+use crate::config::{self, Project};
 use crate::diagnostic::Report;
 use crate::engine;
 use crate::schedule::Cadence;
@@ -34,7 +34,7 @@ pub fn execute(config_file: &Path, args: &Args) -> anyhow::Result<ExitStatus> {
     let now = args.now.unwrap_or_else(Utc::now);
     let state = project.resolve(&project.config.state.path);
     let mut report = Report::default();
-    let drips: Vec<(Sequence, &Path)> = project
+    let drips: Vec<(Sequence, &config::Drip)> = project
         .config
         .drip
         .iter()
@@ -44,7 +44,7 @@ pub fn execute(config_file: &Path, args: &Args) -> anyhow::Result<ExitStatus> {
                 &project.templates_dir(),
                 &mut report,
             )?;
-            Some((sequence, drip.list.get_ref().as_path()))
+            Some((sequence, drip))
         })
         .collect();
     runtime()?.block_on(async {
@@ -59,8 +59,8 @@ pub fn execute(config_file: &Path, args: &Args) -> anyhow::Result<ExitStatus> {
             return anyhow::Ok(());
         }
         let mut lists = Vec::new();
-        for (sequence, list) in &drips {
-            let list = engine::read_list(&project.resolve(list))?;
+        for (sequence, drip) in &drips {
+            let list = engine::read_list(&project.resolve(drip.list.get_ref()), &drip.columns)?;
             lists.push((sequence, list, store.load(&sequence.id).await?));
         }
         let suppressed = store.suppressions().await?;
