@@ -11,6 +11,7 @@ pub mod engine;
 pub mod init;
 pub mod lock;
 pub mod plan;
+pub mod preflight;
 pub mod preview;
 pub mod progress;
 pub mod render;

@@ -5,6 +5,7 @@ mod cadence;
 mod check;
 mod init;
 mod lists;
+mod preflight;
 mod preview;
 mod run;
 mod serve;

@@ -29,6 +29,9 @@ pub fn execute(config_file: &Path, args: &Args) -> anyhow::Result<ExitStatus> {
     let dry_run = args.dry_run;
     let now = clock.now();
     let setup = Setup::load(config_file, None)?;
+    for warning in setup.warnings.problems() {
+        eprintln!("{warning}");
+    }
     let state = setup.project.resolve(&setup.project.config.state.path);
     let _lock = if dry_run {
         None

@@ -14,7 +14,7 @@ use crate::delivery::{Configured, Parcel, Transport as _};
 use crate::diagnostic::{InvalidInput, Problem, Report};
 use crate::render::{Renderer, UnsubscribeLinks};
 use crate::sequence::Sequence;
-use crate::setup;
+use crate::{preflight, setup};
 
 /// The arguments of `dripline send-test`.
 #[derive(Debug, clap::Args)]
@@ -33,6 +33,15 @@ pub struct Args {
 pub fn execute(config_file: &Path, args: &Args) -> anyhow::Result<ExitStatus> {
     let project = Project::load(config_file)?;
     let (id, to) = (args.sequence.as_str(), args.to.as_str());
+    let preflight = preflight::check(&project.config, &project.config_file);
+    for problem in preflight.problems() {
+        eprintln!("{}", problem.clone().as_warning());
+    }
+    if preflight.has_errors() {
+        eprintln!(
+            "warning: send-test sends anyway, to {to} only; `dripline run` and `dripline serve` refuse to start until the errors above are fixed"
+        );
+    }
     let address: lettre::Address = to.parse().map_err(|_| {
         InvalidInput::from(Problem::error(
             "--to",
