@@ -3,6 +3,7 @@
 
 mod cadence;
 mod check;
+mod exit_codes;
 mod init;
 mod lists;
 mod preflight;

@@ -1,6 +1,7 @@
 //! Who `preview` and `send-test` render for: a subscriber from the
 //! project's lists, or a sample one with a value for each list column.
 
+use super::Usage;
 use crate::config::Project;
 use crate::engine;
 use crate::subscribers::{self, Subscriber};
@@ -36,7 +37,8 @@ pub fn find(project: &Project, email: &str) -> anyhow::Result<Subscriber> {
             return Ok(found);
         }
     }
-    Err(anyhow::anyhow!(
-        "{email} is not on any list of this project; leave out --subscriber to preview for a sample subscriber"
+    Err(Usage(format!(
+        "--subscriber {email}: not on any list of this project; leave out --subscriber to preview for a sample subscriber"
     ))
+    .into())
 }
