@@ -156,11 +156,12 @@ impl RunSchedule {
         let runs = match recorded.split_last() {
             Some((&last, before)) if !before.is_empty() => match Cadence::of(before, last).every {
                 Some(every) if every > Duration::zero() => {
+                    // The first run of the rhythm at or after `now`.
                     let behind = (now - last).num_seconds().max(0);
                     let step = every.num_seconds().max(1);
-                    let count = (behind + step - 1) / step;
+                    let count = ((behind + step - 1) / step).max(1);
                     Runs::Every {
-                        first: last + every * (count.max(1) as i32),
+                        first: last + Duration::seconds(count * step),
                         every,
                     }
                 }
