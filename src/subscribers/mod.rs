@@ -171,6 +171,11 @@ pub fn parse(reader: impl Read, file: &Path, mapping: &Columns) -> List {
     }
     let layout = Layout {
         signup: columns::signup_columns(&header, &roles),
+        fields: header
+            .iter()
+            .zip(&roles)
+            .map(|(name, role)| (*role == Role::Field).then(|| name.to_lowercase()))
+            .collect(),
         header,
         roles,
     };
@@ -293,6 +298,9 @@ struct Layout {
     roles: Vec<Role>,
     /// The signup-time columns, best first.
     signup: Vec<usize>,
+    /// For each column that is a template field, its name as templates
+    /// see it (lower case).
+    fields: Vec<Option<String>>,
 }
 
 /// One row: the subscriber, and a warning about a value that was set
@@ -369,9 +377,9 @@ fn parse_row(
     }
     subscriber.unsubscribed |= value_of(Role::GoneAt).is_some_and(|at| !at.is_empty())
         || value_of(Role::Disabled).is_some_and(columns::is_disabled);
-    for ((role, column), value) in layout.roles.iter().zip(&layout.header).zip(values.iter()) {
-        if *role == Role::Field {
-            subscriber = subscriber.with_field(column.to_lowercase(), value.clone());
+    for (name, value) in layout.fields.iter().zip(values) {
+        if let Some(name) = name {
+            subscriber.fields.insert(name.clone(), value);
         }
     }
     Ok((subscriber, warning))
