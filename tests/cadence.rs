@@ -128,6 +128,9 @@ struct Case {
     first_step: [&'static str; 2],
     every_hours: i64,
     warm_up: usize,
+    /// How far between the last run and the next one `plan` looks ahead
+    /// from, in thousandths of the gap.
+    plan_at: i64,
 }
 
 fn case() -> impl Strategy<Value = Case> {
@@ -145,14 +148,18 @@ fn case() -> impl Strategy<Value = Case> {
         [first.clone(), first],
         prop::sample::select(vec![24i64, 13, 8, 30]),
         2usize..=3,
+        1i64..=1000,
     )
-        .prop_map(|(people, send_at, first_step, every_hours, warm_up)| Case {
-            people,
-            send_at,
-            first_step,
-            every_hours,
-            warm_up,
-        })
+        .prop_map(
+            |(people, send_at, first_step, every_hours, warm_up, plan_at)| Case {
+                people,
+                send_at,
+                first_step,
+                every_hours,
+                warm_up,
+                plan_at,
+            },
+        )
 }
 
 fn write_case(project: &Project, case: &Case) {
@@ -206,10 +213,10 @@ proptest! {
     #![proptest_config(ProptestConfig { cases: 4, ..ProptestConfig::default() })]
 
     /// `plan` applies the rules `run` applies: after a few runs at a steady
-    /// rhythm, its 14-day forecast is exactly what the following runs at
-    /// that rhythm send, email for email and time for time, with one
-    /// subscriber in two sequences, several zones and slots, and runs
-    /// near or far apart for catch_up.
+    /// rhythm, its 14-day forecast from any moment before the next run is
+    /// exactly what the following runs at that rhythm send, email for
+    /// email and time for time, with one subscriber in two sequences,
+    /// several zones and slots, and runs near or far apart for catch_up.
     #[test]
     fn plan_forecasts_exactly_what_the_runs_then_send(case in case()) {
         let project = Project::empty();
@@ -221,7 +228,9 @@ proptest! {
             now += every;
         }
         let before = outbox(&project).len();
-        let plan = project.dripline(&["plan", "--json", "--days", "14", "--now", &rfc3339(now)]);
+        // Between the last run (exclusive) and the next one (inclusive).
+        let from = now - Duration::minutes((case.every_hours * 60 - 1) * (1000 - case.plan_at) / 1000);
+        let plan = project.dripline(&["plan", "--json", "--days", "14", "--now", &rfc3339(from)]);
         prop_assert_eq!(plan.code, 0, "{}", plan.stderr);
         let plan: serde_json::Value = serde_json::from_str(&plan.stdout).expect("plan --json");
         let mut planned: Vec<Sent> = plan["emails"]
@@ -237,7 +246,7 @@ proptest! {
                 )
             })
             .collect();
-        let end = now + Duration::days(14);
+        let end = from + Duration::days(14);
         while now <= end {
             run_at(&project, now);
             now += every;
