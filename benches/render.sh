@@ -36,7 +36,7 @@ for attempt in $(seq "$RUNS"); do
     (cd "$ROOT" && "$RENDER") | tee -a "$WORK/render.txt"
     SIZE=$(tail -1 "$WORK/render.txt" | grep -o '[0-9]* bytes each' | grep -o '^[0-9]*')
     /usr/bin/time -f '%e' -o "$WORK/time.txt" \
-        smtp-source -d -c -l "$SIZE" -m "$N" -s 16 -f coach@example.com -t reader@example.net 127.0.0.1:"$PORT" > /dev/null
+        smtp-source -d -c -l "$SIZE" -m "$N" -s 16 -f coach@coaching-demo.net -t reader@example.net 127.0.0.1:"$PORT" > /dev/null
     awk -v n="$N" -v a="$attempt" -v size="$SIZE" '{ printf "smtp-source %d: %d messages of %d bytes in %.2f s = %.0f messages/s, 16 sessions\n", a, n, size, $1, n / $1 }' \
         "$WORK/time.txt" | tee -a "$WORK/source.txt"
 done

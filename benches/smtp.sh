@@ -67,8 +67,8 @@ cat > dripline.toml <<TOML
 timezone = "UTC"
 
 [sender]
-from = "Coach <coach@example.com>"
-postal_address = "123 Main St, Springfield"
+from = "Coach <coach@coaching-demo.net>"
+postal_address = "42 Harbour Road, Portsmouth"
 
 [[drip]]
 sequence = "bench"
@@ -126,7 +126,7 @@ for attempt in $(seq "$RUNS"); do
             a, t, n / t, (u + s) * 1000 / n, u, s, r / 1024 }'
 
     /usr/bin/time -f '%e %U %S' -o time.txt \
-        smtp-source -d -c -l "$SIZE" -m "$N" -s "$CONCURRENCY" -f coach@example.com -t reader@example.net 127.0.0.1:"$PORT" > /dev/null
+        smtp-source -d -c -l "$SIZE" -m "$N" -s "$CONCURRENCY" -f coach@coaching-demo.net -t reader@example.net 127.0.0.1:"$PORT" > /dev/null
     read -r seconds user system < time.txt
     echo "$seconds $user $system" >> source.txt
     awk -v n="$N" -v t="$seconds" -v a="$attempt" 'BEGIN { printf "smtp-source  %d: %.2f s = %.0f messages/s\n", a, t, n / t }'

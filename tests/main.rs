@@ -1,8 +1,14 @@
 //! dripline's integration tests: one binary, a module per feature. They
 //! drive the real `dripline` binary on real files in a temporary project.
 
+mod cadence;
 mod check;
+mod exit_codes;
+mod feedback;
+mod imap;
 mod init;
+mod lists;
+mod preflight;
 mod preview;
 mod run;
 mod serve;
@@ -10,3 +16,4 @@ mod smtp;
 mod spam;
 mod split;
 mod support;
+mod webhooks;

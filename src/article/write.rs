@@ -17,7 +17,8 @@ const LONG_DAY_WORDS: usize = 600;
 /// A warning for each day over 600 words, saying whether it can be cut.
 pub(crate) fn long_days(days: &[Day], runs: &[Range<usize>], units: &[Unit]) -> Vec<String> {
     let total: usize = days.iter().map(|day| day.words).sum();
-    let suggested = total.div_ceil(WORDS_PER_DAY);
+    // Enough days for two-minute reads, and at least one more than now.
+    let suggested = total.div_ceil(WORDS_PER_DAY).max(days.len() + 1);
     days.iter()
         .zip(runs)
         .enumerate()
@@ -35,7 +36,7 @@ pub(crate) fn long_days(days: &[Day], runs: &[Range<usize>], units: &[Unit]) -> 
                 )
             } else {
                 format!(
-                    "day {number} has {} words, more than a few minutes' read; pass --days {suggested} for about {WORDS_PER_DAY} words an email",
+                    "day {number} has {} words, more than a few minutes' read; pass --days {suggested} to cut it (about {WORDS_PER_DAY} words an email is a two-minute read)",
                     day.words
                 )
             }

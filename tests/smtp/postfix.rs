@@ -29,10 +29,10 @@ const POSTFIX: &str = "/usr/sbin/postfix";
 const REFUSED: &str = "reader25@example.net";
 
 /// A running private Postfix; stopped when dropped.
-struct Postfix {
+pub(crate) struct Postfix {
     config: PathBuf,
     log: PathBuf,
-    port: u16,
+    pub(crate) port: u16,
     /// The same server without PIPELINING in its EHLO reply.
     plain_port: u16,
     child: Child,
@@ -94,6 +94,12 @@ fn master_cf(port: u16, plain_port: u16) -> String {
 
 impl Postfix {
     fn start(scratch: &Project) -> Postfix {
+        Postfix::start_with(scratch, "", "")
+    }
+
+    /// A Postfix with `main` and `master` appended to its main.cf and
+    /// master.cf (a later main.cf line overrides an earlier one).
+    pub(crate) fn start_with(scratch: &Project, main: &str, master: &str) -> Postfix {
         assert!(
             Path::new(POSTFIX).is_file(),
             "Postfix is not installed: echo 'postfix postfix/main_mailer_type select No configuration' | debconf-set-selections && apt-get install -y postfix (.ci/run does)"
@@ -107,8 +113,11 @@ impl Postfix {
         };
         let (port, plain_port) = (free_port(), free_port());
         scratch
-            .write("postfix/etc/main.cf", main_cf(&dir))
-            .write("postfix/etc/master.cf", master_cf(port, plain_port))
+            .write("postfix/etc/main.cf", main_cf(&dir) + main)
+            .write(
+                "postfix/etc/master.cf",
+                master_cf(port, plain_port) + master,
+            )
             .write(
                 "postfix/etc/recipients",
                 format!("{REFUSED} 550 5.1.1 no such user\n"),
@@ -165,7 +174,7 @@ impl Postfix {
         }
     }
 
-    fn log(&self) -> String {
+    pub(crate) fn log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 }
