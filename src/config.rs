@@ -8,8 +8,9 @@
 //! Secrets are never read from this file: only the names of the
 //! environment variables or files that hold them.
 
+use std::collections::BTreeMap;
 use std::fs;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -54,6 +55,9 @@ pub struct Config {
     /// `dripline serve`: the HTTP endpoint and the tick schedule.
     #[serde(default)]
     pub serve: Serve,
+    /// `[signup.<sequence>]`: the signup form of each sequence that has one.
+    #[serde(default)]
+    pub signup: BTreeMap<String, Spanned<Signup>>,
 }
 
 /// `[sender]`
@@ -250,6 +254,9 @@ pub struct Serve {
     pub listen: SocketAddr,
     /// How often the service looks for due emails (cron).
     pub tick: CronSchedule,
+    /// Reverse proxies whose `X-Forwarded-For` names the client (for the
+    /// signup limits and the consent record); from anyone else it is ignored.
+    pub trusted_proxies: Vec<IpAddr>,
 }
 
 impl Default for Serve {
@@ -257,6 +264,40 @@ impl Default for Serve {
         Serve {
             listen: SocketAddr::from(([127, 0, 0, 1], 8025)),
             tick: every_minute(),
+            trusted_proxies: Vec::new(),
+        }
+    }
+}
+
+/// `[signup.<sequence>]`: a signup form with double opt-in for one sequence.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Signup {
+    /// Sites whose embedded form may post here, e.g. `https://www.example.com`;
+    /// the hosted page at `/s/<sequence>` always may.
+    #[serde(deserialize_with = "origins")]
+    pub allowed_origins: Vec<String>,
+    /// Extra fields the form asks for (optional text), available to
+    /// templates as `subscriber.fields.<name>`.
+    pub fields: Vec<String>,
+    /// How long the confirmation link works.
+    #[serde(deserialize_with = "duration")]
+    pub confirm_within: Duration,
+    /// Requests waiting for their confirmation, at most; beyond, the form
+    /// asks people to try again later.
+    pub max_pending: u32,
+    /// Posts from one client address per hour, at most.
+    pub per_client_per_hour: u32,
+}
+
+impl Default for Signup {
+    fn default() -> Self {
+        Signup {
+            allowed_origins: Vec::new(),
+            fields: Vec::new(),
+            confirm_within: Duration::from_secs(48 * 3600),
+            max_pending: 1000,
+            per_client_per_hour: 10,
         }
     }
 }
@@ -392,6 +433,16 @@ impl Project {
                 "transport = \"smtp\" needs an unsubscribe method (bulk senders must offer one): set base_url (where `dripline serve` is reachable) or mailto in [unsubscribe], e.g.\n  [unsubscribe]\n  base_url = \"https://news.example.com/dripline\"\n  mailto = \"unsubscribe@example.com\"",
             ));
         }
+        for (sequence, signup) in &self.config.signup {
+            for reason in crate::signup::problems(
+                sequence,
+                signup.get_ref(),
+                &self.config.drip,
+                unsubscribe.base_url.is_some(),
+            ) {
+                report.push(at(signup.span(), reason));
+            }
+        }
         report
     }
 }
@@ -420,6 +471,20 @@ fn duration<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Duratio
             "`{text}` is not a duration ({err}); write for example \"30s\", \"15m\" or \"12h\""
         ))
     })
+}
+
+fn origins<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Vec<String>, D::Error> {
+    let texts = Vec::<String>::deserialize(deserializer)?;
+    texts
+        .iter()
+        .map(|text| {
+            crate::signup::origin(text).ok_or_else(|| {
+                serde::de::Error::custom(format!(
+                    "`{text}` is not an origin; write the scheme and host of the site, without a path, e.g. \"https://www.example.com\""
+                ))
+            })
+        })
+        .collect()
 }
 
 fn optional_web_url<'de, D: serde::Deserializer<'de>>(

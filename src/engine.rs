@@ -20,12 +20,14 @@ use chrono::{DateTime, Duration, NaiveDate, Utc};
 use chrono_tz::Tz;
 use futures_util::{StreamExt as _, stream};
 
-use crate::config::Project;
+use crate::config::{Delivery, Project};
 use crate::delivery::{DeliveryError, Parcel, Transport, Unreachable};
 use crate::progress::Reporter;
 use crate::render::Renderer;
 use crate::schedule::{self, Decision, Progress, Timing};
 use crate::sequence::Sequence;
+use crate::signup;
+use crate::store::signups::Signups;
 use crate::store::{
     Claim, Outcome, Pending, PendingStatus, RunCounts, SequenceState, Store, Suppression,
 };
@@ -310,7 +312,7 @@ impl<'a, I: Iterator<Item = Candidate<'a>>> Selection<'a, '_, I> {
     }
 }
 
-impl<S: Store, T: Transport> Pass<'_, S, T> {
+impl<S: Store + Signups, T: Transport> Pass<'_, S, T> {
     /// Runs one pass at `now` over `drips`, rendering with `renderers`
     /// (one per drip, in the same order).
     pub async fn run(&self, drips: &[Drip], renderers: &[Renderer]) -> anyhow::Result<Summary> {
@@ -354,7 +356,7 @@ impl<S: Store, T: Transport> Pass<'_, S, T> {
             tokio::try_join!(self.store.suppressions(), self.store.last_sent())?;
         let config = &self.project.config;
         let catch_up = Duration::from_std(config.delivery.catch_up).unwrap_or(Duration::MAX);
-        let mut budget = self.budget(now).await?;
+        let mut budget = budget(&config.delivery, self.store, now).await?;
 
         for (drip, renderer) in drips.iter().zip(renderers) {
             if stop.load(Ordering::Acquire) {
@@ -365,14 +367,17 @@ impl<S: Store, T: Transport> Pass<'_, S, T> {
             // Parsing a large list and loading its state take about as long
             // as each other: do both at once.
             let file = drip.list_file.clone();
-            let (list, state) = tokio::try_join!(
+            let (mut list, state, signups) = tokio::try_join!(
                 async {
                     tokio::task::spawn_blocking(move || read_list(&file))
                         .await
                         .context("the list reader stopped")?
                 },
                 self.store.load(&sequence.id),
+                self.store.confirmed(&sequence.id),
             )?;
+            // Confirmed signups are subscribers beside the list file's.
+            signup::merge(&mut list, &signups);
             summary.bad_rows += list.report.error_count() as u64;
 
             let candidates =
@@ -463,26 +468,6 @@ impl<S: Store, T: Transport> Pass<'_, S, T> {
             summary.deferred += selection.deferred;
         }
         Ok(summary)
-    }
-
-    /// How many emails this pass may send under `max_per_hour` and
-    /// `max_per_day`, counting what the store says went out in the last
-    /// hour and the last 24 hours (earlier runs included); `None` when
-    /// neither is set.
-    async fn budget(&self, now: DateTime<Utc>) -> anyhow::Result<Option<u64>> {
-        let delivery = &self.project.config.delivery;
-        let mut budget: Option<u64> = None;
-        for (limit, window) in [
-            (delivery.max_per_hour, Duration::hours(1)),
-            (delivery.max_per_day, Duration::days(1)),
-        ] {
-            if limit > 0 {
-                let sent = self.store.sent_since(now - window).await?;
-                let left = u64::from(limit).saturating_sub(sent);
-                budget = Some(budget.map_or(left, |budget| budget.min(left)));
-            }
-        }
-        Ok(budget)
     }
 
     /// Renders a batch and claims it: ready to hand over. It yields after
@@ -659,6 +644,32 @@ impl<S: Store, T: Transport> Pass<'_, S, T> {
             None => Ok(()),
         }
     }
+}
+
+/// How many emails may go out now under `max_per_hour` and `max_per_day`,
+/// counting what the store says went out in the last hour and the last 24
+/// hours (earlier runs, and signup confirmations, included); `None` when
+/// neither is set.
+pub async fn budget(
+    delivery: &Delivery,
+    store: &(impl Store + Signups),
+    now: DateTime<Utc>,
+) -> anyhow::Result<Option<u64>> {
+    let mut budget: Option<u64> = None;
+    for (limit, window) in [
+        (delivery.max_per_hour, Duration::hours(1)),
+        (delivery.max_per_day, Duration::days(1)),
+    ] {
+        if limit > 0 {
+            let (emails, confirmations) = tokio::try_join!(
+                store.sent_since(now - window),
+                store.mailed_since(now - window)
+            )?;
+            let left = u64::from(limit).saturating_sub(emails + confirmations);
+            budget = Some(budget.map_or(left, |budget| budget.min(left)));
+        }
+    }
+    Ok(budget)
 }
 
 /// When a subscriber's clock starts: their `subscribed_at`, or now.

@@ -18,6 +18,7 @@ pub mod schedule;
 pub mod sequence;
 pub mod serve;
 pub mod setup;
+pub mod signup;
 pub mod status;
 pub mod store;
 pub mod subscribers;

@@ -9,6 +9,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use crate::sequence::Sequence;
+use crate::store::signups::{SignupCount, Signups};
 use crate::store::{DeliveryRecord, RunRecord, StepCount, Store};
 
 /// Progress per sequence and step, failures and the last run.
@@ -18,6 +19,8 @@ pub struct Status {
     pub sequences: Vec<SequenceStatus>,
     pub failures: Vec<DeliveryRecord>,
     pub suppressed: Vec<Suppressed>,
+    /// Signups through the form, per sequence that has any.
+    pub signups: Vec<SignupCount>,
 }
 
 #[derive(Debug, Serialize)]
@@ -55,7 +58,10 @@ pub struct SubscriberStatus {
 
 /// Gathers the status of every sequence in `sequences` and any other
 /// sequence the state knows.
-pub async fn status(store: &impl Store, sequences: &[Sequence]) -> anyhow::Result<Status> {
+pub async fn status(
+    store: &(impl Store + Signups),
+    sequences: &[Sequence],
+) -> anyhow::Result<Status> {
     let counts = store.step_counts().await?;
     let mut result: Vec<SequenceStatus> = sequences
         .iter()
@@ -97,6 +103,7 @@ pub async fn status(store: &impl Store, sequences: &[Sequence]) -> anyhow::Resul
         sequences: result,
         failures: store.failures().await?,
         suppressed,
+        signups: store.signup_counts(Utc::now()).await?,
     })
 }
 
@@ -185,6 +192,17 @@ impl fmt::Display for Status {
                 "  {:<4} {:<40} {:>7} {:>7} {:>7}",
                 "#", "step", "sent", "pending", "failed"
             )?;
+            if let Some(signups) = self
+                .signups
+                .iter()
+                .find(|count| count.sequence == sequence.id)
+            {
+                writeln!(
+                    f,
+                    "  signups: {} confirmed, {} waiting for their confirmation",
+                    signups.confirmed, signups.pending
+                )?;
+            }
             for step in &sequence.steps {
                 let number = step.number.map_or("?".to_owned(), |n| n.to_string());
                 let id = if step.exists {

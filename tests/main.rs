@@ -6,6 +6,7 @@ mod init;
 mod preview;
 mod run;
 mod serve;
+mod signup;
 mod smtp;
 mod spam;
 mod split;

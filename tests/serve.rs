@@ -26,14 +26,14 @@ fn project(tick: &str) -> Project {
 }
 
 /// A running `dripline serve`, killed if the test ends without stopping it.
-struct Service {
+pub(crate) struct Service {
     child: Child,
-    addr: SocketAddr,
+    pub(crate) addr: SocketAddr,
     stderr: std::path::PathBuf,
 }
 
 impl Service {
-    fn start(project: &Project) -> Service {
+    pub(crate) fn start(project: &Project) -> Service {
         let stderr = project.path("serve.log");
         let mut child = Command::new(env!("CARGO_BIN_EXE_dripline"))
             .arg("serve")
@@ -62,7 +62,7 @@ impl Service {
         }
     }
 
-    fn log(&self) -> String {
+    pub(crate) fn log(&self) -> String {
         fs::read_to_string(&self.stderr).unwrap_or_default()
     }
 
@@ -71,12 +71,18 @@ impl Service {
     }
 
     /// One request on a fresh connection.
-    fn request(&self, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Reply {
+    pub(crate) fn request(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> Reply {
         self.connect().request(method, path, headers, body)
     }
 
     /// Sends SIGTERM and waits for the exit, at most `limit`.
-    fn terminate(self, limit: Duration) -> (ExitStatus, Duration) {
+    pub(crate) fn terminate(self, limit: Duration) -> (ExitStatus, Duration) {
         self.signal("-TERM", limit)
     }
 
@@ -111,11 +117,11 @@ impl Drop for Service {
 
 /// An HTTP/1.1 response.
 #[derive(Debug, Clone, PartialEq, Eq)]
-struct Reply {
-    status: u16,
+pub(crate) struct Reply {
+    pub(crate) status: u16,
     /// Header lines as received, lower-case names, without `date`.
-    headers: Vec<String>,
-    body: String,
+    pub(crate) headers: Vec<String>,
+    pub(crate) body: String,
 }
 
 /// A keep-alive HTTP/1.1 connection.
@@ -197,7 +203,7 @@ impl Connection {
     }
 }
 
-fn secret(project: &Project) -> Key {
+pub(crate) fn secret(project: &Project) -> Key {
     Key::from_file(&project.path(".dripline-secret")).expect("the secret serve created")
 }
 
@@ -219,7 +225,7 @@ fn suppressed(project: &Project) -> Vec<String> {
 }
 
 /// The text of every email in the outbox.
-fn outbox(project: &Project) -> Vec<String> {
+pub(crate) fn outbox(project: &Project) -> Vec<String> {
     let Ok(entries) = fs::read_dir(project.path("outbox")) else {
         return Vec::new();
     };
@@ -230,7 +236,7 @@ fn outbox(project: &Project) -> Vec<String> {
         .collect()
 }
 
-fn wait_for(what: &str, limit: Duration, mut done: impl FnMut() -> bool) {
+pub(crate) fn wait_for(what: &str, limit: Duration, mut done: impl FnMut() -> bool) {
     let started = Instant::now();
     while !done() {
         assert!(started.elapsed() < limit, "timed out waiting for {what}");
@@ -524,7 +530,7 @@ impl XorShift {
     }
 }
 
-fn find_program(name: &str) -> Option<std::path::PathBuf> {
+pub(crate) fn find_program(name: &str) -> Option<std::path::PathBuf> {
     std::env::var_os("PATH").and_then(|paths| {
         std::env::split_paths(&paths)
             .map(|dir| dir.join(name))
@@ -576,7 +582,7 @@ fn a_browser_opens_the_link_and_clicks_unsubscribe() {
 
 /// Just enough WebDriver (plain HTTP and JSON) to drive headless Chromium
 /// through chromedriver.
-mod webdriver {
+pub(crate) mod webdriver {
     use std::net::{SocketAddr, TcpListener};
     use std::path::Path;
     use std::process::{Child, Command, Stdio};
@@ -651,18 +657,32 @@ mod webdriver {
         }
 
         pub fn click(&self, css: &str) {
+            let element = self.element(css);
+            self.session_call("POST", &format!("/element/{element}/click"), json!({}));
+        }
+
+        /// Types `text` into the element `css` finds.
+        pub fn type_into(&self, css: &str, text: &str) {
+            let element = self.element(css);
+            self.session_call(
+                "POST",
+                &format!("/element/{element}/value"),
+                json!({ "text": text }),
+            );
+        }
+
+        fn element(&self, css: &str) -> String {
             let found = self.session_call(
                 "POST",
                 "/element",
                 json!({ "using": "css selector", "value": css }),
             );
-            let element = found["value"]
+            found["value"]
                 .as_object()
                 .and_then(|object| object.values().next())
                 .and_then(Value::as_str)
                 .unwrap_or_else(|| panic!("no element {css}: {found}"))
-                .to_owned();
-            self.session_call("POST", &format!("/element/{element}/click"), json!({}));
+                .to_owned()
         }
 
         fn session_call(&self, method: &str, path: &str, body: Value) -> Value {

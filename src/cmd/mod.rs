@@ -13,6 +13,7 @@ mod recipient;
 mod run;
 mod send_test;
 mod serve;
+mod signup_form;
 mod split;
 mod status;
 mod suppression;
@@ -84,6 +85,8 @@ pub enum Command {
     Resubscribe(suppression::Args),
     /// Run as a service: send on the `[serve] tick` schedule and answer unsubscribe links.
     Serve,
+    /// Print the HTML signup form of a sequence, to paste into a website.
+    SignupForm(signup_form::Args),
     /// Create a starter project: config, example list, a welcome sequence, the unsubscribe secret.
     Init(init::Args),
 }
@@ -102,6 +105,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitStatus> {
         Command::Unsubscribe(args) => suppression::execute(config, &args, true),
         Command::Resubscribe(args) => suppression::execute(config, &args, false),
         Command::Serve => serve::execute(config),
+        Command::SignupForm(args) => signup_form::execute(config, &args),
         Command::Init(args) => init::execute(&args),
     }
 }

@@ -9,6 +9,7 @@
 //! and text), wrapping the text, and the MIME message. Rendering takes the
 //! date it is given and never reads the clock; it sends nothing.
 
+pub mod confirmation;
 mod markdown;
 mod message;
 mod templates;

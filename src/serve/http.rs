@@ -18,18 +18,17 @@ use std::time::Duration;
 use axum::Router;
 use axum::body::Body;
 use axum::extract::rejection::PathRejection;
-use axum::extract::{Path, State};
+use axum::extract::{ConnectInfo, Path, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use chrono::{DateTime, Utc};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
-use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, watch};
 
-use super::{SHUTDOWN_GRACE, Shared, pages, stopping};
+use super::{SHUTDOWN_GRACE, Shared, pages, signup, stopping};
 use crate::store::{Reason, Store};
 use crate::token;
 
@@ -55,6 +54,8 @@ pub fn router(shared: Arc<Shared>) -> Router {
     Router::new()
         .route("/u/{token}", get(confirm).post(unsubscribe))
         .route("/healthz", get(healthz))
+        .route("/s/{sequence}", get(signup::form).post(signup::submit))
+        .route("/c/{token}", get(signup::ask).post(signup::confirm))
         .fallback(not_found)
         .method_not_allowed_fallback(not_found)
         .with_state(shared)
@@ -91,10 +92,13 @@ pub async fn serve(
             },
             () = stopping(&mut shutdown) => break,
         };
-        let connection = http.serve_connection(
-            TokioIo::new(stream),
-            TowerToHyperService::new(router.clone()),
-        );
+        // The client address, for the signup limits and consent records.
+        let router = router.clone();
+        let service = hyper::service::service_fn(move |mut request: hyper::Request<_>| {
+            request.extensions_mut().insert(ConnectInfo(peer));
+            tower_service::Service::call(&mut router.clone(), request)
+        });
+        let connection = http.serve_connection(TokioIo::new(stream), service);
         let connection = graceful.watch(connection);
         tokio::spawn(async move {
             if let Err(err) = connection.await {
@@ -143,20 +147,8 @@ async fn unsubscribe(
         return not_found().await;
     };
     // Read (and drop) the body within bounds, so the connection can be reused.
-    match tokio::time::timeout(READ_TIMEOUT, axum::body::to_bytes(body, MAX_BODY)).await {
-        Ok(Ok(_)) => {}
-        Ok(Err(_)) => {
-            return plain(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "The request is too large; nothing changed.\n",
-            );
-        }
-        Err(_) => {
-            return plain(
-                StatusCode::REQUEST_TIMEOUT,
-                "The request took too long; nothing changed.\n",
-            );
-        }
+    if let Err(refused) = read_body(body, MAX_BODY).await {
+        return refused;
     }
     match shared
         .store
@@ -214,8 +206,24 @@ struct HealthReport {
     next_pass: Option<DateTime<Utc>>,
 }
 
+/// Reads a request body of at most `limit` bytes within [`READ_TIMEOUT`];
+/// a larger or slower one gets its refusal, and changes nothing.
+pub(super) async fn read_body(body: Body, limit: usize) -> Result<axum::body::Bytes, Response> {
+    match tokio::time::timeout(READ_TIMEOUT, axum::body::to_bytes(body, limit)).await {
+        Ok(Ok(bytes)) => Ok(bytes),
+        Ok(Err(_)) => Err(plain(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "The request is too large; nothing changed.\n",
+        )),
+        Err(_) => Err(plain(
+            StatusCode::REQUEST_TIMEOUT,
+            "The request took too long; nothing changed.\n",
+        )),
+    }
+}
+
 /// The one response for unknown paths, other methods and bad tokens.
-async fn not_found() -> Response {
+pub(super) async fn not_found() -> Response {
     plain(StatusCode::NOT_FOUND, "Not found\n")
 }
 
@@ -231,7 +239,7 @@ fn verified(
     token::verify(&shared.keys, &token)
 }
 
-fn plain(status: StatusCode, text: &'static str) -> Response {
+pub(super) fn plain(status: StatusCode, text: &'static str) -> Response {
     (
         status,
         [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
@@ -242,7 +250,7 @@ fn plain(status: StatusCode, text: &'static str) -> Response {
 
 /// An HTML page, with headers that keep the token out of referrers and
 /// caches and allow no script.
-fn page(status: StatusCode, html: String) -> Response {
+pub(super) fn page(status: StatusCode, html: String) -> Response {
     let mut response = (status, html).into_response();
     let headers = response.headers_mut();
     for (name, value) in [

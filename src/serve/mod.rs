@@ -13,10 +13,14 @@
 //! The listen address, the state file and the unsubscribe keys are read
 //! once, at start.
 
+mod confirmations;
 pub mod http;
 mod pages;
+mod signup;
+mod signup_pages;
 
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
@@ -25,14 +29,17 @@ use std::time::Duration;
 use anyhow::Context as _;
 use chrono::{DateTime, Utc};
 use tokio::net::TcpListener;
-use tokio::sync::watch;
+use tokio::sync::{Notify, watch};
 
+use crate::config::{Project, Signup};
 use crate::crontab::CronSchedule;
 use crate::diagnostic::InvalidInput;
 use crate::engine::{self, Summary};
 use crate::progress::Reporter;
 use crate::schedule;
 use crate::setup::Setup;
+use crate::signup::limits::ClientLimit;
+use crate::store::signups::Signups as _;
 use crate::store::sqlite::SqliteStore;
 
 use crate::token::Key;
@@ -72,6 +79,27 @@ pub struct Shared {
     /// Who the emails come from, for the pages.
     pub sender: String,
     pub health: Mutex<Health>,
+    /// The signup forms by sequence id; refreshed by every pass.
+    pub signups: RwLock<HashMap<String, SignupForm>>,
+    /// The service's own origin (of `[unsubscribe] base_url`): its
+    /// hosted forms may always post.
+    pub origin: Option<String>,
+    /// `[serve] trusted_proxies`.
+    pub trusted_proxies: Vec<IpAddr>,
+    /// Signup posts per client address.
+    pub clients: Mutex<ClientLimit>,
+    /// Wakes the confirmation sender.
+    pub outgoing: Notify,
+}
+
+/// One sequence's signup form, as the endpoint needs it.
+#[derive(Debug, Clone)]
+pub struct SignupForm {
+    pub id: String,
+    pub name: String,
+    /// The course's time zone, named on the form.
+    pub zone: String,
+    pub settings: Signup,
 }
 
 impl Shared {
@@ -143,6 +171,27 @@ pub async fn serve(setup: Setup) -> anyhow::Result<()> {
             .clone()
             .unwrap_or_else(|| project.config.sender.from.email.to_string()),
         health: Mutex::new(Health::default()),
+        signups: RwLock::new(signup_forms(&project, &drips)),
+        origin: project
+            .config
+            .unsubscribe
+            .base_url
+            .as_deref()
+            .and_then(crate::signup::origin_of),
+        trusted_proxies: project.config.serve.trusted_proxies.clone(),
+        clients: Mutex::new(ClientLimit::default()),
+        outgoing: Notify::new(),
+    });
+    // A confirmation a stopped service was sending goes again.
+    store.resume_outgoing().await?;
+    let sender = tokio::spawn({
+        let (config_file, key, shared) = (
+            project.config_file.clone(),
+            key.clone(),
+            Arc::clone(&shared),
+        );
+        let shutdown = shutdown.clone();
+        async move { confirmations::run(&config_file, key, shared, shutdown).await }
     });
     let server = tokio::spawn(http::serve(
         listener,
@@ -169,6 +218,9 @@ pub async fn serve(setup: Setup) -> anyhow::Result<()> {
             "HTTP requests still in progress after {}s were cut off",
             SHUTDOWN_GRACE.as_secs()
         ),
+    }
+    if tokio::time::timeout(SHUTDOWN_GRACE, sender).await.is_err() {
+        tracing::warn!("signup confirmations still being sent at shutdown go at the next start");
     }
     signals.abort();
     store.close().await;
@@ -254,6 +306,11 @@ impl Service<'_> {
             .names
             .write()
             .unwrap_or_else(PoisonError::into_inner) = names(&setup.drips);
+        *self
+            .shared
+            .signups
+            .write()
+            .unwrap_or_else(PoisonError::into_inner) = signup_forms(&setup.project, &setup.drips);
         // No probe: a pass with nothing due must not log in to the provider
         // every tick. A dead server stops the pass at its first batch (the
         // claims go back to due) and the loop backs off.
@@ -285,6 +342,30 @@ fn names(drips: &[engine::Drip]) -> HashMap<String, String> {
                 drip.sequence.id.clone(),
                 drip.sequence.settings.name.clone(),
             )
+        })
+        .collect()
+}
+
+/// The signup forms of the drips that `[signup]` turns on.
+fn signup_forms(project: &Project, drips: &[engine::Drip]) -> HashMap<String, SignupForm> {
+    drips
+        .iter()
+        .filter_map(|drip| {
+            let sequence = &drip.sequence;
+            let settings = project.config.signup.get(&sequence.id)?;
+            let zone = sequence
+                .settings
+                .timezone
+                .map_or(project.config.timezone.0, |zone| zone.0);
+            Some((
+                sequence.id.clone(),
+                SignupForm {
+                    id: sequence.id.clone(),
+                    name: sequence.settings.name.clone(),
+                    zone: zone.name().to_owned(),
+                    settings: settings.get_ref().clone(),
+                },
+            ))
         })
         .collect()
 }

@@ -7,6 +7,7 @@
 //! Writes that the delivery guarantees rest on (a claim before the SMTP
 //! transaction, the result after it) are durable when the call returns.
 
+pub mod signups;
 pub mod sqlite;
 
 use std::collections::{HashMap, HashSet};

@@ -20,7 +20,8 @@ use super::{
 };
 
 /// Schema changes, in order; `PRAGMA user_version` counts those applied.
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE enrollments (
     sequence     TEXT NOT NULL,
     email        TEXT NOT NULL,
@@ -61,7 +62,9 @@ CREATE TABLE runs (
     failed      INTEGER NOT NULL DEFAULT 0,
     deferred    INTEGER NOT NULL DEFAULT 0
 );
-"#];
+"#,
+    super::signups::SQLITE_MIGRATION,
+];
 
 /// Rows in one multi-row statement: far below SQLite's parameter limit.
 const ROWS_PER_STATEMENT: usize = 128;
@@ -121,6 +124,11 @@ impl SqliteStore {
             .await?;
         tx.commit().await?;
         Ok(())
+    }
+
+    /// The connection pool, for the store's other tables ([`super::signups`]).
+    pub(super) fn pool(&self) -> &SqlitePool {
+        &self.pool
     }
 
     /// Closes the pool, checkpointing the WAL.
