@@ -284,6 +284,59 @@ fn a_signup_is_confirmed_by_the_button_and_gets_day_one_at_the_next_pass() {
 }
 
 #[test]
+fn confirmations_and_course_emails_share_the_hourly_quota() {
+    let port = free_port();
+    let project = project(port, "https://coach.example.com", "");
+    project.write("subscribers.csv", "email,name\n");
+    let config = project.read("dripline.toml").replace(
+        "outbox_dir = \"outbox\"",
+        "outbox_dir = \"outbox\"\nmax_per_hour = 1",
+    );
+    project.write("dripline.toml", config);
+    let service = Service::start(&project);
+    let own = format!("http://127.0.0.1:{port}");
+    let first = post(
+        &service,
+        "/s/gut-immune",
+        Some(&own),
+        "email=una%40example.org",
+    );
+    assert_eq!(first.status, 200, "{first:?}");
+    let link = link_to(&project, "una@example.org");
+    let second = post(
+        &service,
+        "/s/gut-immune",
+        Some(&own),
+        "email=dos%40example.org",
+    );
+    assert_eq!((second.status, &second.body), (first.status, &first.body));
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(
+        confirmations(&project).len(),
+        1,
+        "the quota holds the second one back"
+    );
+    assert!(
+        service.log().contains("quota is used up"),
+        "{}",
+        service.log()
+    );
+
+    let path = link
+        .strip_prefix(&own)
+        .expect("the service's link")
+        .to_owned();
+    let done = service.request("POST", &path, &[("Content-Type", FORM)], b"");
+    assert_eq!(done.status, 200, "{done:?}");
+    let (status, _) = service.terminate(Duration::from_secs(15));
+    assert!(status.success());
+    // Day 1 is due, but the confirmation used this hour's one email.
+    let run = project.dripline(&["run"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert!(course_emails_to(&project, "una@example.org").is_empty());
+}
+
+#[test]
 fn the_snippet_posts_to_the_public_url() {
     let project = project(8025, "https://coach.example.com", "");
     let run = project.dripline(&["signup-form", "gut-immune"]);
@@ -302,6 +355,25 @@ fn the_snippet_posts_to_the_public_url() {
         "{}",
         missing.stderr
     );
+
+    let config = project.read("dripline.toml");
+    project.write(
+        "dripline.toml",
+        format!("{config}\n[signup.nothing-sends-this]\nfields = [\"email\"]\n"),
+    );
+    let check = project.dripline(&["check"]);
+    assert_eq!(check.code, 3, "{check:?}");
+    for expected in [
+        "no [[drip]] sends",
+        "`email` cannot be a field name",
+        "dripline.toml:",
+    ] {
+        assert!(
+            check.stderr.contains(expected),
+            "{expected}: {}",
+            check.stderr
+        );
+    }
 }
 
 /// Needs headless Chromium, like the unsubscribe browser test in serve.rs.

@@ -9,7 +9,9 @@ use crate::config::Project;
 use crate::engine;
 use crate::plan;
 use crate::setup;
+use crate::signup;
 use crate::store::Store as _;
+use crate::store::signups::Signups as _;
 use crate::store::sqlite::SqliteStore;
 
 /// The arguments of `dripline plan`.
@@ -33,7 +35,8 @@ pub fn execute(config_file: &Path, args: &Args) -> anyhow::Result<ExitStatus> {
         let store = SqliteStore::open(&state).await?;
         let mut inputs = Vec::new();
         for drip in drips {
-            let list = engine::read_list(&drip.list_file)?;
+            let mut list = engine::read_list(&drip.list_file)?;
+            signup::merge(&mut list, &store.confirmed(&drip.sequence.id).await?);
             let sequence_state = store.load(&drip.sequence.id).await?;
             inputs.push((drip, list, sequence_state));
         }

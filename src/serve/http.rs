@@ -1,5 +1,6 @@
 //! The unsubscribe endpoint (DESIGN.md 11): `GET /u/{token}` asks,
-//! `POST /u/{token}` unsubscribes, `GET /healthz` reports.
+//! `POST /u/{token}` unsubscribes, `GET /healthz` reports; and the routes
+//! of the signup endpoint ([`super::signup`]), which shares its limits.
 //!
 //! A GET never changes anything, because mail scanners follow links. A
 //! POST unsubscribes whatever its body (RFC 8058 one-click clients post

@@ -4,7 +4,8 @@
 //! ([`engine::Pass`]): it waits for the next `[serve] tick`, re-reads the
 //! project (config, sequences, templates, lists) so edits apply without a
 //! restart, runs the pass, backs off after a failed one, and serves the
-//! unsubscribe endpoint ([`http`]) beside it. It decides nothing about
+//! unsubscribe and signup endpoints ([`http`]) beside it, with the sender
+//! of signup confirmations ([`confirmations`]). It decides nothing about
 //! who gets what: that is the engine's job.
 //!
 //! On SIGTERM or SIGINT it stops claiming (the engine checks between
