@@ -439,3 +439,141 @@ impl Signups for SqliteStore {
             .collect())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{Reason, Store as _};
+
+    fn at(seconds: i64) -> DateTime<Utc> {
+        DateTime::from_timestamp(seconds, 0).unwrap()
+    }
+
+    fn request(email: &str, token_id: &str, now: i64) -> Request {
+        Request {
+            sequence: "gut".into(),
+            email: email.to_lowercase(),
+            address: email.into(),
+            name: Some("Ada".into()),
+            timezone: Some("Europe/Paris".into()),
+            fields: BTreeMap::from([("company".into(), "ACME".into())]),
+            token_id: token_id.into(),
+            at: at(now),
+            ip: "192.0.2.1".into(),
+            form: "hosted".into(),
+            expires_at: at(now + 100),
+        }
+    }
+
+    async fn store() -> (tempfile::TempDir, SqliteStore) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("state.db"))
+            .await
+            .unwrap();
+        (dir, store)
+    }
+
+    #[tokio::test]
+    async fn a_request_is_mailed_once_confirmed_once_and_enrolled() {
+        let (_dir, store) = store().await;
+        store
+            .request(&request("Ada@Example.com", "t1", 1000))
+            .await
+            .unwrap();
+        let standing = store
+            .standing("gut", "ada@example.com")
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(standing.confirmed_at, None);
+        assert_eq!(store.pending_count("gut", at(1050)).await.unwrap(), 1);
+        assert_eq!(
+            store.pending_count("gut", at(1100)).await.unwrap(),
+            0,
+            "expired"
+        );
+
+        let outgoing = store.take_outgoing(10).await.unwrap();
+        assert_eq!(outgoing.len(), 1);
+        assert_eq!(
+            (outgoing[0].address.as_str(), outgoing[0].attempt),
+            ("Ada@Example.com", 1)
+        );
+        assert!(
+            store.take_outgoing(10).await.unwrap().is_empty(),
+            "taken once"
+        );
+        store.mailed("t1", Mailed::Sent, at(1001)).await.unwrap();
+        assert_eq!(store.mailed_since(at(1000)).await.unwrap(), 1);
+
+        assert!(
+            !store.confirm("t1", at(1200), "192.0.2.9").await.unwrap(),
+            "expired link"
+        );
+        assert!(store.confirm("t1", at(1010), "192.0.2.9").await.unwrap());
+        assert!(
+            !store.confirm("t1", at(1011), "192.0.2.9").await.unwrap(),
+            "once"
+        );
+        let pointed = store.pointed("t1").await.unwrap().unwrap();
+        assert_eq!(pointed.confirmed_at, Some(at(1010)));
+        let confirmed = store.confirmed("gut").await.unwrap();
+        assert_eq!(confirmed.len(), 1);
+        assert_eq!(
+            (
+                confirmed[0].confirmed_ip.as_str(),
+                confirmed[0].confirmed_form.as_str()
+            ),
+            ("192.0.2.9", "hosted")
+        );
+        assert_eq!(
+            confirmed[0].fields.get("company").map(String::as_str),
+            Some("ACME")
+        );
+        let state = store.load("gut").await.unwrap();
+        assert_eq!(state.enrollments["ada@example.com"].enrolled_at, at(1010));
+        let counts = store.signup_counts(at(1020)).await.unwrap();
+        assert_eq!((counts[0].confirmed, counts[0].pending), (1, 0));
+    }
+
+    #[tokio::test]
+    async fn confirming_again_lifts_an_unsubscribe_but_never_a_bounce() {
+        let (_dir, store) = store().await;
+        for (email, reason) in [
+            ("u@example.com", Reason::Unsubscribed),
+            ("b@example.com", Reason::Bounced),
+        ] {
+            store.suppress(email, reason, at(10)).await.unwrap();
+            store.request(&request(email, email, 1000)).await.unwrap();
+            assert!(store.confirm(email, at(1001), "192.0.2.9").await.unwrap());
+        }
+        let left: Vec<String> = store.suppressions().await.unwrap().into_keys().collect();
+        assert_eq!(left, ["b@example.com"]);
+        assert_eq!(
+            store
+                .suppression_reason("b@example.com")
+                .await
+                .unwrap()
+                .as_deref(),
+            Some("bounced")
+        );
+    }
+
+    #[tokio::test]
+    async fn an_interrupted_or_failed_email_goes_again() {
+        let (_dir, store) = store().await;
+        store
+            .request(&request("a@example.com", "t1", 1000))
+            .await
+            .unwrap();
+        assert_eq!(store.take_outgoing(10).await.unwrap().len(), 1);
+        store.resume_outgoing().await.unwrap();
+        let again = store.take_outgoing(10).await.unwrap();
+        assert_eq!(again[0].attempt, 2);
+        store.mailed("t1", Mailed::Retry, at(1001)).await.unwrap();
+        assert_eq!(store.take_outgoing(10).await.unwrap().len(), 1);
+        store.mailed("t1", Mailed::Failed, at(1002)).await.unwrap();
+        assert!(store.take_outgoing(10).await.unwrap().is_empty());
+        assert_eq!(store.mailed_since(at(0)).await.unwrap(), 0);
+    }
+}
