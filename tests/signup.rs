@@ -9,6 +9,7 @@ use chrono::Utc;
 use mail_parser::MessageParser;
 
 use crate::serve::{Reply, Service, find_program, outbox, secret, wait_for, webdriver};
+use crate::smtp::server::{Action, Options, Server, Stage};
 use crate::support::Project;
 
 const FORM: &str = "application/x-www-form-urlencoded";
@@ -334,6 +335,102 @@ fn confirmations_and_course_emails_share_the_hourly_quota() {
     let run = project.dripline(&["run"]);
     assert_eq!(run.code, 0, "{run:?}");
     assert!(course_emails_to(&project, "una@example.org").is_empty());
+}
+
+#[test]
+fn confirmations_go_through_smtp_and_a_rejected_address_bounces() {
+    let server = Server::start(Options::with(|stage, to, _| {
+        if stage == Stage::Rcpt && to == "gone@example.net" {
+            Action::Reply("550 5.1.1 no such mailbox")
+        } else {
+            Action::Accept
+        }
+    }));
+    let project = Project::empty();
+    project
+        .write(
+            "dripline.toml",
+            format!(
+                "timezone = \"UTC\"\n\n[sender]\nfrom = \"Coach <coach@example.com>\"\n\n\
+                 [[drip]]\nsequence = \"demo\"\nlist = \"list.csv\"\n\n\
+                 [delivery]\ntransport = \"smtp\"\nmax_per_second = 0\n\n\
+                 [smtp]\nhost = \"127.0.0.1\"\nport = {}\nsecurity = \"none\"\ntimeout = \"5s\"\n\n\
+                 [unsubscribe]\nbase_url = \"https://news.example.com/dripline\"\n\n\
+                 [serve]\nlisten = \"127.0.0.1:0\"\ntick = \"0 0 1 1 *\"\n\n[signup.demo]\n",
+                server.port
+            ),
+        )
+        .write("list.csv", "email,name\n")
+        .write(".dripline-secret", format!("{}\n", "ab".repeat(32)))
+        .write(
+            "sequences/demo/sequence.toml",
+            "name = \"Demo\"\nsend_at = \"* * * * *\"\nfirst_step = \"immediately\"\n",
+        )
+        .write(
+            "sequences/demo/01-hello.md",
+            "+++\nsubject = \"Day 1: Hello\"\n+++\nHi {{subscriber.first_name}},\n\nWelcome.\n",
+        );
+    let service = Service::start(&project);
+    let own = "https://news.example.com";
+    for address in ["ok%40example.net", "gone%40example.net"] {
+        let reply = post(
+            &service,
+            "/s/demo",
+            Some(own),
+            &format!("email={address}&name=Ok+Reader"),
+        );
+        assert_eq!(reply.status, 200, "{reply:?}");
+    }
+    wait_for(
+        "the confirmation over SMTP",
+        Duration::from_secs(10),
+        || {
+            server
+                .accepted()
+                .iter()
+                .any(|message| message.to == "ok@example.net")
+        },
+    );
+    wait_for("the bounce", Duration::from_secs(10), || {
+        service.log().contains("failed for good")
+    });
+    let accepted = server.accepted();
+    let message = MessageParser::default()
+        .parse(&accepted[0].data)
+        .expect("a message");
+    assert_eq!(message.subject(), Some("Please confirm: Demo"));
+    let text = message.body_text(0).expect("a text part");
+    let link = text
+        .split_whitespace()
+        .find(|word| word.starts_with("https://news.example.com/dripline/c/"))
+        .unwrap_or_else(|| panic!("no link in {text}"));
+    let path = link.trim_start_matches("https://news.example.com/dripline");
+    let done = service.request("POST", path, &[("Content-Type", FORM)], b"");
+    assert_eq!(done.status, 200, "{done:?}");
+
+    // The bounced address is suppressed and never mailed again.
+    let again = post(&service, "/s/demo", Some(own), "email=gone%40example.net");
+    assert_eq!(again.status, 200);
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(server.rcpt_count("gone@example.net"), 1);
+    let (status, _) = service.terminate(Duration::from_secs(15));
+    assert!(status.success());
+    let status = project.dripline(&["status", "--json"]);
+    let status: serde_json::Value = serde_json::from_str(&status.stdout).expect("JSON");
+    assert_eq!(status["suppressed"][0]["email"], "gone@example.net");
+    assert_eq!(status["suppressed"][0]["reason"], "bounced");
+
+    let run = project.dripline(&["run"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    let day_one: Vec<String> = server
+        .accepted()
+        .iter()
+        .filter_map(|message| {
+            let parsed = MessageParser::default().parse(&message.data)?;
+            (parsed.subject()? == "Day 1: Hello").then(|| message.to.clone())
+        })
+        .collect();
+    assert_eq!(day_one, ["ok@example.net"]);
 }
 
 #[test]

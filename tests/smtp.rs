@@ -6,7 +6,7 @@
 mod dkim;
 mod postfix;
 mod rules;
-mod server;
+pub(crate) mod server;
 
 use std::collections::HashMap;
 use std::process::Command;
