@@ -313,6 +313,44 @@ mod tests {
     }
 
     #[test]
+    fn confirmed_signups_join_the_list_unless_a_row_has_the_address() {
+        let confirmed = |address: &str| Confirmed {
+            email: address.to_lowercase(),
+            address: address.to_owned(),
+            name: Some("Signup".into()),
+            timezone: Some("Asia/Tokyo".into()),
+            fields: BTreeMap::new(),
+            requested_at: at(10),
+            confirmed_at: at(20),
+            confirmed_ip: "192.0.2.1".into(),
+            confirmed_form: "hosted".into(),
+        };
+        let mut list = crate::subscribers::parse(
+            &b"email,name\nada@example.com,Ada Row\n"[..],
+            std::path::Path::new("list.csv"),
+        );
+        merge(
+            &mut list,
+            &[confirmed("ADA@example.com"), confirmed("Bo@example.com")],
+        );
+        let names: Vec<(String, Option<String>)> = list
+            .subscribers
+            .iter()
+            .map(|s| (s.key(), s.name.clone()))
+            .collect();
+        assert_eq!(
+            names,
+            [
+                ("ada@example.com".to_owned(), Some("Ada Row".to_owned())),
+                ("bo@example.com".to_owned(), Some("Signup".to_owned())),
+            ]
+        );
+        let bo = &list.subscribers[1];
+        assert_eq!(bo.subscribed_at, Some(Joined::At(at(20))));
+        assert_eq!(bo.timezone.map(|zone| zone.0), Some(chrono_tz::Asia::Tokyo));
+    }
+
+    #[test]
     fn origins_are_scheme_and_host() {
         assert_eq!(
             origin("HTTPS://www.Example.com/").as_deref(),
