@@ -1,5 +1,6 @@
 //! The per-client limit on signup posts: at most so many an hour from one
-//! client address, counted in fixed one-hour windows. It lives in memory,
+//! client address (an IPv6 client is its /64 network, which one machine
+//! usually holds whole), counted in fixed one-hour windows. It lives in memory,
 //! per instance (a restart forgets it); the per-address limit and the cap
 //! on pending confirmations are in the state and hold across instances.
 //! Pure: the caller gives the time.
@@ -9,7 +10,9 @@ use std::net::IpAddr;
 
 use chrono::{DateTime, Duration, Utc};
 
-/// Clients remembered at most; past it, finished windows are dropped.
+/// Clients remembered at most; past it, finished windows are dropped, and
+/// while it stays full a client not yet seen is refused (memory stays
+/// bounded under a flood of addresses).
 const MAX_CLIENTS: usize = 100_000;
 
 /// Posts per client address in the current window.
@@ -22,8 +25,12 @@ impl ClientLimit {
     /// Counts a post from `client` at `now`; false when it is over `per_hour`.
     pub fn allow(&mut self, client: IpAddr, per_hour: u32, now: DateTime<Utc>) -> bool {
         let window = Duration::hours(1);
-        if self.windows.len() >= MAX_CLIENTS {
+        let client = network(client);
+        if self.windows.len() >= MAX_CLIENTS && !self.windows.contains_key(&client) {
             self.windows.retain(|_, (start, _)| now - *start < window);
+            if self.windows.len() >= MAX_CLIENTS {
+                return false;
+            }
         }
         let (start, count) = self.windows.entry(client).or_insert((now, 0));
         if now - *start >= window {
@@ -32,6 +39,18 @@ impl ClientLimit {
         }
         *count = count.saturating_add(1);
         *count <= per_hour
+    }
+}
+
+/// The key of a client: its IPv4 address, or its IPv6 /64 network.
+fn network(client: IpAddr) -> IpAddr {
+    match client {
+        IpAddr::V4(_) => client,
+        IpAddr::V6(v6) => {
+            let mut segments = v6.segments();
+            segments[4..].fill(0);
+            IpAddr::from(segments)
+        }
     }
 }
 
@@ -49,5 +68,11 @@ mod tests {
         assert!(!limit.allow(one, 2, at(20)));
         assert!(limit.allow(two, 2, at(20)));
         assert!(limit.allow(one, 2, at(3600)), "a new hour");
+        let (a, b) = (
+            "2001:db8::1".parse().unwrap(),
+            "2001:db8::ffff:2".parse().unwrap(),
+        );
+        assert!(limit.allow(a, 1, at(0)));
+        assert!(!limit.allow(b, 1, at(1)), "one IPv6 /64 is one client");
     }
 }
