@@ -75,17 +75,17 @@ fn main() {
     );
     assert_eq!(day_one, n, "every confirmed signup gets day 1 exactly once");
 
-    let serve = start(project);
-    let key = dripline::token::Key::from_file(&project.join(".dripline-secret")).expect("key");
-    let unsubscribes: Vec<(String, Vec<u8>)> = emails
-        .iter()
-        .map(|email| {
-            (
-                format!("/u/{}", dripline::token::sign(&key, email, "gut-immune")),
-                b"List-Unsubscribe=One-Click".to_vec(),
-            )
-        })
+    // The one-click links of the day-1 emails, as a mail client posts them.
+    let unsubscribes: Vec<(String, Vec<u8>)> = unsubscribe_links(project)
+        .into_iter()
+        .map(|path| (path, b"List-Unsubscribe=One-Click".to_vec()))
         .collect();
+    assert_eq!(
+        unsubscribes.len(),
+        n,
+        "a one-click link in every day-1 email"
+    );
+    let serve = start(project);
     report(
         "POST /u/{token} (one-click unsubscribe)",
         &load(addr, unsubscribes),
@@ -256,6 +256,25 @@ fn wait_for_links(project: &Path, n: usize) -> Vec<String> {
         );
         std::thread::sleep(Duration::from_millis(100));
     }
+}
+
+/// The paths of the https `List-Unsubscribe` links of the day-1 emails to
+/// the load test's addresses.
+fn unsubscribe_links(project: &Path) -> Vec<String> {
+    emls(project)
+        .iter()
+        .filter(|raw| raw.contains("@example.net"))
+        .filter_map(|raw| {
+            let message = mail_parser::MessageParser::default().parse(raw.as_bytes())?;
+            if !message.subject()?.starts_with("Day 1") {
+                return None;
+            }
+            let header = message.header_raw("List-Unsubscribe")?;
+            let start = header.find("/u/")?;
+            let end = header[start..].find('>')? + start;
+            Some(header[start..end].to_owned())
+        })
+        .collect()
 }
 
 /// Day-1 emails to the load test's addresses.
