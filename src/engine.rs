@@ -512,9 +512,13 @@ impl<S: Store + Signups, T: Transport> Pass<'_, S, T> {
                         email: item.key.clone(),
                         step: sequence.steps[item.step].id.clone(),
                         message_id: email.message_id.clone(),
+                        delivery_id: email.delivery_id.text(),
                     },
                     Parcel {
-                        from: self.project.config.sender.from.email.clone(),
+                        from: self
+                            .project
+                            .config
+                            .envelope_sender(Some(&email.bounce_token)),
                         to: item.subscriber.email.clone(),
                         bytes: email.formatted(),
                         message_id: email.message_id,

@@ -124,6 +124,17 @@ pub fn signing_key(project: &Project) -> anyhow::Result<Key> {
     }
 }
 
+/// Every key whose tokens are accepted: `key` (the current one) first,
+/// then `[unsubscribe] previous_secret_file`'s, so links signed before a
+/// rotation keep working.
+pub fn accepted_keys(project: &Project, key: &Key) -> Result<Vec<Key>, InvalidInput> {
+    let mut keys = vec![key.clone()];
+    if let Some(previous) = &project.config.unsubscribe.previous_secret_file {
+        keys.push(Key::from_file(&project.resolve(previous))?);
+    }
+    Ok(keys)
+}
+
 /// For commands that only show emails (`preview`, `check`): the project's
 /// key when it has a good one, else a throwaway one, with the problem of
 /// the project's key unless the first `run` creates it (outbox transport,

@@ -44,9 +44,26 @@ pub struct StepStatus {
 #[derive(Debug, Serialize)]
 pub struct Suppressed {
     pub email: String,
+    /// `unsubscribed`, `bounced` or `complained`.
     pub reason: String,
     pub at: DateTime<Utc>,
+    /// How: `link`, `mailto request`, the bounce's status and server, …
+    pub detail: String,
 }
+
+impl Suppressed {
+    fn new(email: String, suppression: crate::store::Suppression) -> Suppressed {
+        Suppressed {
+            email,
+            reason: suppression.reason,
+            at: suppression.at,
+            detail: suppression.detail,
+        }
+    }
+}
+
+/// Suppressions `status` lists by name; `dripline export` has them all.
+const LISTED_SUPPRESSIONS: usize = 20;
 
 /// One subscriber's deliveries and suppression.
 #[derive(Debug, Serialize)]
@@ -90,11 +107,7 @@ pub async fn status(
         .suppressions()
         .await?
         .into_iter()
-        .map(|(email, suppression)| Suppressed {
-            email,
-            reason: suppression.reason,
-            at: suppression.at,
-        })
+        .map(|(email, suppression)| Suppressed::new(email, suppression))
         .collect::<Vec<_>>();
     let mut suppressed = suppressed;
     suppressed.sort_by(|a, b| a.email.cmp(&b.email));
@@ -148,11 +161,7 @@ pub async fn subscriber(store: &impl Store, email: &str) -> anyhow::Result<Subsc
         .suppressions()
         .await?
         .remove(&key)
-        .map(|s| Suppressed {
-            email: key.clone(),
-            reason: s.reason,
-            at: s.at,
-        });
+        .map(|s| Suppressed::new(key.clone(), s));
     Ok(SubscriberStatus {
         deliveries: store.deliveries_to(&key).await?,
         email: key,
@@ -223,18 +232,48 @@ impl fmt::Display for Status {
                 writeln!(f, "  {failure}")?;
             }
         }
-        let (unsubscribed, bounced) = self.suppressed.iter().fold((0, 0), |(u, b), s| {
-            if s.reason == "bounced" {
-                (u, b + 1)
-            } else {
-                (u + 1, b)
-            }
-        });
+        write_suppressed(f, &self.suppressed)
+    }
+}
+
+/// The counts by reason, then the most recent suppressions by name.
+fn write_suppressed(f: &mut fmt::Formatter<'_>, suppressed: &[Suppressed]) -> fmt::Result {
+    let count = |reason: &str| suppressed.iter().filter(|s| s.reason == reason).count();
+    write!(
+        f,
+        "\nSuppressed: {} unsubscribed, {} bounced, {} complained",
+        count("unsubscribed"),
+        count("bounced"),
+        count("complained")
+    )?;
+    let mut recent: Vec<&Suppressed> = suppressed.iter().collect();
+    recent.sort_by(|a, b| b.at.cmp(&a.at).then_with(|| a.email.cmp(&b.email)));
+    let width = recent
+        .iter()
+        .take(LISTED_SUPPRESSIONS)
+        .map(|s| s.email.chars().count())
+        .max()
+        .unwrap_or(0);
+    for s in recent.iter().take(LISTED_SUPPRESSIONS) {
         write!(
             f,
-            "\nSuppressed: {unsubscribed} unsubscribed, {bounced} bounced"
-        )
+            "\n  {:<width$}  {:<12}  {}",
+            s.email,
+            s.reason,
+            time(s.at)
+        )?;
+        if !s.detail.is_empty() {
+            write!(f, "  {}", s.detail)?;
+        }
     }
+    if recent.len() > LISTED_SUPPRESSIONS {
+        write!(
+            f,
+            "\n  … and {} more: `dripline export SEQ` lists them all",
+            recent.len() - LISTED_SUPPRESSIONS
+        )?;
+    }
+    Ok(())
 }
 
 impl fmt::Display for DeliveryRecord {
@@ -268,9 +307,14 @@ impl fmt::Display for SubscriberStatus {
         if let Some(suppressed) = &self.suppressed {
             writeln!(
                 f,
-                "  suppressed: {} since {}",
+                "  suppressed: {} since {}{}",
                 suppressed.reason,
-                time(suppressed.at)
+                time(suppressed.at),
+                if suppressed.detail.is_empty() {
+                    String::new()
+                } else {
+                    format!(" ({})", suppressed.detail)
+                }
             )?;
         }
         if self.deliveries.is_empty() {

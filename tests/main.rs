@@ -2,6 +2,8 @@
 //! drive the real `dripline` binary on real files in a temporary project.
 
 mod check;
+mod feedback;
+mod imap;
 mod init;
 mod preview;
 mod run;
@@ -11,3 +13,4 @@ mod smtp;
 mod spam;
 mod split;
 mod support;
+mod webhooks;

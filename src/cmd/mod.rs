@@ -6,7 +6,9 @@
 
 mod check;
 mod exit;
+mod export;
 mod init;
+mod mailbox;
 mod plan;
 mod preview;
 mod recipient;
@@ -87,6 +89,10 @@ pub enum Command {
     Serve,
     /// Print the HTML signup form of a sequence, to paste into a website.
     SignupForm(signup_form::Args),
+    /// Read the [mailbox] once: bounces (DSN), complaints (ARF), mailto unsubscribes.
+    Mailbox,
+    /// A sequence's signups and every suppression (who, why, when) as CSV.
+    Export(export::Args),
     /// Create a starter project: config, example list, a welcome sequence, the unsubscribe secret.
     Init(init::Args),
 }
@@ -106,6 +112,8 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitStatus> {
         Command::Resubscribe(args) => suppression::execute(config, &args, false),
         Command::Serve => serve::execute(config),
         Command::SignupForm(args) => signup_form::execute(config, &args),
+        Command::Mailbox => mailbox::execute(config),
+        Command::Export(args) => export::execute(config, &args),
         Command::Init(args) => init::execute(&args),
     }
 }

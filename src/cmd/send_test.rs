@@ -86,7 +86,7 @@ pub fn execute(config_file: &Path, args: &Args) -> anyhow::Result<ExitStatus> {
         for index in steps {
             let email = renderer.render(index, &person, None, now.fixed_offset(), true)?;
             let parcel = Parcel {
-                from: project.config.sender.from.email.clone(),
+                from: project.config.envelope_sender(None),
                 to: person.email.clone(),
                 bytes: email.formatted(),
                 message_id: email.message_id,

@@ -30,7 +30,14 @@ pub fn execute(config_file: &Path, args: &Args, unsubscribe: bool) -> anyhow::Re
     let changed = runtime()?.block_on(async {
         let store = SqliteStore::open(&state).await?;
         if unsubscribe {
-            store.suppress(&key, Reason::Unsubscribed, Utc::now()).await
+            store
+                .suppress(
+                    &key,
+                    Reason::Unsubscribed,
+                    "dripline unsubscribe",
+                    Utc::now(),
+                )
+                .await
         } else {
             store.resubscribe(&key).await
         }

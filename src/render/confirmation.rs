@@ -11,7 +11,7 @@ use lettre::message::Mailbox;
 use serde_json::json;
 
 use super::templates::{self, built_in_layout};
-use super::{Email, message, text};
+use super::{message, text};
 use crate::config::Sender;
 
 const HTML: &str = "confirmation.html";
@@ -77,6 +77,24 @@ pub struct Request<'a> {
     pub date: DateTime<FixedOffset>,
 }
 
+/// A rendered confirmation email.
+#[derive(Debug, Clone)]
+pub struct Rendered {
+    pub subject: String,
+    pub html: String,
+    pub text: String,
+    /// The Message-ID, angle brackets included.
+    pub message_id: String,
+    pub message: lettre::Message,
+}
+
+impl Rendered {
+    /// The message as bytes on the wire (CRLF line ends).
+    pub fn formatted(&self) -> Vec<u8> {
+        self.message.formatted()
+    }
+}
+
 /// Renders the confirmation emails of one sequence.
 pub struct Confirmation {
     html: Handlebars<'static>,
@@ -128,7 +146,7 @@ impl Confirmation {
     }
 
     /// The email for one request.
-    pub fn render(&self, request: &Request) -> anyhow::Result<Email> {
+    pub fn render(&self, request: &Request) -> anyhow::Result<Rendered> {
         let mut data = self.context.clone();
         data.insert("name".into(), json!(request.name.unwrap_or_default()));
         data.insert("url".into(), json!(request.url));
@@ -158,12 +176,11 @@ impl Confirmation {
             text: text.clone(),
             html: html.clone(),
         })?;
-        Ok(Email {
+        Ok(Rendered {
             subject: self.subject.clone(),
             html,
             text,
             message_id,
-            unsubscribe_url: None,
             message,
         })
     }

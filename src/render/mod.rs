@@ -29,7 +29,7 @@ use crate::config::{Sender, Unsubscribe};
 use crate::diagnostic::{Problem, Report};
 use crate::sequence::Sequence;
 use crate::subscribers::Subscriber;
-use crate::token::{self, Key};
+use crate::token::{self, DeliveryId, Key, Purpose};
 
 use self::markdown::Utm;
 use self::templates::{HTML_LAYOUT, TEXT_LAYOUT, TemplateFiles};
@@ -55,19 +55,20 @@ impl UnsubscribeLinks {
         }
     }
 
-    fn https(&self, address: &str, sequence: &str) -> Option<String> {
+    fn https(&self, token: &str) -> Option<String> {
         let base = self.base_url.as_deref()?;
-        Some(format!(
-            "{}/u/{}",
-            base.trim_end_matches('/'),
-            token::sign(&self.key, address, sequence)
-        ))
+        Some(format!("{}/u/{token}", base.trim_end_matches('/')))
     }
 
-    fn mailto(&self) -> Option<String> {
-        self.mailto
-            .as_ref()
-            .map(|address| format!("mailto:{address}?subject=unsubscribe"))
+    /// `mailto:unsubscribe+TOKEN@…`: the token in the address tells
+    /// `dripline mailbox` whose request it is, whoever sends it.
+    fn mailto(&self, token: &str) -> Option<String> {
+        self.mailto.as_ref().map(|address| {
+            format!(
+                "mailto:{}?subject=unsubscribe",
+                token::tagged(address, token)
+            )
+        })
     }
 }
 
@@ -83,6 +84,10 @@ pub struct Email {
     pub message_id: String,
     /// The link the body and `List-Unsubscribe` carry, if any.
     pub unsubscribe_url: Option<String>,
+    /// The id the store keeps for this email, which its tokens carry.
+    pub delivery_id: DeliveryId,
+    /// The token of the VERP envelope sender, `bounces+TOKEN@…`.
+    pub bounce_token: String,
     pub message: lettre::Message,
 }
 
@@ -292,8 +297,10 @@ impl Renderer {
             )));
         };
         let address = subscriber.email.to_string();
-        let https = self.links.https(&address, &self.sequence_id);
-        let mailto = self.links.mailto();
+        let delivery_id = DeliveryId::of(&self.links.key, &self.sequence_id, &address, &step.id);
+        let unsubscribe_token = token::seal(&self.links.key, delivery_id, Purpose::Unsubscribe);
+        let https = self.links.https(&unsubscribe_token);
+        let mailto = self.links.mailto(&unsubscribe_token);
         let unsubscribe_url = https.clone().or_else(|| mailto.clone());
 
         let mut data = step.context.clone();
@@ -365,6 +372,8 @@ impl Renderer {
             text,
             message_id,
             unsubscribe_url,
+            delivery_id,
+            bounce_token: token::seal(&self.links.key, delivery_id, Purpose::Bounce),
             message,
         })
     }

@@ -165,7 +165,12 @@ async fn send(
             );
             if recipient
                 && let Err(err) = store
-                    .suppress(&item.email, Reason::Bounced, Utc::now())
+                    .suppress(
+                        &item.email,
+                        Reason::Bounced,
+                        &format!("the signup confirmation was rejected: {reply}"),
+                        Utc::now(),
+                    )
                     .await
             {
                 tracing::error!("cannot mark {} bounced: {err:#}", item.email);
@@ -203,7 +208,8 @@ fn parcel(
     });
     match rendered {
         Ok(email) => Some(Parcel {
-            from: project.config.sender.from.email.clone(),
+            // No VERP token: a confirmation is no delivery of the course.
+            from: project.config.envelope_sender(None),
             to,
             message_id: email.message_id.clone(),
             bytes: email.formatted(),

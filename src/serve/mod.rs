@@ -34,8 +34,8 @@ use tokio::sync::{Notify, watch};
 
 use crate::config::{Project, Signup};
 use crate::crontab::CronSchedule;
-use crate::diagnostic::InvalidInput;
 use crate::engine::{self, Summary};
+use crate::feedback::mailbox;
 use crate::progress::Reporter;
 use crate::schedule;
 use crate::setup::Setup;
@@ -91,6 +91,8 @@ pub struct Shared {
     pub clients: Mutex<ClientLimit>,
     /// Wakes the confirmation sender.
     pub outgoing: Notify,
+    /// The provider webhooks `[webhooks]` configures.
+    pub webhooks: crate::feedback::webhook::Endpoints,
 }
 
 /// One sequence's signup form, as the endpoint needs it.
@@ -136,10 +138,8 @@ pub async fn serve(setup: Setup) -> anyhow::Result<()> {
     let stop = Arc::new(AtomicBool::new(false));
     let signals = tokio::spawn(watch_signals(shutdown_tx, Arc::clone(&stop)));
 
-    let mut keys = vec![key.clone()];
-    if let Some(previous) = &project.config.unsubscribe.previous_secret_file {
-        keys.push(Key::from_file(&project.resolve(previous)).map_err(InvalidInput::from)?);
-    }
+    let keys = crate::setup::accepted_keys(&project, &key)?;
+    let webhooks = crate::feedback::webhook::Endpoints::load(&project)?;
 
     let state = project.resolve(&project.config.state.path);
     let store = SqliteStore::open(&state).await?;
@@ -182,6 +182,7 @@ pub async fn serve(setup: Setup) -> anyhow::Result<()> {
         trusted_proxies: project.config.serve.trusted_proxies.clone(),
         clients: Mutex::new(ClientLimit::default()),
         outgoing: Notify::new(),
+        webhooks,
     });
     // A confirmation a stopped service was sending goes again.
     store.resume_outgoing().await?;
@@ -194,6 +195,9 @@ pub async fn serve(setup: Setup) -> anyhow::Result<()> {
         let shutdown = shutdown.clone();
         async move { confirmations::run(&config_file, key, shared, shutdown).await }
     });
+    for path in shared.webhooks.paths() {
+        tracing::info!("webhook endpoint: POST http://{bound}{path}");
+    }
     let server = tokio::spawn(http::serve(
         listener,
         http::router(Arc::clone(&shared)),
@@ -312,6 +316,7 @@ impl Service<'_> {
             .signups
             .write()
             .unwrap_or_else(PoisonError::into_inner) = signup_forms(&setup.project, &setup.drips);
+        self.read_mailbox(&setup.project).await;
         // No probe: a pass with nothing due must not log in to the provider
         // every tick. A dead server stops the pass at its first batch (the
         // claims go back to due) and the loop backs off.
@@ -331,6 +336,19 @@ impl Service<'_> {
         progress.finish();
         transport.close().await;
         summary
+    }
+
+    /// Reads `[mailbox]` before the pass, so what it says holds for the
+    /// pass's emails. A mailbox that cannot be read is logged and the pass
+    /// still runs: sending must not wait on the bounce mailbox.
+    async fn read_mailbox(&self, project: &crate::config::Project) {
+        match mailbox::read(project, self.store, &self.shared.keys, Utc::now()).await {
+            Ok(Some(tally)) if !tally.is_empty() => tracing::info!("mailbox: {tally}"),
+            Ok(_) => {}
+            Err(err) => {
+                tracing::error!("cannot read the [mailbox]: {err:#}; the next tick tries again")
+            }
+        }
     }
 }
 

@@ -120,7 +120,8 @@ mod tests {
             ),
             None
         );
-        let unsubscribe = crate::token::sign(&key, "ada@example.com", "gut");
+        let id = crate::token::DeliveryId::of(&key, "gut", "ada@example.com", "day-1");
+        let unsubscribe = crate::token::seal(&key, id, crate::token::Purpose::Unsubscribe);
         assert_eq!(open(&[key], &unsubscribe, at(10)), None);
     }
 }

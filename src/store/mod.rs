@@ -76,6 +76,17 @@ pub struct Claim {
     pub email: String,
     pub step: String,
     pub message_id: String,
+    /// The opaque id its tokens carry ([`crate::token::DeliveryId::text`]).
+    pub delivery_id: String,
+}
+
+/// The email a token's id stands for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Addressed {
+    pub sequence: String,
+    /// The subscriber key (lower-case address).
+    pub email: String,
+    pub step: String,
 }
 
 /// What happened to a claimed email.
@@ -93,8 +104,14 @@ pub enum Outcome {
 /// Why an address gets no more email.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Reason {
+    /// A link, a `mailto:` request or `dripline unsubscribe`.
     Unsubscribed,
+    /// The address does not take email: rejected at RCPT, a permanent
+    /// bounce, or repeated transient ones.
     Bounced,
+    /// The subscriber marked an email as spam (an ARF report or a provider's
+    /// complaint event).
+    Complained,
 }
 
 impl Reason {
@@ -102,6 +119,7 @@ impl Reason {
         match self {
             Reason::Unsubscribed => "unsubscribed",
             Reason::Bounced => "bounced",
+            Reason::Complained => "complained",
         }
     }
 }
@@ -111,6 +129,9 @@ impl Reason {
 pub struct Suppression {
     pub reason: String,
     pub at: DateTime<Utc>,
+    /// How it came about, e.g. `DSN 5.1.1 from mx.example.net`; empty for
+    /// suppressions recorded before dripline kept it.
+    pub detail: String,
 }
 
 /// Counts for one step of one sequence, for `status`.
@@ -200,13 +221,32 @@ pub trait Store {
         now: DateTime<Utc>,
     ) -> impl Future<Output = Result<()>> + Send;
 
-    /// Stops all email to `email`; false when it already was suppressed.
+    /// Stops all email to `email`, saying how (`detail`); false when it
+    /// already was suppressed (the first reason stays).
     fn suppress(
         &self,
         email: &str,
         reason: Reason,
+        detail: &str,
         now: DateTime<Utc>,
     ) -> impl Future<Output = Result<bool>> + Send;
+
+    /// The email whose tokens carry `delivery_id`, if dripline sent one.
+    fn addressed(
+        &self,
+        delivery_id: &str,
+    ) -> impl Future<Output = Result<Option<Addressed>>> + Send;
+
+    /// Records a transient bounce of `email`, once per `reference` (the
+    /// email it is about, or the provider's event), and returns how many
+    /// distinct ones it had since `since`.
+    fn soft_bounce(
+        &self,
+        email: &str,
+        reference: &str,
+        now: DateTime<Utc>,
+        since: DateTime<Utc>,
+    ) -> impl Future<Output = Result<u64>> + Send;
 
     /// Lifts a suppression and gives the address's failed emails a fresh
     /// start; false when there was neither.

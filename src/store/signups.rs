@@ -543,7 +543,10 @@ mod tests {
             ("u@example.com", Reason::Unsubscribed),
             ("b@example.com", Reason::Bounced),
         ] {
-            store.suppress(email, reason, at(10)).await.unwrap();
+            store
+                .suppress(email, reason, "by hand", at(10))
+                .await
+                .unwrap();
             store.request(&request(email, email, 1000)).await.unwrap();
             assert!(store.confirm(email, at(1001), "192.0.2.9").await.unwrap());
         }

@@ -15,11 +15,14 @@ use sqlx::sqlite::{
 use sqlx::{QueryBuilder, Row, Sqlite, Transaction};
 
 use super::{
-    Claim, DeliveryRecord, Enrollment, Outcome, Pending, PendingStatus, Reason, Result, RunCounts,
-    RunRecord, SequenceState, StepCount, Store, Suppression,
+    Addressed, Claim, DeliveryRecord, Enrollment, Outcome, Pending, PendingStatus, Reason, Result,
+    RunCounts, RunRecord, SequenceState, StepCount, Store, Suppression,
 };
 
 /// Schema changes, in order; `PRAGMA user_version` counts those applied.
+/// 2: how each suppression came about (and the `complained` reason), the
+/// delivery ids that tokens carry, and transient bounces.
+/// 3: signups and their consent ([`super::signups`]).
 const MIGRATIONS: &[&str] = &[
     r#"
 CREATE TABLE enrollments (
@@ -62,6 +65,23 @@ CREATE TABLE runs (
     failed      INTEGER NOT NULL DEFAULT 0,
     deferred    INTEGER NOT NULL DEFAULT 0
 );
+"#,
+    r#"
+ALTER TABLE suppressions ADD COLUMN detail TEXT NOT NULL DEFAULT '';
+
+CREATE TABLE tokens (
+    id       TEXT PRIMARY KEY,
+    sequence TEXT NOT NULL,
+    email    TEXT NOT NULL,
+    step     TEXT NOT NULL
+) WITHOUT ROWID;
+
+CREATE TABLE soft_bounces (
+    email     TEXT NOT NULL,
+    reference TEXT NOT NULL,
+    at        INTEGER NOT NULL,
+    PRIMARY KEY (email, reference)
+) WITHOUT ROWID;
 "#,
     super::signups::SQLITE_MIGRATION,
 ];
@@ -177,7 +197,8 @@ async fn record_one(
         Outcome::Failed { reply, bounced } => {
             finish_delivery(tx, claim, "failed", None, reply).await?;
             if *bounced {
-                suppress_in(tx, &claim.email, Reason::Bounced, now).await?;
+                let detail = format!("rejected at RCPT: {reply}");
+                suppress_in(tx, &claim.email, Reason::Bounced, &detail, now).await?;
             }
         }
     }
@@ -253,14 +274,17 @@ async fn suppress_in(
     tx: &mut Transaction<'_, Sqlite>,
     email: &str,
     reason: Reason,
+    detail: &str,
     now: i64,
 ) -> Result<bool> {
     let inserted = sqlx::query(
-        "INSERT INTO suppressions (email, reason, at) VALUES (?, ?, ?) ON CONFLICT (email) DO NOTHING",
+        "INSERT INTO suppressions (email, reason, at, detail) VALUES (?, ?, ?, ?)
+         ON CONFLICT (email) DO NOTHING",
     )
     .bind(email)
     .bind(reason.as_str())
     .bind(now)
+    .bind(detail)
     .execute(&mut **tx)
     .await?;
     Ok(inserted.rows_affected() > 0)
@@ -330,7 +354,7 @@ impl Store for SqliteStore {
     }
 
     async fn suppressions(&self) -> Result<HashMap<String, Suppression>> {
-        let rows = sqlx::query("SELECT email, reason, at FROM suppressions")
+        let rows = sqlx::query("SELECT email, reason, at, detail FROM suppressions")
             .fetch_all(&self.pool)
             .await?;
         Ok(rows
@@ -341,6 +365,7 @@ impl Store for SqliteStore {
                     Suppression {
                         reason: row.get("reason"),
                         at: time(row.get("at")),
+                        detail: row.get("detail"),
                     },
                 )
             })
@@ -401,6 +426,18 @@ impl Store for SqliteStore {
                  SET status = 'claimed', attempts = attempts + 1, claimed_at = excluded.claimed_at
                  WHERE deliveries.status != 'sent'",
             );
+            query.build().execute(&mut *tx).await?;
+            // Every id ever sent stays: a resend after a key rotation gets a
+            // new one, and the old email's tokens must still resolve.
+            let mut query =
+                QueryBuilder::<Sqlite>::new("INSERT INTO tokens (id, sequence, email, step) ");
+            query.push_values(chunk, |mut row, claim| {
+                row.push_bind(&claim.delivery_id)
+                    .push_bind(&claim.sequence)
+                    .push_bind(&claim.email)
+                    .push_bind(&claim.step);
+            });
+            query.push(" ON CONFLICT (id) DO NOTHING");
             query.build().execute(&mut *tx).await?;
         }
         tx.commit().await?;
@@ -464,11 +501,56 @@ impl Store for SqliteStore {
         Ok(())
     }
 
-    async fn suppress(&self, email: &str, reason: Reason, now: DateTime<Utc>) -> Result<bool> {
+    async fn suppress(
+        &self,
+        email: &str,
+        reason: Reason,
+        detail: &str,
+        now: DateTime<Utc>,
+    ) -> Result<bool> {
         let mut tx = self.pool.begin().await?;
-        let inserted = suppress_in(&mut tx, email, reason, now.timestamp()).await?;
+        let inserted = suppress_in(&mut tx, email, reason, detail, now.timestamp()).await?;
         tx.commit().await?;
         Ok(inserted)
+    }
+
+    async fn addressed(&self, delivery_id: &str) -> Result<Option<Addressed>> {
+        let row = sqlx::query("SELECT sequence, email, step FROM tokens WHERE id = ?")
+            .bind(delivery_id)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.map(|row| Addressed {
+            sequence: row.get("sequence"),
+            email: row.get("email"),
+            step: row.get("step"),
+        }))
+    }
+
+    async fn soft_bounce(
+        &self,
+        email: &str,
+        reference: &str,
+        now: DateTime<Utc>,
+        since: DateTime<Utc>,
+    ) -> Result<u64> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(
+            "INSERT INTO soft_bounces (email, reference, at) VALUES (?, ?, ?)
+             ON CONFLICT (email, reference) DO NOTHING",
+        )
+        .bind(email)
+        .bind(reference)
+        .bind(now.timestamp())
+        .execute(&mut *tx)
+        .await?;
+        let count: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM soft_bounces WHERE email = ? AND at > ?")
+                .bind(email)
+                .bind(since.timestamp())
+                .fetch_one(&mut *tx)
+                .await?;
+        tx.commit().await?;
+        Ok(count as u64)
     }
 
     async fn resubscribe(&self, email: &str) -> Result<bool> {
@@ -479,6 +561,11 @@ impl Store for SqliteStore {
             .await?;
         // Emails that failed for good get a fresh start, attempts and all.
         let failed = sqlx::query("DELETE FROM deliveries WHERE email = ? AND status = 'failed'")
+            .bind(email)
+            .execute(&mut *tx)
+            .await?;
+        // Old transient bounces do not count against a fresh start.
+        sqlx::query("DELETE FROM soft_bounces WHERE email = ?")
             .bind(email)
             .execute(&mut *tx)
             .await?;
@@ -564,5 +651,124 @@ impl Store for SqliteStore {
             failed: row.get::<i64, _>("failed") as u64,
             deferred: row.get::<i64, _>("deferred") as u64,
         }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(seconds: i64) -> DateTime<Utc> {
+        time(seconds)
+    }
+
+    #[tokio::test]
+    async fn a_schema_1_state_file_is_upgraded_keeping_its_suppressions() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("dripline.db");
+        {
+            let options = SqliteConnectOptions::from_str("sqlite:")
+                .unwrap()
+                .filename(&path)
+                .create_if_missing(true);
+            let pool = SqlitePool::connect_with(options).await.unwrap();
+            sqlx::raw_sql(MIGRATIONS[0]).execute(&pool).await.unwrap();
+            sqlx::raw_sql(
+                "PRAGMA user_version = 1;
+                 INSERT INTO suppressions (email, reason, at) VALUES ('old@example.com', 'bounced', 10);",
+            )
+            .execute(&pool)
+            .await
+            .unwrap();
+            pool.close().await;
+        }
+        let store = SqliteStore::open(&path).await.unwrap();
+        let old = &store.suppressions().await.unwrap()["old@example.com"];
+        assert_eq!(
+            (old.reason.as_str(), old.at, old.detail.as_str()),
+            ("bounced", at(10), "")
+        );
+
+        assert!(
+            store
+                .suppress(
+                    "new@example.com",
+                    Reason::Complained,
+                    "ARF abuse report",
+                    at(20)
+                )
+                .await
+                .unwrap()
+        );
+        assert!(
+            !store
+                .suppress("new@example.com", Reason::Bounced, "later", at(30))
+                .await
+                .unwrap()
+        );
+        let new = &store.suppressions().await.unwrap()["new@example.com"];
+        assert_eq!(
+            (new.reason.as_str(), new.detail.as_str()),
+            ("complained", "ARF abuse report")
+        );
+
+        store
+            .enroll("s", &[("ada@example.com".to_owned(), at(0))])
+            .await
+            .unwrap();
+        let claim = Claim {
+            sequence: "s".to_owned(),
+            email: "ada@example.com".to_owned(),
+            step: "one".to_owned(),
+            message_id: "<m@x>".to_owned(),
+            delivery_id: "aaaabbbbccccdddd".to_owned(),
+        };
+        store
+            .claim(std::slice::from_ref(&claim), at(1))
+            .await
+            .unwrap();
+        store.claim(&[claim], at(2)).await.unwrap();
+        assert_eq!(
+            store.addressed("aaaabbbbccccdddd").await.unwrap(),
+            Some(Addressed {
+                sequence: "s".to_owned(),
+                email: "ada@example.com".to_owned(),
+                step: "one".to_owned()
+            })
+        );
+        assert_eq!(store.addressed("unknown").await.unwrap(), None);
+
+        let since = at(0);
+        assert_eq!(
+            store
+                .soft_bounce("ada@example.com", "s/one", at(5), since)
+                .await
+                .unwrap(),
+            1
+        );
+        assert_eq!(
+            store
+                .soft_bounce("ada@example.com", "s/one", at(6), since)
+                .await
+                .unwrap(),
+            1,
+            "the same email counts once"
+        );
+        assert_eq!(
+            store
+                .soft_bounce("ada@example.com", "s/two", at(7), since)
+                .await
+                .unwrap(),
+            2
+        );
+        assert_eq!(
+            store
+                .soft_bounce("ada@example.com", "s/three", at(8), at(6))
+                .await
+                .unwrap(),
+            2,
+            "older ones fall out of the window"
+        );
+        store.close().await;
     }
 }
