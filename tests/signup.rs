@@ -271,6 +271,29 @@ fn a_signup_is_confirmed_by_the_button_and_gets_day_one_at_the_next_pass() {
     let (status, _) = service.terminate(Duration::from_secs(15));
     assert!(status.success());
 
+    // The export carries the consent record.
+    let export = project.dripline(&["export", "gut-immune"]);
+    assert_eq!(export.code, 0, "{export:?}");
+    let mut rows = csv::Reader::from_reader(export.stdout.as_bytes());
+    let headers = rows.headers().expect("a header").clone();
+    let nina = rows
+        .records()
+        .map(|row| row.expect("a row"))
+        .find(|row| &row[0] == "nina@example.org")
+        .unwrap_or_else(|| panic!("no row for the signup: {}", export.stdout));
+    let column = |name: &str| {
+        let at = headers.iter().position(|h| h == name).expect(name);
+        nina[at].to_owned()
+    };
+    assert_eq!(column("status"), "active");
+    assert_eq!(column("consent_form"), "hosted");
+    assert_eq!(column("consent_ip"), "127.0.0.1");
+    assert!(
+        column("consent_at") >= column("signed_up_at"),
+        "{}",
+        export.stdout
+    );
+
     // The next pass sends day 1 to the confirmed signup, with its name.
     assert!(course_emails_to(&project, "Nina@Example.org").is_empty());
     let run = project.dripline(&["run"]);

@@ -7,6 +7,7 @@ use crate::config::Project;
 use crate::diagnostic::{InvalidInput, Problem};
 use crate::export;
 use crate::store::Store as _;
+use crate::store::signups::Signups as _;
 use crate::store::sqlite::SqliteStore;
 
 /// The arguments of `dripline export`.
@@ -35,13 +36,17 @@ pub fn execute(config_file: &Path, args: &Args) -> anyhow::Result<ExitStatus> {
     let state = project.resolve(&project.config.state.path);
     runtime()?.block_on(async {
         let store = SqliteStore::open(&state).await?;
-        let (sequence, suppressions) =
-            tokio::try_join!(store.load(&args.sequence), store.suppressions())?;
+        let (sequence, suppressions, signups) = tokio::try_join!(
+            store.load(&args.sequence),
+            store.suppressions(),
+            store.confirmed(&args.sequence)
+        )?;
         export::write(
             std::io::stdout().lock(),
             drip.sequence.steps.len(),
             &sequence,
             &suppressions,
+            &signups,
         )?;
         anyhow::Ok(())
     })?;
