@@ -21,6 +21,7 @@ use toml::Spanned;
 use crate::crontab::CronSchedule;
 use crate::diagnostic::{InvalidInput, Problem, Report};
 use crate::sequence;
+use crate::subscribers::Columns;
 use crate::zone::Zone;
 
 /// The file name `dripline` looks for in the project directory.
@@ -143,6 +144,10 @@ pub struct Drip {
     pub sequence: Spanned<String>,
     /// The list file (CSV), relative to the config file.
     pub list: Spanned<PathBuf>,
+    /// The list's own names for the columns dripline reads, when they are
+    /// neither dripline's nor a known export's: `{ email = "E-mail" }`.
+    #[serde(default)]
+    pub columns: Columns,
 }
 
 /// `[delivery]`

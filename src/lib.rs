@@ -13,6 +13,7 @@ pub mod feedback;
 pub mod init;
 pub mod lock;
 pub mod plan;
+pub mod preflight;
 pub mod preview;
 pub mod progress;
 pub mod render;

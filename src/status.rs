@@ -3,14 +3,19 @@
 //! It reads the store and the sequences and produces a [`Status`] that
 //! prints as text or serializes as JSON. It never writes.
 
+use std::collections::HashMap;
 use std::fmt;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, Duration, Utc};
+use chrono_tz::Tz;
 use serde::Serialize;
 
+use crate::schedule::due::{When, candidates};
+use crate::schedule::{Cadence, Timing};
 use crate::sequence::Sequence;
 use crate::store::signups::{SignupCount, Signups};
-use crate::store::{DeliveryRecord, RunRecord, StepCount, Store};
+use crate::store::{DeliveryRecord, RunRecord, SequenceState, StepCount, Store, Suppression};
+use crate::subscribers::List;
 
 /// Progress per sequence and step, failures and the last run.
 #[derive(Debug, Serialize)]
@@ -21,6 +26,63 @@ pub struct Status {
     pub suppressed: Vec<Suppressed>,
     /// Signups through the form, per sequence that has any.
     pub signups: Vec<SignupCount>,
+    /// Emails due more than `catch_up` ago and not sent yet.
+    pub overdue: Vec<Overdue>,
+    /// Set when the runs are too far apart for `catch_up`: what that
+    /// means and how to fix it.
+    pub runs_warning: Option<String>,
+}
+
+/// An email that missed its send window: the machine was down, or the
+/// runs are too far apart for its slot.
+#[derive(Debug, Serialize)]
+pub struct Overdue {
+    pub email: String,
+    pub sequence: String,
+    /// 1-based.
+    pub step: usize,
+    pub step_id: String,
+    pub due: DateTime<Utc>,
+}
+
+/// What [`overdue`] looks at: each drip's sequence, list and state.
+pub struct Lists<'a> {
+    pub drips: &'a [(&'a Sequence, List, SequenceState)],
+    pub suppressed: &'a HashMap<String, Suppression>,
+    pub zone: Tz,
+    pub catch_up: Duration,
+    pub cadence: Cadence,
+}
+
+/// Every email that was due more than `catch_up` before `now` and has not
+/// gone out, by the rules a run applies.
+pub fn overdue(lists: &Lists, now: DateTime<Utc>) -> Vec<Overdue> {
+    let mut found = Vec::new();
+    for (sequence, list, state) in lists.drips {
+        for candidate in candidates(sequence, list, state, lists.suppressed, lists.zone, now) {
+            if candidate.enrolling.is_some() {
+                continue;
+            }
+            let timing = Timing {
+                send_at: &sequence.settings.send_at,
+                zone: candidate.zone,
+                catch_up: lists.catch_up,
+                runs: lists.cadence,
+            };
+            if let When::Scheduled { at, .. } = candidate.when(&timing, sequence)
+                && now - at > lists.catch_up
+            {
+                found.push(Overdue {
+                    email: candidate.subscriber.email.to_string(),
+                    sequence: sequence.id.clone(),
+                    step: candidate.step + 1,
+                    step_id: sequence.steps[candidate.step].id.clone(),
+                    due: at,
+                });
+            }
+        }
+    }
+    found
 }
 
 #[derive(Debug, Serialize)]
@@ -73,16 +135,18 @@ pub struct SubscriberStatus {
     pub deliveries: Vec<DeliveryRecord>,
 }
 
-/// Gathers the status of every sequence in `sequences` and any other
-/// sequence the state knows.
+/// Gathers the status of the sequence of every drip in `lists` and any
+/// other sequence the state knows, with the emails [`overdue`] at `now`.
 pub async fn status(
     store: &(impl Store + Signups),
-    sequences: &[Sequence],
+    lists: &Lists<'_>,
+    now: DateTime<Utc>,
 ) -> anyhow::Result<Status> {
     let counts = store.step_counts().await?;
-    let mut result: Vec<SequenceStatus> = sequences
+    let mut result: Vec<SequenceStatus> = lists
+        .drips
         .iter()
-        .map(|sequence| SequenceStatus {
+        .map(|(sequence, _, _)| SequenceStatus {
             id: sequence.id.clone(),
             name: Some(sequence.settings.name.clone()),
             steps: sequence
@@ -117,6 +181,8 @@ pub async fn status(
         failures: store.failures().await?,
         suppressed,
         signups: store.signup_counts(Utc::now()).await?,
+        overdue: overdue(lists, now),
+        runs_warning: lists.cadence.warning(lists.catch_up),
     })
 }
 
@@ -232,7 +298,30 @@ impl fmt::Display for Status {
                 writeln!(f, "  {failure}")?;
             }
         }
-        write_suppressed(f, &self.suppressed)
+        write_suppressed(f, &self.suppressed)?;
+        if !self.overdue.is_empty() {
+            write!(
+                f,
+                "\n\nOverdue: {} email{} due more than catch_up ago, not sent yet:",
+                self.overdue.len(),
+                if self.overdue.len() == 1 { "" } else { "s" }
+            )?;
+            for email in &self.overdue {
+                write!(
+                    f,
+                    "\n  {} {} step {} ({}), due {}",
+                    email.email,
+                    email.sequence,
+                    email.step,
+                    email.step_id,
+                    time(email.due)
+                )?;
+            }
+        }
+        if let Some(warning) = &self.runs_warning {
+            write!(f, "\n\nwarning: {warning}")?;
+        }
+        Ok(())
     }
 }
 

@@ -1,10 +1,14 @@
 //! dripline's integration tests: one binary, a module per feature. They
 //! drive the real `dripline` binary on real files in a temporary project.
 
+mod cadence;
 mod check;
+mod exit_codes;
 mod feedback;
 mod imap;
 mod init;
+mod lists;
+mod preflight;
 mod preview;
 mod run;
 mod serve;

@@ -374,7 +374,7 @@ fn confirmations_go_through_smtp_and_a_rejected_address_bounces() {
         .write(
             "dripline.toml",
             format!(
-                "timezone = \"UTC\"\n\n[sender]\nfrom = \"Coach <coach@example.com>\"\n\n\
+                "timezone = \"UTC\"\n\n[sender]\nfrom = \"Coach <coach@coaching-demo.net>\"\n\n\
                  [[drip]]\nsequence = \"demo\"\nlist = \"list.csv\"\n\n\
                  [delivery]\ntransport = \"smtp\"\nmax_per_second = 0\n\n\
                  [smtp]\nhost = \"127.0.0.1\"\nport = {}\nsecurity = \"none\"\ntimeout = \"5s\"\n\n\

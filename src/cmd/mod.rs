@@ -27,7 +27,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 
 use crate::config;
 
-pub use self::exit::ExitStatus;
+pub use self::exit::{ExitStatus, Usage};
 
 /// dripline: turn one article into a daily email course and deliver it.
 #[derive(Debug, Parser)]
@@ -132,6 +132,13 @@ fn parse_time(text: &str) -> Result<DateTime<Utc>, String> {
         .map_err(|err| {
             format!("`{text}` is not an RFC 3339 time ({err}); write for example 2026-12-01T09:00:00Z or 2026-12-01T09:00:00-05:00")
         })
+}
+
+/// An address argument (`unsubscribe EMAIL`, `send-test --to ADDR`).
+fn parse_address(text: &str) -> Result<lettre::Address, String> {
+    text.trim()
+        .parse()
+        .map_err(|_| format!("`{text}` is not an email address; write it as name@example.com"))
 }
 
 fn plural(count: usize) -> &'static str {

@@ -9,6 +9,9 @@ use crate::setup::Setup;
 /// Runs the command.
 pub fn execute(config_file: &Path) -> anyhow::Result<ExitStatus> {
     let setup = Setup::load(config_file, None)?;
+    for warning in setup.warnings.problems() {
+        tracing::warn!("{warning}");
+    }
     let state = setup.project.resolve(&setup.project.config.state.path);
     let _lock = StateLock::acquire(&state)?;
     runtime()?.block_on(crate::serve::serve(setup))?;

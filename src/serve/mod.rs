@@ -407,6 +407,12 @@ fn log_summary(summary: &Summary) {
     } else {
         tracing::debug!("pass: nothing due");
     }
+    if summary.late > 0 {
+        tracing::warn!(
+            "{} emails went out more than catch_up after their slot: the passes are too far apart; make [serve] tick more frequent or widen [delivery] catch_up",
+            summary.late
+        );
+    }
 }
 
 /// The wait after `failures` failed passes in a row.

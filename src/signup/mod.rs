@@ -328,6 +328,7 @@ mod tests {
         let mut list = crate::subscribers::parse(
             &b"email,name\nada@example.com,Ada Row\n"[..],
             std::path::Path::new("list.csv"),
+            &crate::subscribers::Columns::default(),
         );
         merge(
             &mut list,

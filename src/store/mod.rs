@@ -277,6 +277,14 @@ pub trait Store {
 
     /// The most recent run.
     fn last_run(&self) -> impl Future<Output = Result<Option<RunRecord>>> + Send;
+
+    /// When the last `limit` runs that started before `before` started,
+    /// latest first: how far apart runs are.
+    fn run_starts(
+        &self,
+        before: DateTime<Utc>,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<DateTime<Utc>>>> + Send;
 }
 
 /// What a run did, for its record.

@@ -652,6 +652,17 @@ impl Store for SqliteStore {
             deferred: row.get::<i64, _>("deferred") as u64,
         }))
     }
+
+    async fn run_starts(&self, before: DateTime<Utc>, limit: usize) -> Result<Vec<DateTime<Utc>>> {
+        let rows = sqlx::query(
+            "SELECT started_at FROM runs WHERE started_at < ? ORDER BY started_at DESC LIMIT ?",
+        )
+        .bind(before.timestamp())
+        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.iter().map(|row| time(row.get("started_at"))).collect())
+    }
 }
 
 #[cfg(test)]
