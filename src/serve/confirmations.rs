@@ -24,8 +24,7 @@ use crate::engine;
 use crate::render::confirmation::{self, Confirmation};
 use crate::signup::token;
 use crate::store::signups::{Mailed, Outgoing, Signups as _};
-use crate::store::sqlite::SqliteStore;
-use crate::store::{Reason, Store as _};
+use crate::store::{Reason, Store};
 use crate::token::Key;
 
 /// How often the sender looks for due confirmations without being woken.
@@ -122,7 +121,7 @@ async fn round(config_file: &Path, key: &Key, shared: &Shared) -> anyhow::Result
 /// Renders and sends one confirmation; the result, and whether the server
 /// could not be reached (the round stops).
 async fn send(
-    store: &SqliteStore,
+    store: &impl Store,
     transport: &Configured,
     confirmation: &Confirmation,
     project: &Project,
