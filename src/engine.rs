@@ -7,8 +7,12 @@
 //! of DESIGN.md section 8 live here: a delivery is claimed durably before
 //! the transport sees it and recorded once it answered, in batches of
 //! [`BATCH`], so a crash can resend at most one batch, with the same
-//! Message-IDs, and skips nothing. The next batch is rendered and claimed
+//! Message-IDs, and skips nothing. The next batch is claimed and rendered
 //! while one is on the wire, but only one is ever handed over unrecorded.
+//!
+//! What the pass reads at its start is a pre-filter: the store decides,
+//! claim by claim, under its own lock (another instance may share the
+//! state), and only the claims it won are rendered and handed over.
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -27,7 +31,8 @@ use crate::render::Renderer;
 use crate::schedule::{self, Decision, Progress, Timing};
 use crate::sequence::Sequence;
 use crate::store::{
-    Claim, Outcome, Pending, PendingStatus, RunCounts, SequenceState, Store, Suppression,
+    Claim, Held, Outcome, Pending, PendingStatus, Quota, RunCounts, SequenceState, Store,
+    Suppression,
 };
 use crate::subscribers::{self, Joined, List, Subscriber};
 
@@ -237,22 +242,20 @@ impl Clock {
     }
 }
 
-/// A rendered and claimed email: its attempt number, claim and message.
-type Ready = (u32, Claim, Parcel);
+/// A claimed and rendered email.
+type Ready = (Held, Parcel);
 
 /// The claims of a batch.
-fn claims_of(batch: &[Ready]) -> Vec<Claim> {
-    batch.iter().map(|(_, claim, _)| claim.clone()).collect()
+fn held_of(batch: &[Ready]) -> Vec<Held> {
+    batch.iter().map(|(held, _)| held.clone()).collect()
 }
 
-/// A due email, ready to render.
+/// A due email, ready to claim.
 struct Due<'a> {
     subscriber: &'a Subscriber,
     key: String,
     step: usize,
     zone: Tz,
-    /// Attempts at this email, counting the one about to be made.
-    attempt: u32,
 }
 
 /// Picks the due emails of one drip from its candidates, a batch at a
@@ -300,7 +303,6 @@ impl<'a, I: Iterator<Item = Candidate<'a>>> Selection<'a, '_, I> {
             self.last_sent.insert(candidate.key.clone(), self.now);
             batch.push(Due {
                 subscriber: candidate.subscriber,
-                attempt: candidate.pending.map_or(0, |p| p.attempts) + 1,
                 key: candidate.key,
                 step: candidate.step,
                 zone: candidate.zone,
@@ -434,7 +436,7 @@ impl<S: Store, T: Transport> Pass<'_, S, T> {
             while let Some(ready) = next {
                 if stop.load(Ordering::Acquire) {
                     // Claimed but never handed over: due again, no attempt spent.
-                    self.store.release(&claims_of(&ready)).await?;
+                    self.store.release(&held_of(&ready)).await?;
                     summary.stopped = true;
                     summary.deferred += selection.deferred;
                     return Ok(summary);
@@ -451,7 +453,7 @@ impl<S: Store, T: Transport> Pass<'_, S, T> {
                 // Record this batch first, whatever happened to the next.
                 if let Err(err) = self.finish(ready, results, &mut summary).await {
                     if let Ok(Some(unsent)) = &following {
-                        self.store.release(&claims_of(unsent)).await?;
+                        self.store.release(&held_of(unsent)).await?;
                     }
                     return Err(err);
                 }
@@ -465,28 +467,34 @@ impl<S: Store, T: Transport> Pass<'_, S, T> {
         Ok(summary)
     }
 
-    /// How many emails this pass may send under `max_per_hour` and
-    /// `max_per_day`, counting what the store says went out in the last
-    /// hour and the last 24 hours (earlier runs included); `None` when
-    /// neither is set.
-    async fn budget(&self, now: DateTime<Utc>) -> anyhow::Result<Option<u64>> {
+    /// The hour and day limits of `[delivery]`.
+    fn quota(&self) -> Quota {
         let delivery = &self.project.config.delivery;
-        let mut budget: Option<u64> = None;
-        for (limit, window) in [
-            (delivery.max_per_hour, Duration::hours(1)),
-            (delivery.max_per_day, Duration::days(1)),
-        ] {
-            if limit > 0 {
-                let sent = self.store.sent_since(now - window).await?;
-                let left = u64::from(limit).saturating_sub(sent);
-                budget = Some(budget.map_or(left, |budget| budget.min(left)));
-            }
+        Quota {
+            per_hour: delivery.max_per_hour,
+            per_day: delivery.max_per_day,
         }
-        Ok(budget)
     }
 
-    /// Renders a batch and claims it: ready to hand over. It yields after
-    /// each email so that the batch on the wire keeps moving.
+    /// How many emails this pass may send under `max_per_hour` and
+    /// `max_per_day`, counting what the store says went out (or is in
+    /// flight) in the last hour and the last 24 hours, earlier runs and
+    /// other instances included; `None` when neither is set. The claims
+    /// themselves keep to the limits; this only spares claims that would
+    /// be refused.
+    async fn budget(&self, now: DateTime<Utc>) -> anyhow::Result<Option<u64>> {
+        let quota = self.quota();
+        if !quota.is_set() {
+            return Ok(None);
+        }
+        let (hour, day) = Quota::windows(now);
+        let (in_hour, in_day) =
+            tokio::try_join!(self.store.sent_since(hour), self.store.sent_since(day))?;
+        Ok(quota.left(in_hour, in_day))
+    }
+
+    /// Claims a batch and renders the claims won: ready to hand over. It
+    /// yields after each email so that the batch on the wire keeps moving.
     async fn prepare(
         &self,
         sequence: &Sequence,
@@ -497,44 +505,29 @@ impl<S: Store, T: Transport> Pass<'_, S, T> {
     ) -> anyhow::Result<Vec<Ready>> {
         // The Date header and the claim: when the batch really goes out.
         let now = self.clock.now();
-        let keys: Vec<&str> = batch.iter().map(|item| item.key.as_str()).collect();
-        let suppressed = self.store.suppressed_among(&keys).await?;
-        let mut ready = Vec::with_capacity(batch.len());
-        for item in batch.iter().filter(|item| !suppressed.contains(&item.key)) {
+        let claims = batch
+            .iter()
+            .map(|item| {
+                let step = &sequence.steps[item.step].id;
+                Claim {
+                    sequence: sequence.id.clone(),
+                    email: item.key.clone(),
+                    step: step.clone(),
+                    message_id: renderer.message_id(step, item.subscriber.email.as_ref()),
+                    day_start: day_start(now, item.zone),
+                }
+            })
+            .collect();
+        let claimed = self.store.claim(claims, now, self.quota()).await?;
+        summary.deferred += claimed.over_quota;
+        let due: HashMap<&str, &Due> = batch.iter().map(|item| (item.key.as_str(), item)).collect();
+        let mut ready = Vec::with_capacity(claimed.won.len());
+        let mut unrendered = Vec::new();
+        for held in claimed.won {
             tokio::task::yield_now().await;
-            let timing = Timing {
-                send_at: &sequence.settings.send_at,
-                zone: item.zone,
-                catch_up,
-            };
-            let next_date = sequence.steps.get(item.step + 1).and_then(|next| {
-                timing
-                    .next_due(now, next.wait_days)
-                    .map(|at| timing.local_date(at))
-            });
-            match renderer.render(
-                item.step,
-                item.subscriber,
-                next_date,
-                // Local, so that "Tomorrow" means the subscriber's tomorrow.
-                now.with_timezone(&item.zone).fixed_offset(),
-                false,
-            ) {
-                Ok(email) => ready.push((
-                    item.attempt,
-                    Claim {
-                        sequence: sequence.id.clone(),
-                        email: item.key.clone(),
-                        step: sequence.steps[item.step].id.clone(),
-                        message_id: email.message_id.clone(),
-                    },
-                    Parcel {
-                        from: self.project.config.sender.from.email.clone(),
-                        to: item.subscriber.email.clone(),
-                        bytes: email.formatted(),
-                        message_id: email.message_id,
-                    },
-                )),
+            let item = due[held.claim.email.as_str()];
+            match self.render(sequence, renderer, item, catch_up, now) {
+                Ok(parcel) => ready.push((held, parcel)),
                 Err(err) => {
                     summary.failed += 1;
                     tracing::error!(
@@ -543,24 +536,58 @@ impl<S: Store, T: Transport> Pass<'_, S, T> {
                         item.step + 1,
                         item.subscriber.email
                     );
+                    unrendered.push(held);
                 }
             }
         }
-        self.store.claim(&claims_of(&ready), now).await?;
+        if !unrendered.is_empty() {
+            self.store.release(&unrendered).await?;
+        }
         Ok(ready)
+    }
+
+    /// Renders one claimed email, dated `now`.
+    fn render(
+        &self,
+        sequence: &Sequence,
+        renderer: &Renderer,
+        item: &Due<'_>,
+        catch_up: Duration,
+        now: DateTime<Utc>,
+    ) -> Result<Parcel, crate::render::RenderError> {
+        let timing = Timing {
+            send_at: &sequence.settings.send_at,
+            zone: item.zone,
+            catch_up,
+        };
+        let next_date = sequence.steps.get(item.step + 1).and_then(|next| {
+            timing
+                .next_due(now, next.wait_days)
+                .map(|at| timing.local_date(at))
+        });
+        let email = renderer.render(
+            item.step,
+            item.subscriber,
+            next_date,
+            // Local, so that "Tomorrow" means the subscriber's tomorrow.
+            now.with_timezone(&item.zone).fixed_offset(),
+            false,
+        )?;
+        Ok(Parcel {
+            from: self.project.config.sender.from.email.clone(),
+            to: item.subscriber.email.clone(),
+            bytes: email.formatted(),
+            message_id: email.message_id,
+        })
     }
 
     /// Hands a prepared batch to the transport, `concurrency` at a time.
     async fn deliver(&self, ready: &[Ready]) -> Vec<Result<String, DeliveryError>> {
         let concurrency = self.project.config.delivery.concurrency.get() as usize;
-        stream::iter(
-            ready
-                .iter()
-                .map(|(_, _, parcel)| self.transport.send(parcel)),
-        )
-        .buffered(concurrency)
-        .collect()
-        .await
+        stream::iter(ready.iter().map(|(_, parcel)| self.transport.send(parcel)))
+            .buffered(concurrency)
+            .collect()
+            .await
     }
 
     /// Records what the transport said. Emails that never reached the
@@ -578,10 +605,11 @@ impl<S: Store, T: Transport> Pass<'_, S, T> {
         let mut records = Vec::with_capacity(results.len());
         let mut released = Vec::new();
         let mut unreachable = None;
-        for ((attempt, claim, parcel), result) in ready.into_iter().zip(results) {
+        for ((held, parcel), result) in ready.into_iter().zip(results) {
+            let (claim, attempt) = (&held.claim, held.attempt);
             let outcome = match result {
                 Err(DeliveryError::Unreachable(reason)) => {
-                    released.push(claim);
+                    released.push(held);
                     unreachable = Some(reason);
                     continue;
                 }
@@ -633,7 +661,7 @@ impl<S: Store, T: Transport> Pass<'_, S, T> {
                     }
                 }
             };
-            records.push((claim, outcome));
+            records.push((held, outcome));
         }
         self.store.record(&records, now).await?;
         if let Some(reason) = unreachable {
@@ -658,6 +686,12 @@ fn joined_at(joined: Option<Joined>, zone: Tz, now: DateTime<Utc>) -> DateTime<U
         Some(Joined::Date(date)) => local_midnight(date, zone).unwrap_or(now),
         None => now,
     }
+}
+
+/// The start of the local day of `now` in `zone`: a claim made now loses
+/// when the subscriber got an email since then.
+fn day_start(now: DateTime<Utc>, zone: Tz) -> DateTime<Utc> {
+    local_midnight(now.with_timezone(&zone).date_naive(), zone).unwrap_or(now - Duration::days(1))
 }
 
 fn local_midnight(date: NaiveDate, zone: Tz) -> Option<DateTime<Utc>> {

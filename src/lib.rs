@@ -9,7 +9,6 @@ pub mod delivery;
 pub mod diagnostic;
 pub mod engine;
 pub mod init;
-pub mod lock;
 pub mod plan;
 pub mod preview;
 pub mod progress;

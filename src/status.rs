@@ -9,12 +9,15 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use crate::sequence::Sequence;
-use crate::store::{DeliveryRecord, RunRecord, StepCount, Store};
+use crate::store::{DeliveryRecord, InstanceRecord, Reason, RunRecord, StepCount, Store};
 
 /// Progress per sequence and step, failures and the last run.
 #[derive(Debug, Serialize)]
 pub struct Status {
     pub last_run: Option<RunRecord>,
+    /// The instances sending from a shared database, with their claims
+    /// in flight; empty for a SQLite state.
+    pub instances: Vec<InstanceRecord>,
     pub sequences: Vec<SequenceStatus>,
     pub failures: Vec<DeliveryRecord>,
     pub suppressed: Vec<Suppressed>,
@@ -41,7 +44,7 @@ pub struct StepStatus {
 #[derive(Debug, Serialize)]
 pub struct Suppressed {
     pub email: String,
-    pub reason: String,
+    pub reason: Reason,
     pub at: DateTime<Utc>,
 }
 
@@ -94,6 +97,7 @@ pub async fn status(store: &impl Store, sequences: &[Sequence]) -> anyhow::Resul
     suppressed.sort_by(|a, b| a.email.cmp(&b.email));
     Ok(Status {
         last_run: store.last_run().await?,
+        instances: store.instances().await?,
         sequences: result,
         failures: store.failures().await?,
         suppressed,
@@ -174,6 +178,12 @@ impl fmt::Display for Status {
             )?,
             None => writeln!(f, "Last run: none yet")?,
         }
+        if !self.instances.is_empty() {
+            writeln!(f, "Instances:")?;
+            for instance in &self.instances {
+                writeln!(f, "  {instance}")?;
+            }
+        }
         for sequence in &self.sequences {
             writeln!(f)?;
             match &sequence.name {
@@ -206,7 +216,7 @@ impl fmt::Display for Status {
             }
         }
         let (unsubscribed, bounced) = self.suppressed.iter().fold((0, 0), |(u, b), s| {
-            if s.reason == "bounced" {
+            if s.reason == Reason::Bounced {
                 (u, b + 1)
             } else {
                 (u + 1, b)
@@ -215,6 +225,31 @@ impl fmt::Display for Status {
         write!(
             f,
             "\nSuppressed: {unsubscribed} unsubscribed, {bounced} bounced"
+        )
+    }
+}
+
+impl fmt::Display for InstanceRecord {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} on {} (pid {}), up since {}, last heartbeat {}{}: {} email{} in flight",
+            self.id,
+            if self.host.is_empty() {
+                "?"
+            } else {
+                &self.host
+            },
+            self.pid,
+            time(self.started_at),
+            self.heartbeat_at.format("%Y-%m-%d %H:%M:%S UTC"),
+            if self.alive {
+                ""
+            } else {
+                " (silent: its claims go to the others)"
+            },
+            self.in_flight,
+            if self.in_flight == 1 { "" } else { "s" }
         )
     }
 }

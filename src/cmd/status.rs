@@ -7,7 +7,7 @@ use crate::config::Project;
 use crate::diagnostic::Report;
 use crate::sequence::Sequence;
 use crate::status;
-use crate::store::sqlite::SqliteStore;
+use crate::store::{self, Access, StateSettings};
 
 /// The arguments of `dripline status`.
 #[derive(Debug, clap::Args)]
@@ -23,7 +23,7 @@ pub struct Args {
 /// Runs the command.
 pub fn execute(config_file: &Path, args: &Args) -> anyhow::Result<ExitStatus> {
     let project = Project::load(config_file)?;
-    let state = project.resolve(&project.config.state.path);
+    let state = StateSettings::of(&project)?;
     let mut report = Report::default();
     let sequences: Vec<Sequence> = project
         .config
@@ -38,7 +38,7 @@ pub fn execute(config_file: &Path, args: &Args) -> anyhow::Result<ExitStatus> {
         })
         .collect();
     runtime()?.block_on(async {
-        let store = SqliteStore::open(&state).await?;
+        let store = store::open(&state, Access::Read).await?;
         match &args.subscriber {
             Some(email) => {
                 let found = status::subscriber(&store, email).await?;

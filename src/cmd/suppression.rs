@@ -7,8 +7,7 @@ use chrono::Utc;
 
 use super::{ExitStatus, runtime};
 use crate::config::Project;
-use crate::store::sqlite::SqliteStore;
-use crate::store::{Reason, Store as _};
+use crate::store::{self, Access, Reason, StateSettings, Store as _};
 use crate::subscribers;
 
 /// The arguments of `dripline unsubscribe` and `dripline resubscribe`.
@@ -26,9 +25,9 @@ pub fn execute(config_file: &Path, args: &Args, unsubscribe: bool) -> anyhow::Re
         .parse()
         .map_err(|_| anyhow::anyhow!("`{email}` is not an email address"))?;
     let key = subscribers::key(address.as_ref());
-    let state = project.resolve(&project.config.state.path);
+    let state = StateSettings::of(&project)?;
     let changed = runtime()?.block_on(async {
-        let store = SqliteStore::open(&state).await?;
+        let store = store::open(&state, Access::Read).await?;
         if unsubscribe {
             store.suppress(&key, Reason::Unsubscribed, Utc::now()).await
         } else {

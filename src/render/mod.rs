@@ -260,6 +260,12 @@ impl Renderer {
         self.steps.is_empty()
     }
 
+    /// The Message-ID of the real email of step `step` (an id) to
+    /// `address`: known before rendering, so the email can be claimed first.
+    pub fn message_id(&self, step: &str, address: &str) -> String {
+        message::message_id(&self.sequence_id, step, address, &self.domain)
+    }
+
     /// Renders step `index` (0-based) for `subscriber`. `next_date` is the
     /// day the next step is due (for the teaser), `date` the Date header;
     /// `test` prefixes the subject with `[TEST] `.
@@ -328,7 +334,7 @@ impl Renderer {
                 &self.domain,
             )
         } else {
-            message::message_id(&self.sequence_id, &step.id, &address, &self.domain)
+            self.message_id(&step.id, &address)
         };
         let to = message::mailbox(subscriber.name.as_deref(), subscriber.email.clone());
         let message = message::compose(message::Parts {

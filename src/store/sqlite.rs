@@ -1,9 +1,12 @@
 //! The SQLite store: one file, WAL, `synchronous = FULL` so a commit that
 //! returned survives a crash, and migrations compiled into the binary.
+//! One process sends at a time (the lock beside the file), so a delivery
+//! left `claimed` is always a dead run's: any claim may take it over.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::path::Path;
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -14,9 +17,11 @@ use sqlx::sqlite::{
 };
 use sqlx::{QueryBuilder, Row, Sqlite, Transaction};
 
+use super::lock::StateLock;
 use super::{
-    Claim, DeliveryRecord, Enrollment, Outcome, Pending, PendingStatus, Reason, Result, RunCounts,
-    RunRecord, SequenceState, StepCount, Store, Suppression,
+    Claim, Claimed, DeliveryRecord, DeliveryStatus, Enrollment, Held, InstanceRecord, Outcome,
+    Pending, PendingStatus, Quota, Reason, Result, RunCounts, RunRecord, SequenceState, StepCount,
+    Store, Suppression,
 };
 
 /// Schema changes, in order; `PRAGMA user_version` counts those applied.
@@ -70,12 +75,14 @@ const ROWS_PER_STATEMENT: usize = 128;
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
     pool: SqlitePool,
+    /// Held by the one process that sends; released with the last clone.
+    _lock: Option<Arc<StateLock>>,
 }
 
 impl SqliteStore {
     /// Opens (creating if needed) the state file at `path` and brings its
-    /// schema up to date.
-    pub async fn open(path: &Path) -> Result<SqliteStore> {
+    /// schema up to date; `lock`, when given, is held until it closes.
+    pub(super) async fn open(path: &Path, lock: Option<StateLock>) -> Result<SqliteStore> {
         let options = SqliteConnectOptions::from_str("sqlite:")?
             .filename(path)
             .create_if_missing(true)
@@ -88,7 +95,10 @@ impl SqliteStore {
             .connect_with(options)
             .await
             .with_context(|| format!("cannot open the state file {}", path.display()))?;
-        let store = SqliteStore { pool };
+        let store = SqliteStore {
+            pool,
+            _lock: lock.map(Arc::new),
+        };
         store
             .migrate()
             .await
@@ -142,7 +152,7 @@ fn delivery(row: &sqlx::sqlite::SqliteRow) -> DeliveryRecord {
         sequence: row.get("sequence"),
         email: row.get("email"),
         step: row.get("step"),
-        status: row.get("status"),
+        status: DeliveryStatus::parse(row.get("status")),
         attempts: row.get::<i64, _>("attempts") as u32,
         message_id: row.get("message_id"),
         sent_at: optional_time(row.get("sent_at")),
@@ -156,7 +166,7 @@ const DELIVERY_COLUMNS: &str =
 
 async fn record_one(
     tx: &mut Transaction<'_, Sqlite>,
-    claim: &Claim,
+    held: &Held,
     outcome: &Outcome,
     now: i64,
 ) -> Result<()> {
@@ -164,12 +174,12 @@ async fn record_one(
         // Recorded in bulk by `record_sent`.
         Outcome::Sent { .. } => {}
         Outcome::Retry { at, reply } => {
-            finish_delivery(tx, claim, "retry", Some(at.timestamp()), reply).await?;
+            finish_delivery(tx, held, DeliveryStatus::Retry, Some(at.timestamp()), reply).await?;
         }
         Outcome::Failed { reply, bounced } => {
-            finish_delivery(tx, claim, "failed", None, reply).await?;
+            finish_delivery(tx, held, DeliveryStatus::Failed, None, reply).await?;
             if *bounced {
-                suppress_in(tx, &claim.email, Reason::Bounced, now).await?;
+                suppress_in(tx, &held.claim.email, Reason::Bounced, now).await?;
             }
         }
     }
@@ -177,7 +187,8 @@ async fn record_one(
 }
 
 /// Records sent emails, many rows a statement: per-statement overhead,
-/// not the commit, dominated a large run.
+/// not the commit, dominated a large run. `sent` lands whoever holds the
+/// claim now: the server took the email.
 async fn record_sent(
     tx: &mut Transaction<'_, Sqlite>,
     sent: &[(&Claim, &str)],
@@ -195,15 +206,20 @@ async fn record_sent(
     query.push(
         ", retry_at = NULL, reply = batch.reply FROM batch
          WHERE deliveries.sequence = batch.sequence AND deliveries.email = batch.email
-           AND deliveries.step = batch.step",
+           AND deliveries.step = batch.step AND deliveries.status IN ('claimed', 'retry')
+         RETURNING deliveries.sequence, deliveries.email, deliveries.step",
     );
-    query.build().execute(&mut **tx).await?;
-
+    let changed = query.build().fetch_all(&mut **tx).await?;
+    if changed.is_empty() {
+        return Ok(());
+    }
+    // Only the deliveries that just became sent join their enrollment's
+    // list, so a late duplicate result never lists a step twice.
     let mut query = QueryBuilder::<Sqlite>::new("WITH batch (sequence, email, step) AS (");
-    query.push_values(sent, |mut row, (claim, _)| {
-        row.push_bind(&claim.sequence)
-            .push_bind(&claim.email)
-            .push_bind(&claim.step);
+    query.push_values(&changed, |mut row, changed| {
+        row.push_bind(changed.get::<String, _>("sequence"))
+            .push_bind(changed.get::<String, _>("email"))
+            .push_bind(changed.get::<String, _>("step"));
     });
     query.push(
         ") UPDATE enrollments
@@ -218,27 +234,100 @@ async fn record_sent(
     Ok(())
 }
 
-/// Sets where a claimed delivery stands after an attempt that failed.
+/// Sets where a claimed delivery stands after an attempt that failed, if
+/// it is still that attempt's claim.
 async fn finish_delivery(
     tx: &mut Transaction<'_, Sqlite>,
-    claim: &Claim,
-    status: &str,
+    held: &Held,
+    status: DeliveryStatus,
     retry_at: Option<i64>,
     reply: &str,
 ) -> Result<()> {
     sqlx::query(
         "UPDATE deliveries SET status = ?, retry_at = ?, reply = ?
-         WHERE sequence = ? AND email = ? AND step = ?",
+         WHERE sequence = ? AND email = ? AND step = ? AND status = 'claimed' AND attempts = ?",
     )
-    .bind(status)
+    .bind(status.as_str())
     .bind(retry_at)
     .bind(reply)
-    .bind(&claim.sequence)
-    .bind(&claim.email)
-    .bind(&claim.step)
+    .bind(&held.claim.sequence)
+    .bind(&held.claim.email)
+    .bind(&held.claim.step)
+    .bind(i64::from(held.attempt))
     .execute(&mut **tx)
     .await?;
     Ok(())
+}
+
+/// Emails sent or in flight after `hour` and after `day`.
+async fn used_since(conn: &mut sqlx::SqliteConnection, hour: i64, day: i64) -> Result<(u64, u64)> {
+    let (in_hour, in_day): (i64, i64) = sqlx::query_as(
+        "SELECT COUNT(*) FILTER (WHERE at > ?1), COUNT(*) FILTER (WHERE at > ?2) FROM (
+             SELECT sent_at AS at FROM deliveries WHERE status = 'sent' AND sent_at > ?2
+             UNION ALL
+             SELECT claimed_at FROM deliveries WHERE status = 'claimed' AND claimed_at > ?2)",
+    )
+    .bind(hour)
+    .bind(day)
+    .fetch_one(conn)
+    .await?;
+    Ok((in_hour as u64, in_day as u64))
+}
+
+/// Claims one chunk, conditionally; returns the winners.
+async fn claim_chunk(
+    tx: &mut Transaction<'_, Sqlite>,
+    chunk: &[Claim],
+    now: i64,
+) -> Result<Vec<Held>> {
+    let mut query = QueryBuilder::<Sqlite>::new(
+        "WITH batch (sequence, email, step, message_id, day_start) AS (",
+    );
+    query.push_values(chunk, |mut row, claim| {
+        row.push_bind(&claim.sequence)
+            .push_bind(&claim.email)
+            .push_bind(&claim.step)
+            .push_bind(&claim.message_id)
+            .push_bind(claim.day_start.timestamp());
+    });
+    query.push(
+        ") INSERT INTO deliveries (sequence, email, step, status, attempts, message_id, claimed_at)
+         SELECT sequence, email, step, 'claimed', 1, message_id, ",
+    );
+    query.push_bind(now);
+    query.push(" FROM batch b WHERE ");
+    query.push(super::CLAIM_GATE);
+    query.push(
+        " ON CONFLICT (sequence, email, step) DO UPDATE
+         SET status = 'claimed', attempts = attempts + 1, claimed_at = excluded.claimed_at
+         WHERE deliveries.status IN ('claimed', 'retry')
+         RETURNING sequence, email, step, attempts",
+    );
+    let rows = query.build().fetch_all(&mut **tx).await?;
+    Ok(winners(chunk, &rows))
+}
+
+/// The claims of `chunk` that `rows` (sequence, email, step, attempts)
+/// say were won, in the order asked.
+fn winners(chunk: &[Claim], rows: &[sqlx::sqlite::SqliteRow]) -> Vec<Held> {
+    let attempts: HashMap<(String, String, String), u32> = rows
+        .iter()
+        .map(|row| {
+            (
+                (row.get("sequence"), row.get("email"), row.get("step")),
+                row.get::<i64, _>("attempts") as u32,
+            )
+        })
+        .collect();
+    super::winners(chunk, |claim| {
+        attempts
+            .get(&(
+                claim.sequence.clone(),
+                claim.email.clone(),
+                claim.step.clone(),
+            ))
+            .copied()
+    })
 }
 
 async fn suppress_in(
@@ -331,28 +420,12 @@ impl Store for SqliteStore {
                 (
                     row.get("email"),
                     Suppression {
-                        reason: row.get("reason"),
+                        reason: Reason::parse(row.get("reason")),
                         at: time(row.get("at")),
                     },
                 )
             })
             .collect())
-    }
-
-    async fn suppressed_among(&self, emails: &[&str]) -> Result<HashSet<String>> {
-        let mut found = HashSet::new();
-        for chunk in emails.chunks(ROWS_PER_STATEMENT) {
-            let mut query =
-                QueryBuilder::<Sqlite>::new("SELECT email FROM suppressions WHERE email IN (");
-            let mut list = query.separated(", ");
-            for email in chunk {
-                list.push_bind(*email);
-            }
-            query.push(")");
-            let rows = query.build().fetch_all(&self.pool).await?;
-            found.extend(rows.iter().map(|row| row.get::<String, _>("email")));
-        }
-        Ok(found)
     }
 
     async fn enroll(&self, sequence: &str, new: &[(String, DateTime<Utc>)]) -> Result<()> {
@@ -373,53 +446,49 @@ impl Store for SqliteStore {
         Ok(())
     }
 
-    async fn claim(&self, claims: &[Claim], now: DateTime<Utc>) -> Result<()> {
+    async fn claim(&self, claims: Vec<Claim>, now: DateTime<Utc>, quota: Quota) -> Result<Claimed> {
         let mut tx = self.pool.begin().await?;
+        let mut claims = claims;
+        let mut over_quota = 0;
+        if quota.is_set() {
+            let (hour, day) = Quota::windows(now);
+            let (in_hour, in_day) = used_since(&mut tx, hour.timestamp(), day.timestamp()).await?;
+            let left = quota.left(in_hour, in_day).unwrap_or(u64::MAX);
+            over_quota = super::cut(&mut claims, left);
+        }
+        let mut won = Vec::with_capacity(claims.len());
         for chunk in claims.chunks(ROWS_PER_STATEMENT) {
-            let mut query = QueryBuilder::<Sqlite>::new(
-                "INSERT INTO deliveries (sequence, email, step, status, attempts, message_id, claimed_at) ",
-            );
-            query.push_values(chunk, |mut row, claim| {
-                row.push_bind(&claim.sequence)
-                    .push_bind(&claim.email)
-                    .push_bind(&claim.step)
-                    .push_bind("claimed")
-                    .push_bind(1i64)
-                    .push_bind(&claim.message_id)
-                    .push_bind(now.timestamp());
-            });
-            query.push(
-                " ON CONFLICT (sequence, email, step) DO UPDATE
-                 SET status = 'claimed', attempts = attempts + 1, claimed_at = excluded.claimed_at
-                 WHERE deliveries.status != 'sent'",
-            );
-            query.build().execute(&mut *tx).await?;
+            won.extend(claim_chunk(&mut tx, chunk, now.timestamp()).await?);
         }
         tx.commit().await?;
-        Ok(())
+        Ok(Claimed { won, over_quota })
     }
 
-    async fn release(&self, claims: &[Claim]) -> Result<()> {
+    async fn release(&self, held: &[Held]) -> Result<()> {
         let mut tx = self.pool.begin().await?;
-        for claim in claims {
-            let key = (&claim.sequence, &claim.email, &claim.step);
+        for held in held {
+            let claim = &held.claim;
+            let attempt = i64::from(held.attempt);
             // A first attempt leaves no trace; a later one goes back to retry.
             sqlx::query(
                 "DELETE FROM deliveries
-                 WHERE sequence = ? AND email = ? AND step = ? AND status = 'claimed' AND attempts <= 1",
+                 WHERE sequence = ? AND email = ? AND step = ? AND status = 'claimed'
+                   AND attempts = ? AND attempts <= 1",
             )
-            .bind(key.0)
-            .bind(key.1)
-            .bind(key.2)
+            .bind(&claim.sequence)
+            .bind(&claim.email)
+            .bind(&claim.step)
+            .bind(attempt)
             .execute(&mut *tx)
             .await?;
             sqlx::query(
                 "UPDATE deliveries SET status = 'retry', attempts = attempts - 1
-                 WHERE sequence = ? AND email = ? AND step = ? AND status = 'claimed'",
+                 WHERE sequence = ? AND email = ? AND step = ? AND status = 'claimed' AND attempts = ?",
             )
-            .bind(key.0)
-            .bind(key.1)
-            .bind(key.2)
+            .bind(&claim.sequence)
+            .bind(&claim.email)
+            .bind(&claim.step)
+            .bind(attempt)
             .execute(&mut *tx)
             .await?;
         }
@@ -428,29 +497,25 @@ impl Store for SqliteStore {
     }
 
     async fn sent_since(&self, since: DateTime<Utc>) -> Result<u64> {
-        let count: i64 = sqlx::query_scalar(
-            "SELECT COUNT(*) FROM deliveries WHERE status = 'sent' AND sent_at > ?",
-        )
-        .bind(since.timestamp())
-        .fetch_one(&self.pool)
-        .await?;
-        Ok(count as u64)
+        let mut conn = self.pool.acquire().await?;
+        let (used, _) = used_since(&mut conn, since.timestamp(), since.timestamp()).await?;
+        Ok(used)
     }
 
-    async fn record(&self, results: &[(Claim, Outcome)], now: DateTime<Utc>) -> Result<()> {
+    async fn record(&self, results: &[(Held, Outcome)], now: DateTime<Utc>) -> Result<()> {
         let mut tx = self.pool.begin().await?;
         let sent: Vec<(&Claim, &str)> = results
             .iter()
-            .filter_map(|(claim, outcome)| match outcome {
-                Outcome::Sent { reply } => Some((claim, reply.as_str())),
+            .filter_map(|(held, outcome)| match outcome {
+                Outcome::Sent { reply } => Some((&held.claim, reply.as_str())),
                 _ => None,
             })
             .collect();
         for chunk in sent.chunks(ROWS_PER_STATEMENT) {
             record_sent(&mut tx, chunk, now.timestamp()).await?;
         }
-        for (claim, outcome) in results {
-            record_one(&mut tx, claim, outcome, now.timestamp()).await?;
+        for (held, outcome) in results {
+            record_one(&mut tx, held, outcome, now.timestamp()).await?;
         }
         tx.commit().await?;
         Ok(())
@@ -556,5 +621,10 @@ impl Store for SqliteStore {
             failed: row.get::<i64, _>("failed") as u64,
             deferred: row.get::<i64, _>("deferred") as u64,
         }))
+    }
+
+    async fn instances(&self) -> Result<Vec<InstanceRecord>> {
+        // One sender at a time, held by the file lock: none to list.
+        Ok(Vec::new())
     }
 }
