@@ -3,9 +3,12 @@
 
 mod check;
 mod init;
+mod instances;
+mod postgres;
 mod preview;
 mod run;
 mod serve;
 mod smtp;
 mod split;
+mod store;
 mod support;

@@ -4,7 +4,7 @@
 //! nothing due is lost, and nothing goes out twice beyond the bound.
 
 mod dkim;
-mod server;
+pub mod server;
 
 use std::collections::HashMap;
 use std::process::Command;
