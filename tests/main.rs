@@ -2,6 +2,7 @@
 //! drive the real `dripline` binary on real files in a temporary project.
 
 mod check;
+mod fault;
 mod init;
 mod instances;
 mod postgres;
