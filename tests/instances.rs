@@ -251,3 +251,41 @@ fn status_lists_live_instances_and_their_claims_in_flight() {
     );
     assert!(server.accepted().is_empty());
 }
+
+#[test]
+fn state_copy_moves_a_sqlite_state_into_an_empty_database_once() {
+    let url = postgres::database();
+    let project = project("[delivery]\ntransport = \"outbox\"\n", 3);
+    let postgres_config = project.read("dripline.toml");
+    project.write(
+        "dripline.toml",
+        postgres_config.replace(&format!("url_env = \"{URL_ENV}\"\n"), ""),
+    );
+    let run = ok(&project, &url, &["run", "--now", "2026-12-01T08:00:00Z"]);
+    assert!(run.stdout.contains(": 3 sent"), "{}", run.stdout);
+    ok(&project, &url, &["unsubscribe", "reader2@example.org"]);
+
+    let copy = ok(&project, &url, &["state", "copy", "--to-env", URL_ENV]);
+    assert!(
+        copy.stdout
+            .contains("Copied 3 enrollments, 3 deliveries, 1 suppressions and 1 runs"),
+        "{}",
+        copy.stdout
+    );
+    let again = dripline(&project, &url, &["state", "copy", "--to", &url]);
+    assert_ne!(again.code, 0);
+    assert!(
+        again.stderr.contains("already holds dripline state"),
+        "{}",
+        again.stderr
+    );
+
+    project.write("dripline.toml", postgres_config);
+    let state = status(&project, &url);
+    assert_eq!(sent(&state), [3, 0]);
+    assert_eq!(state["suppressed"][0]["email"], "reader2@example.org");
+    let run = ok(&project, &url, &["run", "--now", "2026-12-02T08:00:00Z"]);
+    assert!(run.stdout.contains(": 2 sent"), "{}", run.stdout);
+    assert_eq!(sent(&status(&project, &url)), [3, 2]);
+    assert_eq!(outbox_count(&project), 5, "nobody got step 1 again");
+}

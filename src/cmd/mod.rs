@@ -14,6 +14,7 @@ mod run;
 mod send_test;
 mod serve;
 mod split;
+mod state;
 mod status;
 mod suppression;
 
@@ -84,6 +85,8 @@ pub enum Command {
     Resubscribe(suppression::Args),
     /// Run as a service: send on the `[serve] tick` schedule and answer unsubscribe links.
     Serve,
+    /// Move the send state: `state copy --to URL` copies SQLite into an empty PostgreSQL.
+    State(state::Args),
     /// Create a starter project: config, example list, a welcome sequence, the unsubscribe secret.
     Init(init::Args),
 }
@@ -102,6 +105,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitStatus> {
         Command::Unsubscribe(args) => suppression::execute(config, &args, true),
         Command::Resubscribe(args) => suppression::execute(config, &args, false),
         Command::Serve => serve::execute(config),
+        Command::State(args) => state::execute(config, &args),
         Command::Init(args) => init::execute(&args),
     }
 }

@@ -12,6 +12,7 @@
 //! fenced: a retry or failure lands only while the delivery is still the
 //! caller's claim of that attempt, and `sent` always wins.
 
+pub mod copy;
 mod lock;
 pub mod postgres;
 mod settings;

@@ -20,8 +20,9 @@ use anyhow::Context as _;
 use chrono::{DateTime, Utc};
 use futures_util::TryStreamExt as _;
 use sqlx::postgres::{PgConnection, PgPool, PgPoolOptions, PgRow};
-use sqlx::{Connection as _, Postgres, Row, Transaction};
+use sqlx::{Connection as _, Postgres, QueryBuilder, Row, Transaction};
 
+use super::copy::Snapshot;
 use super::settings::PostgresTarget;
 use super::{
     Claim, Claimed, DeliveryRecord, DeliveryStatus, Enrollment, Held, InstanceRecord, Outcome,
@@ -170,6 +171,84 @@ impl PostgresStore {
             }
         }
         self.pool.close().await;
+    }
+
+    /// Whether the database holds no dripline state yet.
+    pub(super) async fn is_empty(&self) -> Result<bool> {
+        let used: bool = sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM enrollments) OR EXISTS (SELECT 1 FROM deliveries)
+                 OR EXISTS (SELECT 1 FROM suppressions) OR EXISTS (SELECT 1 FROM runs)",
+        )
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(!used)
+    }
+
+    /// Writes every row of `snapshot`, in one transaction. Deliveries
+    /// left claimed belong to no instance, so the first one resends them.
+    pub(super) async fn import(&self, snapshot: &Snapshot) -> Result<()> {
+        const ROWS: usize = 1000;
+        let mut tx = self.pool.begin().await?;
+        for chunk in snapshot.enrollments.chunks(ROWS) {
+            let mut query = QueryBuilder::<Postgres>::new(
+                "INSERT INTO enrollments (sequence, email, enrolled_at) ",
+            );
+            query.push_values(chunk, |mut row, (sequence, email, at)| {
+                row.push_bind(sequence).push_bind(email).push_bind(at);
+            });
+            query.build().execute(&mut *tx).await?;
+        }
+        for chunk in snapshot.deliveries.chunks(ROWS) {
+            let mut query = QueryBuilder::<Postgres>::new(
+                "INSERT INTO deliveries (sequence, email, step, status, attempts, message_id,
+                     claimed_at, claimed_by, sent_at, retry_at, reply) ",
+            );
+            query.push_values(chunk, |mut row, delivery| {
+                row.push_bind(&delivery.sequence)
+                    .push_bind(&delivery.email)
+                    .push_bind(&delivery.step)
+                    .push_bind(&delivery.status)
+                    .push_bind(delivery.attempts as i32)
+                    .push_bind(&delivery.message_id)
+                    .push_bind(delivery.claimed_at)
+                    .push_bind("sqlite")
+                    .push_bind(delivery.sent_at)
+                    .push_bind(delivery.retry_at)
+                    .push_bind(&delivery.reply);
+            });
+            query.build().execute(&mut *tx).await?;
+        }
+        for chunk in snapshot.suppressions.chunks(ROWS) {
+            let mut query =
+                QueryBuilder::<Postgres>::new("INSERT INTO suppressions (email, reason, at) ");
+            query.push_values(chunk, |mut row, (email, reason, at)| {
+                row.push_bind(email).push_bind(reason).push_bind(at);
+            });
+            query.build().execute(&mut *tx).await?;
+        }
+        for chunk in snapshot.runs.chunks(ROWS) {
+            let mut query = QueryBuilder::<Postgres>::new(
+                "INSERT INTO runs (started_at, finished_at, sent, failed, deferred) ",
+            );
+            query.push_values(chunk, |mut row, run| {
+                row.push_bind(run.0)
+                    .push_bind(run.1)
+                    .push_bind(run.2)
+                    .push_bind(run.3)
+                    .push_bind(run.4);
+            });
+            query.build().execute(&mut *tx).await?;
+        }
+        sqlx::query(
+            "INSERT INTO recipients (email, last_sent_at)
+             SELECT e.email, (SELECT max(d.sent_at) FROM deliveries d
+                               WHERE d.email = e.email AND d.status = 'sent')
+             FROM (SELECT DISTINCT email FROM enrollments) e",
+        )
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
     }
 
     /// This instance's id; claiming needs one.

@@ -17,6 +17,7 @@ use sqlx::sqlite::{
 };
 use sqlx::{QueryBuilder, Row, Sqlite, Transaction};
 
+use super::copy::{DeliveryRow, Snapshot};
 use super::lock::StateLock;
 use super::{
     Claim, Claimed, DeliveryRecord, DeliveryStatus, Enrollment, Held, InstanceRecord, Outcome,
@@ -131,6 +132,46 @@ impl SqliteStore {
             .await?;
         tx.commit().await?;
         Ok(())
+    }
+
+    /// Every row, for `dripline state copy`.
+    pub(super) async fn snapshot(&self) -> Result<Snapshot> {
+        let mut tx = self.pool.begin().await?;
+        let snapshot = Snapshot {
+            enrollments: sqlx::query_as("SELECT sequence, email, enrolled_at FROM enrollments")
+                .fetch_all(&mut *tx)
+                .await?,
+            deliveries: sqlx::query(
+                "SELECT sequence, email, step, status, attempts, message_id, claimed_at,
+                        sent_at, retry_at, reply FROM deliveries",
+            )
+            .fetch_all(&mut *tx)
+            .await?
+            .iter()
+            .map(|row| DeliveryRow {
+                sequence: row.get("sequence"),
+                email: row.get("email"),
+                step: row.get("step"),
+                status: row.get("status"),
+                attempts: row.get("attempts"),
+                message_id: row.get("message_id"),
+                claimed_at: row.get("claimed_at"),
+                sent_at: row.get("sent_at"),
+                retry_at: row.get("retry_at"),
+                reply: row.get("reply"),
+            })
+            .collect(),
+            suppressions: sqlx::query_as("SELECT email, reason, at FROM suppressions")
+                .fetch_all(&mut *tx)
+                .await?,
+            runs: sqlx::query_as(
+                "SELECT started_at, finished_at, sent, failed, deferred FROM runs ORDER BY id",
+            )
+            .fetch_all(&mut *tx)
+            .await?,
+        };
+        tx.rollback().await?;
+        Ok(snapshot)
     }
 
     /// Closes the pool, checkpointing the WAL.
