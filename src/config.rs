@@ -151,6 +151,10 @@ pub struct Smtp {
     /// An extra certificate (PEM) to trust for the server, relative to the
     /// config file: for a private CA or a self-signed server.
     pub ca_file: Option<PathBuf>,
+    /// The name given in EHLO; by default this machine's host name when it
+    /// is fully qualified, else the domain of `[sender] from`.
+    #[serde(deserialize_with = "optional_host_name")]
+    pub helo_name: Option<String>,
     /// Present only to explain where a password belongs instead.
     #[serde(rename = "password", deserialize_with = "refuse_plain_password")]
     _password: Option<std::convert::Infallible>,
@@ -167,6 +171,7 @@ impl Default for Smtp {
             password_file: None,
             timeout: Duration::from_secs(30),
             ca_file: None,
+            helo_name: None,
             _password: None,
         }
     }
@@ -496,6 +501,25 @@ fn optional_web_url<'de, D: serde::Deserializer<'de>>(
     }
 }
 
+fn optional_host_name<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<String>, D::Error> {
+    let text = String::deserialize(deserializer)?;
+    let literal = text.starts_with('[') && text.ends_with(']');
+    if !text.is_empty()
+        && (literal
+            || text
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-')))
+    {
+        Ok(Some(text))
+    } else {
+        Err(serde::de::Error::custom(format!(
+            "`{text}` is not a host name; write this machine's public, fully-qualified name, e.g. \"mail.example.com\""
+        )))
+    }
+}
+
 fn refuse_plain_password<'de, D: serde::Deserializer<'de>>(
     _: D,
 ) -> Result<Option<std::convert::Infallible>, D::Error> {
@@ -527,6 +551,7 @@ mod tests {
         assert_eq!(config.smtp.port, 587);
         assert_eq!(config.smtp.security, Security::Starttls);
         assert_eq!(config.smtp.timeout, Duration::from_secs(30));
+        assert_eq!(config.smtp.helo_name, None);
         assert_eq!(
             config.unsubscribe.secret_file,
             Path::new(".dripline-secret")
@@ -558,5 +583,7 @@ mod tests {
         );
         let err = parse(&format!("{MINIMAL}[unsubscribe]\nbase_url = \"ftp://x\"\n")).unwrap_err();
         assert!(err.contains("is not a web address"), "{err}");
+        let err = parse(&format!("{MINIMAL}[smtp]\nhelo_name = \"my host\"\n")).unwrap_err();
+        assert!(err.contains("is not a host name"), "{err}");
     }
 }

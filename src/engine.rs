@@ -591,8 +591,8 @@ impl<S: Store, T: Transport> Pass<'_, S, T> {
     }
 
     /// Records what the transport said. Emails that never reached the
-    /// server go back to due; when several did not, the pass stops with
-    /// [`Unreachable`].
+    /// server go back to due; when several did not, or the server refused
+    /// the sender or the session, the pass stops with [`Unreachable`].
     async fn finish(
         &self,
         ready: Vec<Ready>,
@@ -605,12 +605,20 @@ impl<S: Store, T: Transport> Pass<'_, S, T> {
         let mut records = Vec::with_capacity(results.len());
         let mut released = Vec::new();
         let mut unreachable = None;
+        let mut refused = None;
         for ((held, parcel), result) in ready.into_iter().zip(results) {
             let (claim, attempt) = (&held.claim, held.attempt);
             let outcome = match result {
                 Err(DeliveryError::Unreachable(reason)) => {
                     released.push(held);
                     unreachable = Some(reason);
+                    continue;
+                }
+                Err(DeliveryError::Refused(reason)) => {
+                    refused.get_or_insert_with(|| {
+                        format!("cannot send {}/{}: {reason}", claim.sequence, claim.step)
+                    });
+                    released.push(held);
                     continue;
                 }
                 Ok(reply) => {
@@ -664,18 +672,20 @@ impl<S: Store, T: Transport> Pass<'_, S, T> {
             records.push((held, outcome));
         }
         self.store.record(&records, now).await?;
-        if let Some(reason) = unreachable {
-            // Never handed over: back to due, no attempt counted.
+        // Never handed over: back to due, no attempt counted.
+        if !released.is_empty() {
             self.store.release(&released).await?;
-            if released.len() >= UNREACHABLE_LIMIT.min(batch_len) {
-                return Err(Unreachable(format!(
-                    "{reason}\nThe run stopped after {} sent; every email not sent stays due for the next run.",
-                    summary.sent
-                ))
-                .into());
-            }
         }
-        Ok(())
+        let stop =
+            refused.or(unreachable.filter(|_| released.len() >= UNREACHABLE_LIMIT.min(batch_len)));
+        match stop {
+            Some(reason) => Err(Unreachable(format!(
+                "{reason}\nThe run stopped after {} sent; every email not sent stays due for the next run.",
+                summary.sent
+            ))
+            .into()),
+            None => Ok(()),
+        }
     }
 }
 

@@ -3,7 +3,9 @@
 //! one, so the coach sees exactly what a subscriber will get.
 //!
 //! The files link to each other by relative paths, so the folder works
-//! from a `file://` URL and can be copied anywhere.
+//! from a `file://` URL and can be copied anywhere. Each email's content
+//! follows the day it would go out, which `index.html` shows; the `.eml`
+//! files are dated when they are made.
 
 use std::fmt::Write as _;
 use std::fs;
@@ -60,9 +62,14 @@ pub fn write_sequence(
             .flatten()
             .map(|at| at.date_naive());
         let date = sent.map_or_else(|| now.fixed_offset(), |at| at.fixed_offset());
-        let email = renderer
+        let mut email = renderer
             .render(index, subscriber, next_date, date, false)
             .map_err(|err| anyhow::anyhow!("{}", err.0))?;
+        // The content follows the projected day ("Tomorrow: ..."), but the
+        // file is made now: a future Date would make a spam filter fed the
+        // .eml see mail from the future (rspamd's DATE_IN_FUTURE).
+        // index.html shows the projected day.
+        email.set_date(now.into());
         let stem = format!("{:02}-{}", index + 1, step.id);
         for (extension, contents) in [
             ("html", email.html.as_bytes().to_vec()),

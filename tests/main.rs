@@ -10,6 +10,7 @@ mod preview;
 mod run;
 mod serve;
 mod smtp;
+mod spam;
 mod split;
 mod store;
 mod support;

@@ -150,6 +150,45 @@ fn preview_writes_every_step_and_a_timeline_with_relative_links() {
     );
 }
 
+/// Seconds since 1970, now.
+fn unix_now() -> i64 {
+    let since = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap();
+    i64::try_from(since.as_secs()).unwrap()
+}
+
+/// A spam filter fed a preview must not see mail from the future (rspamd's
+/// DATE_IN_FUTURE): the .eml files carry the time they were made, while
+/// index.html shows the day each step would go out.
+#[test]
+fn preview_emails_are_dated_when_made_and_the_timeline_keeps_the_projected_days() {
+    let project = Project::example();
+    let before = unix_now();
+    preview(&project, "out", &[]);
+    let after = unix_now();
+    let files = emls(&project.path("out/gut-immune"));
+    assert_eq!(files.len(), 7);
+    for file in &files {
+        let bytes = fs::read(file).unwrap();
+        let date = parse(&bytes).date().expect("a Date header").to_timestamp();
+        assert!(
+            (before - 1..=after + 1).contains(&date),
+            "{}: Date {date} is not between {before} and {after}",
+            file.display()
+        );
+    }
+    let index = project.read("out/index.html");
+    let mut days: Vec<&str> = index
+        .lines()
+        .filter(|line| line.starts_with("<tr><td>"))
+        .filter_map(|row| row.split("<td>").nth(2))
+        .collect();
+    assert_eq!(days.len(), 7, "{index}");
+    days.dedup();
+    assert_eq!(days.len(), 7, "a projected day per step: {days:?}");
+}
+
 #[test]
 fn every_message_parses_with_both_parts_and_one_click_unsubscribe() {
     let project = project();

@@ -212,3 +212,168 @@ fn bad_input_gets_a_clear_error_and_writes_nothing() {
         "is not a valid sequence name",
     );
 }
+
+#[test]
+fn the_example_sequence_is_the_default_split_of_its_article() {
+    // The shipped sequence is the split of its source, edited by hand only
+    // as a coach would: subjects, preheaders, file names and a greeting.
+    let project = Project::empty();
+    let source = crate::support::repo().join("sequences/gut-immune/source.txt");
+    let run = split(&project, &[source.to_str().unwrap(), "--name", "fresh"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let bodies = |dir: &std::path::Path| -> Vec<String> {
+        let mut files: Vec<_> = std::fs::read_dir(dir)
+            .unwrap()
+            .flatten()
+            .map(|entry| entry.path())
+            .filter(|path| path.extension().is_some_and(|ext| ext == "md"))
+            .collect();
+        files.sort();
+        files
+            .iter()
+            .map(|file| {
+                let text = std::fs::read_to_string(file).unwrap();
+                let body = text.splitn(3, "+++\n").nth(2).unwrap_or("").to_owned();
+                // The greeting a coach added to day 1.
+                match body.find("# What does it actually do") {
+                    Some(at) => body[at..].to_owned(),
+                    None => body,
+                }
+            })
+            .collect()
+    };
+    let shipped = bodies(&crate::support::repo().join("sequences/gut-immune"));
+    let fresh = bodies(&project.path("sequences/fresh"));
+    assert_eq!(shipped.len(), 7);
+    assert_eq!(shipped, fresh);
+    for subject in [
+        "In simple terms",
+        "It helps",
+        "Again, this isn’t about fear",
+    ] {
+        assert!(!run.stdout.contains(subject), "{}", run.stdout);
+    }
+}
+
+#[test]
+fn split_prints_its_plan_and_the_links_that_will_not_work() {
+    let project = Project::empty();
+    let long: String = (0..70)
+        .map(|index| format!("Sentence number {index} keeps this one paragraph going on."))
+        .collect::<Vec<_>>()
+        .join(" ");
+    project.write(
+        "post.md",
+        format!(
+            "---\ntitle: \"The Rest Guide\"\nlayout: post\n---\n\n## One Long Part\n\n{long}\n\n## The End\n\nRest is a skill [worth learning][skill], as the [about page](/about) says. See [above](#one-long-part) for more, and come back tomorrow for the rest of it all, when we look at sleep, light and the small rituals that end a day well. Until then, notice when you feel most rested and write it down, with the time and what you did just before, so that the next part has something of yours to work with.\n\n[skill]: https://example.com/skill\n"
+        ),
+    );
+    let run = split(&project, &["post.md", "--name", "rest"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(
+        run.stdout.contains("  day  words  subject\n"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout.contains("Day 1: One Long Part"),
+        "{}",
+        run.stdout
+    );
+    assert!(run.stdout.contains("Day 2: The End"), "{}", run.stdout);
+    // The one long paragraph cannot be cut.
+    assert!(
+        run.stderr.contains("words in one block that is never cut"),
+        "{}",
+        run.stderr
+    );
+    // Links that will not work, at their line of the step file written.
+    let second = project
+        .files()
+        .into_iter()
+        .find(|file| file.contains("/02-"))
+        .unwrap();
+    let line = project
+        .read(&second)
+        .lines()
+        .position(|line| line.contains("(/about)"))
+        .unwrap()
+        + 1;
+    assert!(
+        run.stderr.contains(&format!(
+            "warning: {second}:{line}: the link to `/about` is relative"
+        )),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr
+            .contains("the link to `#one-long-part` points to a place in the web page"),
+        "{}",
+        run.stderr
+    );
+    // Front matter names the course and is never sent; the reference link
+    // works in the day that uses it.
+    let settings = project.read("sequences/rest/sequence.toml");
+    assert!(
+        settings.starts_with("name = \"The Rest Guide\"\n"),
+        "{settings}"
+    );
+    let day2 = project.read(&second);
+    assert!(!day2.contains("layout: post"), "{day2}");
+    assert!(
+        day2.contains("\n[skill]: https://example.com/skill\n"),
+        "{day2}"
+    );
+}
+
+#[test]
+fn check_reports_links_that_will_not_work_with_file_and_line() {
+    let project = Project::example();
+    project.write(
+        "sequences/gut-immune/02-gut-barrier.md",
+        "+++\nsubject = \"Day 2\"\n+++\nA paragraph.\n\nRead [this](\\{{< ref \"post.md\" >}}) and [that][nowhere].\n",
+    );
+    let run = project.dripline(&["check"]);
+    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+    assert!(
+        run.stderr.contains("warning: sequences/gut-immune/02-gut-barrier.md:6: the site shortcode `{{< ref \"post.md\" >}}` is never expanded"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains("sequences/gut-immune/02-gut-barrier.md:6: the reference link `[nowhere]` has no definition"),
+        "{}",
+        run.stderr
+    );
+}
+
+#[test]
+fn every_real_article_splits_into_a_sequence_that_passes_check() {
+    let project = Project::empty();
+    let dir = fixture("articles/real");
+    let mut articles: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .flatten()
+        .map(|entry| entry.path())
+        .filter(|path| path.with_extension("expect.toml").exists())
+        .collect();
+    articles.sort();
+    assert!(articles.len() >= 12, "{} articles", articles.len());
+    let mut config = String::from("[sender]\nfrom = \"a@example.com\"\n");
+    project.write("list.csv", "email,name\nann@example.com,Ann\n");
+    for (index, article) in articles.iter().enumerate() {
+        let name = format!("real-{index}");
+        let run = split(&project, &[article.to_str().unwrap(), "--name", &name]);
+        assert_eq!(run.code, 0, "{}: {}", article.display(), run.stderr);
+        config.push_str(&format!(
+            "[[drip]]\nsequence = \"{name}\"\nlist = \"list.csv\"\n"
+        ));
+    }
+    project.write("dripline.toml", config);
+    let run = project.dripline(&["check"]);
+    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+    assert!(!run.stderr.contains("error:"), "{}", run.stderr);
+    let preview = project.dripline(&["preview", "real-17"]);
+    assert_eq!(preview.code, 0, "{}{}", preview.stdout, preview.stderr);
+}

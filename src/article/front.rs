@@ -41,8 +41,25 @@ pub(crate) fn strip(text: &str) -> Stripped<'_> {
         if title.is_none() {
             title = title_of(line, delimiter);
         }
+        if title
+            .as_deref()
+            .is_some_and(|value| value.starts_with(['>', '|']))
+        {
+            title = folded(&text[offset..]);
+        }
     }
     whole
+}
+
+/// A YAML block scalar (`title: >` or `title: |`): its indented lines
+/// that follow, joined with spaces.
+fn folded(rest: &str) -> Option<String> {
+    let lines: Vec<&str> = rest
+        .lines()
+        .take_while(|line| line.starts_with([' ', '\t']))
+        .map(str::trim)
+        .collect();
+    (!lines.is_empty()).then(|| lines.join(" "))
 }
 
 /// The value of a top-level `title: …` (YAML) or `title = …` (TOML) line.
@@ -74,6 +91,13 @@ mod tests {
         assert_eq!(stripped.title.as_deref(), Some("The Sleep Guide"));
         assert_eq!(stripped.body, "\n# Intro\n");
         assert_eq!(stripped.lines, 5);
+    }
+
+    #[test]
+    fn a_folded_yaml_title() {
+        let stripped =
+            strip("---\ntitle: >\n  Seven tips on\n  meetings\nlayout: post\n---\nText.\n");
+        assert_eq!(stripped.title.as_deref(), Some("Seven tips on meetings"));
     }
 
     #[test]

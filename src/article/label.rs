@@ -156,19 +156,21 @@ pub(crate) fn plain(text: &str, format: Format) -> String {
 fn first_text(blocks: &[Block], format: Format) -> String {
     blocks
         .iter()
-        .find_map(|block| match block {
-            Block::Paragraph(text) => Some(plain(text, format)),
-            // Only an item's own line: nested lines would run into it.
-            Block::List(items) => items
-                .first()
-                .and_then(|item| item.text.lines().next())
-                .map(|line| plain(line, format)),
-            Block::Verbatim(text) if !text.starts_with(['`', '~', '<', '|', ' ', '\t']) => {
-                Some(plain(text.lines().next().unwrap_or(""), format))
+        .find_map(|block| {
+            match block {
+                Block::Paragraph(text) => Some(plain(text, format)),
+                // Only an item's own line: nested lines would run into it.
+                Block::List(items) => items
+                    .first()
+                    .and_then(|item| item.text.lines().next())
+                    .map(|line| plain(line, format)),
+                Block::Verbatim(text) if !text.starts_with(['`', '~', '<', '|', ' ', '\t']) => {
+                    Some(plain(text.lines().next().unwrap_or(""), format))
+                }
+                Block::Heading { .. } | Block::Verbatim(_) => None,
             }
-            Block::Heading { .. } | Block::Verbatim(_) => None,
+            .filter(|text| !text.is_empty())
         })
-        .filter(|text| !text.is_empty())
         .unwrap_or_default()
 }
 

@@ -4,7 +4,7 @@
 //! without its definition is printed as brackets. Pure: it reads one
 //! email's Markdown and says where each problem is.
 
-use pulldown_cmark::{BrokenLink, CowStr, Event, Options, Parser, Tag};
+use pulldown_cmark::{BrokenLink, CowStr, Event, LinkType, Options, Parser, Tag};
 
 /// One link that will not work, at a 1-based line of the Markdown.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -22,8 +22,12 @@ pub fn unusable_links(markdown: &str) -> Vec<LinkProblem> {
     let line_of = |offset: usize| markdown[..offset].matches('\n').count() + 1;
     let mut problems: Vec<(usize, String)> = Vec::new();
     let mut broken: Vec<(usize, String)> = Vec::new();
+    // `[text]` alone is often just brackets ("[sic]", "[1]"); `[text][label]`
+    // and `[text][]` are meant as links.
     let callback = |link: BrokenLink<'_>| {
-        broken.push((link.span.start, link.reference.to_string()));
+        if link.link_type != LinkType::Shortcut {
+            broken.push((link.span.start, link.reference.to_string()));
+        }
         None::<(CowStr<'_>, CowStr<'_>)>
     };
     let parser =
@@ -38,11 +42,9 @@ pub fn unusable_links(markdown: &str) -> Vec<LinkProblem> {
             problems.push((range.start, format!("the {kind} to `{url}` {reason}")));
         }
     }
-    // `[text](` that is not a link is a malformed inline link (a shortcode
-    // inside), reported as such below, not a reference.
-    let broken = broken.into_iter().filter(|(at, label)| {
-        !label.starts_with('^') && !markdown[*at..].starts_with(&format!("[{label}]("))
-    });
+    let broken = broken
+        .into_iter()
+        .filter(|(_, label)| !label.starts_with('^'));
     problems.extend(broken.map(
         |(at, label)| {
             (
@@ -62,16 +64,13 @@ pub fn unusable_links(markdown: &str) -> Vec<LinkProblem> {
         .collect()
 }
 
-/// Why a link's URL will not work from an inbox, if it will not.
+/// Why a link's URL will not work from an inbox, if it will not. A
+/// shortcode in it is reported as a shortcode.
 fn unusable(url: &str) -> Option<&'static str> {
     let lower = url.to_ascii_lowercase();
     if lower.starts_with('#') {
         Some(
             "points to a place in the web page, which an email does not have; link to the full https:// address or remove the link",
-        )
-    } else if url.contains("{{<") || url.contains("{{%") {
-        Some(
-            "is a site shortcode that is never expanded in an email; write the full https:// address",
         )
     } else if url.starts_with("{{")
         || url.starts_with("\\{{")
@@ -86,12 +85,16 @@ fn unusable(url: &str) -> Option<&'static str> {
     }
 }
 
-/// Hugo-style shortcodes (`{{< … >}}`, `{{% … %}}`), escaped or not.
+/// Site shortcodes and template tags: Hugo's `{{< … >}}` and `{{% … %}}`,
+/// Liquid's and Nunjucks' `{% … %}`, escaped or not.
 fn shortcodes(markdown: &str) -> Vec<(usize, String)> {
     let mut found = Vec::new();
-    for opener in ["{{<", "{{%"] {
-        let closer = if opener == "{{<" { ">}}" } else { "%}}" };
+    for (opener, closer) in [("{{<", ">}}"), ("{{%", "%}}"), ("{%", "%}")] {
         for (at, _) in markdown.match_indices(opener) {
+            // `{{%` is Hugo's, already found as such.
+            if opener == "{%" && markdown[..at].ends_with('{') {
+                continue;
+            }
             let end = markdown[at..]
                 .find(closer)
                 .map_or(markdown.len(), |end| at + end + closer.len());
@@ -121,7 +124,7 @@ mod tests {
 
     #[test]
     fn relative_urls_anchors_shortcodes_and_missing_definitions() {
-        let markdown = "Intro [ok](https://example.com) and [mail](mailto:a@example.com).\n\nSee [below](#below) and ![chart](/img/chart.png).\n\nRead [this]({{< ref \"post.md\" >}}) and [that][missing].\n\nHi {{subscriber.first_name}}, [cta]({{cta.url}}).\n";
+        let markdown = "Intro [ok](https://example.com) and [mail](mailto:a@example.com).\n\nSee [below](#below) and ![chart](/img/chart.png).\n\nRead [this]({{< ref \"post.md\" >}}) and [that][missing].\n\nHi {{subscriber.first_name}}, [cta]({{cta.url}}).\n\n{% include toc.html %}\n";
         assert_eq!(
             lines_and_starts(markdown),
             [
@@ -129,6 +132,7 @@ mod tests {
                 (3, "the image to `/img/chart".to_owned()),
                 (5, "the site shortcode `{{< ".to_owned()),
                 (5, "the reference link `[mis".to_owned()),
+                (9, "the site shortcode `{% i".to_owned()),
             ]
         );
     }

@@ -62,8 +62,9 @@ struct Top {
     link_depth: usize,
 }
 
-/// Parses Markdown (LF line endings) into a document.
-pub(crate) fn parse(text: &str) -> Document {
+/// Parses Markdown (LF line endings) into a document; its first heading
+/// or line may be the title when `find_title` (the front matter has none).
+pub(crate) fn parse(text: &str, find_title: bool) -> Document {
     let mut iter = parser(text).into_offset_iter();
     let mut tops: Vec<Top> = Vec::new();
     let mut depth = 0usize;
@@ -72,7 +73,10 @@ pub(crate) fn parse(text: &str) -> Document {
         match event {
             Event::Start(tag) => {
                 match current.as_mut() {
-                    Some(top) if depth > 0 => top.start(&tag),
+                    Some(top) if depth > 0 => {
+                        top.extend_inline(&range);
+                        top.start(&tag);
+                    }
                     _ => current = Some(Top::new(tag.into_static(), range.clone())),
                 }
                 depth += 1;
@@ -80,6 +84,9 @@ pub(crate) fn parse(text: &str) -> Document {
             Event::End(end) => {
                 depth = depth.saturating_sub(1);
                 if let Some(top) = current.as_mut() {
+                    if depth > 0 {
+                        top.extend_inline(&range);
+                    }
                     top.end(end);
                 }
                 if depth == 0 {
@@ -94,7 +101,7 @@ pub(crate) fn parse(text: &str) -> Document {
         }
     }
     let definitions = definitions(text, &iter);
-    into_document(text, tops, definitions)
+    into_document(text, tops, definitions, find_title)
 }
 
 impl Top {
@@ -150,13 +157,18 @@ impl Top {
         }
     }
 
-    fn inner(&mut self, event: &Event<'_>, range: Range<usize>) {
+    /// A heading's inline source spans every event inside it.
+    fn extend_inline(&mut self, range: &Range<usize>) {
         if matches!(self.tag, Tag::Heading { .. }) {
             self.inline = Some(match self.inline.take() {
                 Some(inline) => inline.start.min(range.start)..inline.end.max(range.end),
                 None => range.clone(),
             });
         }
+    }
+
+    fn inner(&mut self, event: &Event<'_>, range: Range<usize>) {
+        self.extend_inline(&range);
         match event {
             Event::InlineHtml(html) if html.starts_with("<!--") => self.comments.push(range),
             Event::FootnoteReference(label) => self.uses.push(format!("^{}", label.to_lowercase())),
@@ -196,7 +208,12 @@ where
 
 /// Turns the top-level blocks into the document's blocks, title and
 /// footnotes.
-fn into_document(text: &str, tops: Vec<Top>, mut definitions: Vec<Definition>) -> Document {
+fn into_document(
+    text: &str,
+    tops: Vec<Top>,
+    mut definitions: Vec<Definition>,
+    find_title: bool,
+) -> Document {
     let mut blocks: Vec<Block> = Vec::with_capacity(tops.len());
     let mut uses: Vec<Vec<String>> = Vec::with_capacity(tops.len());
     for top in tops {
@@ -229,7 +246,7 @@ fn into_document(text: &str, tops: Vec<Top>, mut definitions: Vec<Definition>) -
         blocks.push(block);
         uses.push(top.uses);
     }
-    let title = title(&blocks);
+    let title = title(&blocks).filter(|_| find_title);
     if title.is_some() {
         blocks.remove(0);
         uses.remove(0);
@@ -361,6 +378,7 @@ mod tests {
     fn atx_and_setext_headings() {
         let document = parse(
             "# Title\n\nIntro.\n\n## First ##\n\nText one.\n\nSecond\n------\n\nText two.\n\nThird\n=====\nText three.\n",
+            true,
         );
         assert_eq!(document.title.as_deref(), Some("Title"));
         assert_eq!(
@@ -379,7 +397,7 @@ mod tests {
 
     #[test]
     fn setext_title() {
-        let document = parse("My Title\n========\n\nBody text.\n");
+        let document = parse("My Title\n========\n\nBody text.\n", true);
         assert_eq!(document.title.as_deref(), Some("My Title"));
         assert_eq!(document.blocks, [paragraph("Body text.")]);
     }
@@ -388,6 +406,7 @@ mod tests {
     fn paragraphs_keep_their_lines_and_inline_syntax() {
         let document = parse(
             "Intro paragraph here.\n\nA [link](https://x.y) and *emphasis*\nover two lines.\n",
+            true,
         );
         assert_eq!(document.title, None);
         assert_eq!(
@@ -402,9 +421,10 @@ mod tests {
         let table = "| a | b |\n|---|---|\n| 1 | 2 |";
         let quote = "> It'd be great if you\n> could help.";
         let code = "```\n# not a heading\n\n- not a list\n```";
-        let document = parse(&format!(
-            "Text first.\n\n{list}\n\n{table}\n\n{quote}\n\n{code}\n\nAfter.\n"
-        ));
+        let document = parse(
+            &format!("Text first.\n\n{list}\n\n{table}\n\n{quote}\n\n{code}\n\nAfter.\n"),
+            true,
+        );
         assert_eq!(
             document.blocks,
             [
@@ -422,6 +442,7 @@ mod tests {
     fn rules_comments_and_a_table_of_contents_are_dropped() {
         let document = parse(
             "Intro.\n\n## Contents\n\n- [One](#one)\n- [Two](#two)\n  - [Two a](#two-a)\n\n<!-- draft note -->\n\n## One\n\nText <!-- aside --> here.\n\n---\n\n* * *\n\nEnd.\n",
+            true,
         );
         assert_eq!(
             document.blocks,
@@ -438,6 +459,7 @@ mod tests {
     fn reference_definitions_and_footnotes_are_kept_aside_with_their_users() {
         let document = parse(
             "Intro text.\n\nA [Fitbit][fitbit] and [Oura].\n\nA note.[^1]\n\n[fitbit]: https://fitbit.example/\n[Oura]: https://oura.example/ \"Ring\"\n\n[^1]: The footnote.\n",
+            true,
         );
         assert_eq!(document.blocks.len(), 3);
         assert_eq!(document.uses[1], ["fitbit", "oura"]);

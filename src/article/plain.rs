@@ -10,8 +10,11 @@ use super::Document;
 use super::block::{Block, ListItem};
 
 /// A heading is at most this many words and characters.
-const HEADING_MAX_WORDS: usize = 10;
-const HEADING_MAX_CHARS: usize = 80;
+const HEADING_MAX_WORDS: usize = 14;
+const HEADING_MAX_CHARS: usize = 100;
+/// A heading may end in `!` ("You Did It!"); a longer line that does is
+/// a sentence.
+const EXCLAMATION_MAX_WORDS: usize = 5;
 /// Titles may be a little longer than headings.
 const TITLE_MAX_WORDS: usize = 15;
 const TITLE_MAX_CHARS: usize = 120;
@@ -21,8 +24,9 @@ const WRAPPED_SHARE: f64 = 0.6;
 /// Lines shorter than this are never taken for hard-wrapped prose.
 const WRAP_MIN_WIDTH: usize = 40;
 
-/// Parses plain text (LF line endings) into a document.
-pub(crate) fn parse(text: &str) -> Document {
+/// Parses plain text (LF line endings) into a document; its first line
+/// may be the title when `find_title` (the front matter has none).
+pub(crate) fn parse(text: &str, find_title: bool) -> Document {
     let lines: Vec<Line> = text.lines().map(Line::classify).collect();
     let chunks: Vec<&[Line]> = lines
         .split(|line| matches!(line, Line::Blank))
@@ -61,7 +65,7 @@ pub(crate) fn parse(text: &str) -> Document {
                     item_open = continues_item;
                     let continues_paragraph = match (wrap_width, previous_in_chunk) {
                         (Some(width), Some(Line::Text { text: before, .. })) => {
-                            joins(before, width)
+                            joins(before, width) && !is_byline(before) && !is_byline(text)
                         }
                         _ => false,
                     };
@@ -94,7 +98,7 @@ pub(crate) fn parse(text: &str) -> Document {
             previous_in_chunk = Some(line);
         }
     }
-    into_document(raws)
+    into_document(raws, find_title)
 }
 
 /// One source line, classified on its own.
@@ -212,8 +216,10 @@ fn leads_in(text: &str) -> bool {
 /// The shape of a heading: short, no closing punctuation, not a list item,
 /// not a quotation, not a continuation, not a link.
 pub(crate) fn looks_like_heading(text: &str) -> bool {
+    let text = text.trim_end();
     has_heading_shape(text, HEADING_MAX_WORDS, HEADING_MAX_CHARS)
-        && (!text.trim_end().ends_with('?') || is_question_heading(text))
+        && (!text.ends_with('?') || is_question_heading(text))
+        && (!text.ends_with('!') || text.split_whitespace().count() <= EXCLAMATION_MAX_WORDS)
 }
 
 /// The shape of a title: a heading's, a little longer.
@@ -247,6 +253,9 @@ fn has_heading_shape(text: &str, max_words: usize, max_chars: usize) -> bool {
                 | '…'
                 | '>'
                 | '['
+                | '—'
+                | '–'
+                | '~'
         )
         && !first.is_lowercase()
         && text.chars().any(char::is_alphanumeric)
@@ -326,7 +335,7 @@ fn is_question_heading(text: &str) -> bool {
 }
 
 /// Tells the title and headings from paragraphs.
-fn into_document(raws: Vec<Raw>) -> Document {
+fn into_document(raws: Vec<Raw>, find_title: bool) -> Document {
     let standalone = |raw: &Raw, shape: fn(&str) -> bool| match raw {
         Raw::Paragraph {
             text,
@@ -337,7 +346,7 @@ fn into_document(raws: Vec<Raw>) -> Document {
     };
     let title = match raws.first() {
         Some(Raw::Paragraph { text, .. })
-            if raws.len() > 1 && standalone(&raws[0], looks_like_title) =>
+            if find_title && raws.len() > 1 && standalone(&raws[0], looks_like_title) =>
         {
             Some(text.clone())
         }
@@ -357,6 +366,9 @@ fn into_document(raws: Vec<Raw>) -> Document {
     for (index, raw) in raws.iter().enumerate().skip(skip) {
         let after_heading = blocks.last().is_some_and(Block::is_heading);
         let followed_by_body = raws.get(index + 1).is_some_and(body);
+        // A line above a credit ("— Name, role") is a pull quote.
+        let quoted = matches!(raws.get(index + 1), Some(Raw::Paragraph { text, .. })
+            if text.starts_with(['—', '–', '―']));
         match raw {
             Raw::List(items) if numbered[index] => {
                 blocks.extend(items.iter().map(|item| Block::Heading {
@@ -365,7 +377,10 @@ fn into_document(raws: Vec<Raw>) -> Document {
                 }))
             }
             Raw::Paragraph { text, .. }
-                if !after_heading && followed_by_body && standalone(raw, looks_like_heading) =>
+                if !after_heading
+                    && followed_by_body
+                    && !quoted
+                    && standalone(raw, looks_like_heading) =>
             {
                 blocks.push(Block::Heading {
                     level: 2,
@@ -437,6 +452,7 @@ mod tests {
     fn one_paragraph_per_line_without_blank_lines() {
         let document = parse(
             "How to rest?\nRest is a skill.\nSleep Comes First\nGo to bed early.\nIt helps:\n- repair\n- mood\nThe key is regulation.\n",
+            true,
         );
         assert_eq!(document.title.as_deref(), Some("How to rest?"));
         assert_eq!(
@@ -455,7 +471,7 @@ mod tests {
     #[test]
     fn hard_wrapped_paragraphs_are_joined() {
         let text = "A Title\n\nThis paragraph is wrapped at a fixed width so that\nit spans more than one line of the file and ends\nhere.\n\nA Heading Here\n\nAnother paragraph, also wrapped at a fixed width\nof fifty characters or so.\n";
-        let document = parse(text);
+        let document = parse(text, true);
         assert_eq!(document.title.as_deref(), Some("A Title"));
         assert_eq!(
             kinds(&document),
@@ -471,7 +487,7 @@ mod tests {
     fn a_heading_may_sit_directly_above_its_wrapped_paragraph() {
         let text = "Title\n\nMoving Forward\nThis paragraph is wrapped at a fixed width so that\nit spans more than one line.\n";
         assert_eq!(
-            kinds(&parse(text)),
+            kinds(&parse(text, true)),
             [
                 "H Moving Forward",
                 "P This paragraph is wrapped at a fixed width so that it spans more than one line.",
@@ -483,6 +499,7 @@ mod tests {
     fn short_lines_after_a_lead_in_are_body_text() {
         let document = parse(
             "Title\nInstead of thinking:\n“I need to fix my gut”\nTry this\nMore text here.\n",
+            true,
         );
         assert_eq!(
             kinds(&document),
@@ -516,7 +533,10 @@ mod tests {
 
     #[test]
     fn lists_in_every_bullet_style() {
-        let document = parse("Intro text here.\n- dash\n* star\n• bullet\n1. one\n2) two\n");
+        let document = parse(
+            "Intro text here.\n- dash\n* star\n• bullet\n1. one\n2) two\n",
+            true,
+        );
         assert_eq!(
             document.blocks[1],
             Block::List(vec![
@@ -541,8 +561,10 @@ mod tests {
 
     #[test]
     fn a_question_after_a_heading_is_body_text() {
-        let document =
-            parse("Title\nText here.\nA Question for You\nWhat made you smile?\nHit reply.\n");
+        let document = parse(
+            "Title\nText here.\nA Question for You\nWhat made you smile?\nHit reply.\n",
+            true,
+        );
         assert_eq!(
             kinds(&document),
             [
@@ -556,7 +578,7 @@ mod tests {
 
     #[test]
     fn separator_lines_read_as_blank_lines() {
-        let document = parse("Some text here.\n* * *\nMore text here.\n---\n");
+        let document = parse("Some text here.\n* * *\nMore text here.\n---\n", true);
         assert_eq!(kinds(&document), ["P Some text here.", "P More text here."]);
     }
 
@@ -564,6 +586,7 @@ mod tests {
     fn numbered_lines_in_sequence_above_paragraphs_are_headings() {
         let document = parse(
             "Ten Tips\n\nIntro text here.\n\n1. Single-task\n\nDo one thing.\n\n2) Batch the small stuff\n\nAnswer email twice.\n\nTry this:\n\n1. Walk\n\nThen rest.\n",
+            true,
         );
         assert_eq!(
             kinds(&document),
@@ -582,7 +605,7 @@ mod tests {
 
     #[test]
     fn a_last_short_line_is_not_a_heading() {
-        let document = parse("Some text here.\nThank you\n");
+        let document = parse("Some text here.\nThank you\n", true);
         assert_eq!(kinds(&document), ["P Some text here.", "P Thank you"]);
         assert_eq!(document.title, None);
     }

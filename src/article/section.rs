@@ -16,6 +16,9 @@ use super::block::Block;
 /// A section shorter than this (a "Thank you!", a one-paragraph coda) is
 /// not sent alone, and no day is shorter unless the article is.
 pub(crate) const TINY_WORDS: usize = 40;
+/// A last section of one paragraph shorter than this is a coda, never a
+/// day of its own.
+pub(crate) const CODA_WORDS: usize = 60;
 /// An intro shorter than this is not sent alone.
 pub(crate) const SHORT_INTRO_WORDS: usize = 200;
 
@@ -105,7 +108,9 @@ pub(crate) fn opening(unit: &Unit, top: Option<u8>) -> Opening {
 /// Joins the units that free splitting must not separate: a unit after a
 /// lead-in joins the one before it; the intro before the first heading is
 /// one piece, and joins the first section's opening unit when it is under
-/// 200 words. An article without headings keeps its paragraphs apart.
+/// 200 words; a coda (a last section of one paragraph under 60 words)
+/// joins the one before it. An article without headings keeps its
+/// paragraphs apart.
 pub(crate) fn joined(units: &[Unit]) -> Vec<Unit> {
     let first_heading = units.iter().position(|unit| unit.level.is_some());
     let intro_end = match first_heading {
@@ -119,10 +124,16 @@ pub(crate) fn joined(units: &[Unit]) -> Vec<Unit> {
             }
         }
     };
+    // A last section of one short paragraph is a coda: it closes the day before.
+    let coda = units
+        .last()
+        .filter(|last| units.len() > 1 && last.level.is_some() && last.words < CODA_WORDS)
+        .map(|_| units.len() - 1);
     let mut joined: Vec<Unit> = Vec::with_capacity(units.len());
     for (index, unit) in units.iter().enumerate() {
+        let joins = unit.after_lead_in || (index > 0 && index < intro_end) || Some(index) == coda;
         match joined.last_mut() {
-            Some(last) if unit.after_lead_in || (index > 0 && index < intro_end) => {
+            Some(last) if joins => {
                 last.blocks.end = unit.blocks.end;
                 last.words += unit.words;
             }
@@ -148,9 +159,10 @@ pub(crate) fn coarsened(pieces: &[Unit], top: Option<u8>, level: Opening) -> Vec
     coarse
 }
 
-/// How many sections of at least 40 words the article has: runs of units
-/// from one top-level heading to the next, with an intro of 200 words or
-/// more counted as one.
+/// How many sections worth a day the article has: runs of units from one
+/// top-level heading to the next, with an intro of 200 words or more
+/// counted as one, after each tiny section (under 40 words) has joined a
+/// neighbour.
 pub(crate) fn sections(units: &[Unit]) -> usize {
     let top = top_level(units);
     let mut totals: Vec<usize> = Vec::new();
@@ -164,11 +176,25 @@ pub(crate) fn sections(units: &[Unit]) -> usize {
         && totals
             .first()
             .is_some_and(|&words| words < SHORT_INTRO_WORDS);
-    totals
-        .iter()
-        .skip(usize::from(intro_short))
-        .filter(|&&words| words >= TINY_WORDS)
-        .count()
+    if intro_short && totals.len() > 1 {
+        let intro = totals.remove(0);
+        totals[0] += intro;
+    }
+    // Tiny sections gather until they are worth a day; a tiny rest joins
+    // the last one.
+    let mut merged: Vec<usize> = Vec::with_capacity(totals.len());
+    let mut pending = 0;
+    for total in totals {
+        pending += total;
+        if pending >= TINY_WORDS {
+            merged.push(pending);
+            pending = 0;
+        }
+    }
+    if pending > 0 && merged.is_empty() {
+        merged.push(pending);
+    }
+    merged.len()
 }
 
 #[cfg(test)]
@@ -263,7 +289,7 @@ mod tests {
 
     #[test]
     fn a_long_intro_stands_alone_and_paragraphs_without_headings_stay_apart() {
-        let blocks = [words(150), words(100), heading(2), words(50)];
+        let blocks = [words(150), words(100), heading(2), words(80)];
         let long_intro = units(&blocks, None, Format::PlainText);
         assert_eq!(ranges(&joined(&long_intro)), [0..2, 2..4]);
         let blocks = [words(10), words(20), words(30)];
@@ -284,7 +310,17 @@ mod tests {
             heading(2),
             words(45),
         ];
-        // A short intro, then sections of 100, 10 (tiny) and 45 words.
+        // A short intro joining the first section (130), then 10 (tiny)
+        // and 45 words, which gather into one.
         assert_eq!(sections(&units(&blocks, None, Format::PlainText)), 2);
+        let tiny = [
+            heading(2),
+            words(20),
+            heading(2),
+            words(12),
+            heading(2),
+            words(30),
+        ];
+        assert_eq!(sections(&units(&tiny, None, Format::PlainText)), 1);
     }
 }

@@ -140,7 +140,7 @@ const GUT_HEADINGS: [&str; 7] = [
 
 #[test]
 fn the_example_article_has_its_title_and_seven_sections() {
-    let document = plain::parse(GUT);
+    let document = plain::parse(GUT, true);
     assert_eq!(
         document.title.as_deref(),
         Some("What does it actually do inside the body?")
@@ -516,11 +516,13 @@ fn a_twenty_thousand_word_article() {
     assert_eq!(course.days.len(), 12);
     assert!(course.days.iter().all(|day| day.body.starts_with('#')));
     assert!(!course.warnings.is_empty());
+    let total: usize = course.days.iter().map(|day| day.words).sum();
+    let two_minute_days = format!("pass --days {} to cut it", total.div_ceil(400));
     assert!(
         course
             .warnings
             .iter()
-            .all(|warning| warning.contains("--days 5")),
+            .all(|warning| warning.contains(&two_minute_days)),
         "{:?}",
         course.warnings
     );
@@ -841,6 +843,107 @@ proptest! {
                 let heading = |block: &str| block.trim_start_matches('#').starts_with(' ');
                 prop_assert!(day.body.split("\n\n").any(|block| !heading(block)), "{}", day.body);
             }
+            if request.is_none() {
+                assert_free_days_are_fair(&model, &course, expected_words.len())?;
+            }
         }
     }
+}
+
+/// The pieces free splitting may not cut, in words: each paragraph or list
+/// with the headings above it (the title goes with the first); a short
+/// intro with the first section's opening piece; a one-paragraph last
+/// section under 60 words with the piece before it.
+fn free_pieces(model: &Model) -> Vec<usize> {
+    let mut pieces: Vec<(usize, bool)> = Vec::new();
+    let mut pending = model.title.as_ref().map_or(0, Vec::len);
+    for section in &model.sections {
+        pending += section.heading.as_ref().map_or(0, Vec::len);
+        let mut opens = section.heading.is_some();
+        for (paragraph, list) in &section.content {
+            pieces.push((pending + paragraph.len(), opens));
+            pending = 0;
+            opens = false;
+            if let Some(list) = list {
+                pieces.push((list.items.iter().map(Vec::len).sum(), false));
+            }
+        }
+    }
+    let first_heading = pieces.iter().position(|&(_, opens)| opens);
+    if let Some(first) = first_heading.filter(|&first| first > 0) {
+        let intro: usize = pieces[..first].iter().map(|&(words, _)| words).sum();
+        let joined = if intro < 200 { first + 1 } else { first };
+        let words = pieces[..joined].iter().map(|&(words, _)| words).sum();
+        pieces.splice(..joined, [(words, false)]);
+    }
+    let last = model.sections.last();
+    let coda = last.is_some_and(|section| {
+        section.heading.is_some()
+            && section.content.len() == 1
+            && section.content[0].1.is_none()
+            && pieces
+                .last()
+                .is_some_and(|&(words, opens)| opens && words < 60)
+    });
+    if coda && pieces.len() > 1 {
+        let (words, _) = pieces.pop().unwrap_or_default();
+        if let Some(before) = pieces.last_mut() {
+            before.0 += words;
+        }
+    }
+    pieces.into_iter().map(|(words, _)| words).collect()
+}
+
+/// The shortest possible longest day over every way to cut `pieces` into
+/// `days` days of at least `min` words, by brute force.
+fn shortest_longest_day(pieces: &[usize], days: usize, min: usize) -> Option<usize> {
+    let n = pieces.len();
+    let mut best = vec![vec![None::<usize>; n + 1]; days + 1];
+    best[0][0] = Some(0);
+    for day in 1..=days {
+        for end in 1..=n {
+            for start in 0..end {
+                let load: usize = pieces[start..end].iter().sum();
+                if let Some(before) = best[day - 1][start].filter(|_| load >= min) {
+                    let worst = before.max(load);
+                    if best[day][end].is_none_or(|current| worst < current) {
+                        best[day][end] = Some(worst);
+                    }
+                }
+            }
+        }
+    }
+    best[days][n]
+}
+
+/// A free split leaves no day under 40 words (unless the article is that
+/// short) and its longest day within half again, or 100 words, of the
+/// shortest longest day the pieces allow for that many days.
+fn assert_free_days_are_fair(
+    model: &Model,
+    course: &Course,
+    total: usize,
+) -> Result<(), TestCaseError> {
+    let lengths: Vec<usize> = course
+        .days
+        .iter()
+        .map(|day| words(&day.body).len())
+        .collect();
+    if total >= 80 {
+        prop_assert!(lengths.iter().all(|&length| length >= 40), "{:?}", lengths);
+    }
+    let pieces = free_pieces(model);
+    let min = if total >= 80 { 40 } else { 0 };
+    if let Some(best) = shortest_longest_day(&pieces, course.days.len(), min) {
+        let longest = lengths.iter().copied().max().unwrap_or(0);
+        prop_assert!(
+            longest <= (best * 3 / 2).max(best + 100),
+            "longest {} against {} for {:?} in {:?}",
+            longest,
+            best,
+            lengths,
+            pieces
+        );
+    }
+    Ok(())
 }

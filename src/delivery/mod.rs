@@ -6,7 +6,9 @@
 //! knows nothing of sequences, schedules or state.
 
 pub mod dkim;
+mod hello;
 pub mod outbox;
+mod reply;
 pub mod smtp;
 
 use std::future::Future;
@@ -44,6 +46,13 @@ pub enum DeliveryError {
     /// Several in a row stop the pass (see [`Unreachable`]).
     #[error("{0}")]
     Unreachable(String),
+    /// The server refused something about the sender or the session, not
+    /// this recipient (HELO, the sender address, relaying or login
+    /// required, a message larger than it accepts): no email can get
+    /// through until the operator changes something. Not an attempt; the
+    /// message stays due and the pass stops at once.
+    #[error("{0}")]
+    Refused(String),
 }
 
 /// The mail server cannot be reached: the pass stops before claiming more,

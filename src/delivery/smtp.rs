@@ -3,11 +3,17 @@
 //!
 //! It drives lettre's SMTP client ([`AsyncSmtpConnection`]) itself rather
 //! than lettre's pooled transport, because the engine needs to know which
-//! command a failure answered: a 5xx to RCPT TO bounces the address, a
-//! 5xx to MAIL FROM or DATA does not, and a connection lost after the
-//! message was sent may have delivered it (DESIGN.md section 8). The
-//! message goes out as the renderer formatted it (and DKIM signed it), so
-//! its Message-ID and headers are exactly those recorded.
+//! command a failure answered: a 5xx to RCPT TO may bounce the address, a
+//! 5xx to MAIL FROM does not, and a connection lost after the message was
+//! sent may have delivered it (DESIGN.md section 8; the rules are in
+//! [`super::reply`]). The message goes out as the renderer formatted it
+//! (and DKIM signed it), so its Message-ID and headers are exactly those
+//! recorded. When the server announces SIZE, MAIL FROM carries the size,
+//! and a message over the limit is never transmitted.
+//!
+//! Once the server refuses the sender or the session for good, every
+//! further message is refused at once without a word to the server: the
+//! pass stops with one message, not one per subscriber.
 //!
 //! Passwords live in a [`Secret`] that prints as `[redacted]`; no error or
 //! log line built here contains one. The per-second limit is paced here
@@ -27,12 +33,13 @@ use lettre::transport::smtp::authentication::{Credentials, Mechanism};
 use lettre::transport::smtp::client::{
     AsyncSmtpConnection, AsyncTokioStream, Certificate, TlsParameters,
 };
-use lettre::transport::smtp::commands::{Data, Mail, Quit, Rcpt, Rset};
+use lettre::transport::smtp::commands::{Data, Ehlo, Mail, Quit, Rcpt, Rset};
 use lettre::transport::smtp::extension::{ClientId, Extension, MailBodyParameter, MailParameter};
-use lettre::transport::smtp::response::{Response, Severity};
+use lettre::transport::smtp::response::Response;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
-use super::{DeliveryError, Parcel, Transport, Unreachable};
+use super::reply::{Failure, Stage, announced_size, classify, reply_text, response_text};
+use super::{DeliveryError, Parcel, Transport, Unreachable, hello};
 use crate::config::{Project, Security};
 use crate::diagnostic::{InvalidInput, Problem};
 
@@ -92,10 +99,19 @@ pub struct Smtp {
     limiter: Option<DefaultDirectRateLimiter>,
     failures: AtomicU32,
     last_failure: Mutex<String>,
+    /// Set once the server refused the sender or the session for good.
+    refused: Mutex<Option<String>>,
+}
+
+/// An open session and what the server announced in it.
+struct Session {
+    connection: AsyncSmtpConnection,
+    /// The SIZE extension: `None` without it, `Some(0)` without a limit.
+    size: Option<u64>,
 }
 
 struct Idle {
-    connection: AsyncSmtpConnection,
+    session: Session,
     since: Instant,
 }
 
@@ -105,58 +121,9 @@ impl fmt::Debug for Smtp {
             .field("server", &self.server())
             .field("security", &self.security)
             .field("login", &self.login)
+            .field("hello", &self.hello)
             .field("timeout", &self.timeout)
             .finish_non_exhaustive()
-    }
-}
-
-/// The SMTP command a failure answered.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Stage {
-    MailFrom,
-    RcptTo,
-    Data,
-    /// The message was sent; the server's verdict on it was awaited.
-    Message,
-}
-
-impl fmt::Display for Stage {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Stage::MailFrom => "MAIL FROM",
-            Stage::RcptTo => "RCPT TO",
-            Stage::Data => "DATA",
-            Stage::Message => "the message",
-        })
-    }
-}
-
-/// How a command failed.
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum Failure {
-    /// The server answered with a 4xx or 5xx reply.
-    Reply { permanent: bool, text: String },
-    /// The connection broke or the reply made no sense.
-    Broken(String),
-    /// No reply within the timeout.
-    Timeout,
-}
-
-impl Failure {
-    fn of(error: &lettre::transport::smtp::Error) -> Failure {
-        match error.status() {
-            Some(code) => Failure::Reply {
-                permanent: code.severity == Severity::PermanentNegativeCompletion,
-                text: reply_text(error),
-            },
-            None if error.is_timeout() => Failure::Timeout,
-            None => Failure::Broken(error.to_string()),
-        }
-    }
-
-    /// Whether the session can go on (after RSET).
-    fn keeps_connection(&self) -> bool {
-        matches!(self, Failure::Reply { text, .. } if !text.starts_with("421"))
     }
 }
 
@@ -206,76 +173,6 @@ impl AsyncWrite for TlsSocket {
 impl AsyncTokioStream for TlsSocket {
     fn peer_addr(&self) -> std::io::Result<std::net::SocketAddr> {
         self.0.get_ref().get_ref().get_ref().peer_addr()
-    }
-}
-
-/// `550 5.1.1 no such user` from a lettre reply error.
-fn reply_text(error: &lettre::transport::smtp::Error) -> String {
-    let code = error
-        .status()
-        .map(|code| code.to_string())
-        .unwrap_or_default();
-    let message = std::error::Error::source(error)
-        .map(ToString::to_string)
-        .unwrap_or_default();
-    format!("{code} {message}").trim().to_owned()
-}
-
-fn response_text(response: &Response) -> String {
-    let lines: Vec<&str> = response.message().collect();
-    format!("{} {}", response.code(), lines.join(" "))
-        .trim()
-        .to_owned()
-}
-
-/// Whether a permanent reply to RCPT TO says the address itself is bad
-/// (no such mailbox, no such domain, mailbox disabled), which bounces it.
-/// A policy rejection (`5.7.x`: a blocklist, relaying denied, spam) is
-/// about the sender or the message, and must not suppress a whole list.
-fn rejects_the_address(reply: &str) -> bool {
-    let mut words = reply.split_whitespace();
-    let basic = words.next().unwrap_or_default();
-    match words.next().filter(|word| word.starts_with("5.")) {
-        Some(enhanced) => {
-            (enhanced.starts_with("5.1.") && !matches!(enhanced, "5.1.7" | "5.1.8"))
-                || enhanced == "5.2.1"
-        }
-        // Without an enhanced code: the basic codes for a bad mailbox.
-        None => matches!(basic, "550" | "551" | "553"),
-    }
-}
-
-/// What a failed command means for the message (DESIGN.md section 8).
-fn classify(stage: Stage, failure: Failure) -> DeliveryError {
-    match (stage, failure) {
-        (Stage::RcptTo, Failure::Reply {
-            permanent: true,
-            text,
-        }) => DeliveryError::Permanent {
-            recipient: rejects_the_address(&text),
-            reply: text,
-        },
-        (_, Failure::Reply {
-            permanent: true,
-            text,
-        }) => DeliveryError::Permanent {
-            reply: text,
-            recipient: false,
-        },
-        (_, Failure::Reply { text, .. }) => DeliveryError::Transient(text),
-        (Stage::Message, Failure::Broken(reason)) => DeliveryError::Transient(format!(
-            "the connection broke after the message was sent ({reason}): it may have arrived; it goes again with the same Message-ID"
-        )),
-        (Stage::Message, Failure::Timeout) => DeliveryError::Transient(
-            "no reply after the message was sent: it may have arrived; it goes again with the same Message-ID"
-                .to_owned(),
-        ),
-        (stage, Failure::Broken(reason)) => DeliveryError::Transient(format!(
-            "the connection broke at {stage}, before the message was handed over: {reason}"
-        )),
-        (stage, Failure::Timeout) => DeliveryError::Transient(format!(
-            "no reply to {stage} in time; the message was not handed over"
-        )),
     }
 }
 
@@ -386,13 +283,18 @@ impl Smtp {
             implicit_tls,
             login,
             password_source,
-            hello: ClientId::default(),
+            hello: hello::client_id(
+                smtp.helo_name.as_deref(),
+                hello::machine_name().as_deref(),
+                project.config.sender.from.email.domain(),
+            ),
             timeout: smtp.timeout,
             max_idle: delivery.concurrency.get() as usize,
             idle: Mutex::new(Vec::new()),
             limiter,
             failures: AtomicU32::new(0),
             last_failure: Mutex::new(String::new()),
+            refused: Mutex::new(None),
         })
     }
 
@@ -405,32 +307,99 @@ impl Smtp {
     /// message. Run before claiming anything, so a dead server fails the
     /// run with one message instead of one per subscriber.
     pub async fn probe(&self) -> Result<(), Unreachable> {
-        let connection = self.open().await.map_err(Unreachable)?;
-        self.check_in(connection);
-        Ok(())
+        match self.open().await {
+            Ok(session) => {
+                self.check_in(session);
+                Ok(())
+            }
+            Err(err) => Err(Unreachable(err.to_string())),
+        }
     }
 
     /// Says goodbye (QUIT) on every idle session.
     pub async fn close(&self) {
         let idle = std::mem::take(&mut *self.idle.lock().unwrap_or_else(PoisonError::into_inner));
-        for mut session in idle {
-            let _ = tokio::time::timeout(self.timeout, session.connection.command(Quit)).await;
+        for mut idle in idle {
+            let _ = tokio::time::timeout(self.timeout, idle.session.connection.command(Quit)).await;
         }
     }
 
-    /// Connects, secures and logs in; on failure, a message naming the
-    /// server and what to check.
-    async fn open(&self) -> Result<AsyncSmtpConnection, String> {
-        let server = self.server();
-        let hint_network = format!(
-            "Check [smtp] host and port in dripline.toml, that the server runs and that this machine may reach {server}"
-        );
-        let fail = |what: String, hint: &str| {
-            format!("cannot open an SMTP session with {server}: {what}. {hint}")
+    /// "cannot open an SMTP session with host:port: what. hint"
+    fn cannot_open(&self, what: &str, hint: &str) -> String {
+        format!(
+            "cannot open an SMTP session with {}: {what}. {hint}",
+            self.server()
+        )
+    }
+
+    fn hint_network(&self) -> String {
+        format!(
+            "Check [smtp] host and port in dripline.toml, that the server runs and that this machine may reach {}",
+            self.server()
+        )
+    }
+
+    /// A failed SMTP command while opening: refused for good on a 5xx
+    /// reply (`permanent_hint` says what to change), unreachable otherwise.
+    fn opening_failed(
+        &self,
+        what: &str,
+        err: &lettre::transport::smtp::Error,
+        permanent_hint: &str,
+    ) -> DeliveryError {
+        // A reply reads as the server wrote it: `535 5.7.8 ...`.
+        let detail = if err.status().is_some() {
+            reply_text(err)
+        } else {
+            chain(err)
         };
+        let what = format!("{what}: {detail}");
+        if err.is_permanent() {
+            DeliveryError::Refused(self.cannot_open(&what, permanent_hint))
+        } else {
+            DeliveryError::Unreachable(self.cannot_open(&what, &self.hint_network()))
+        }
+    }
+
+    /// Connects, secures, learns the server's SIZE and logs in. On
+    /// failure, a message naming the server and what to check:
+    /// [`DeliveryError::Refused`] when the server refused for good (the
+    /// EHLO name, the login), [`DeliveryError::Unreachable`] otherwise.
+    async fn open(&self) -> Result<Session, DeliveryError> {
+        let mut connection = self.secure().await?;
+        let helo_hint = format!(
+            "The server may want another EHLO name than `{}`: set [smtp] helo_name to this machine's public, fully-qualified host name, e.g. helo_name = \"mail.example.com\"",
+            self.hello
+        );
+        // lettre keeps no SIZE from its EHLO: ask again, on the secured
+        // connection and before the login (a new EHLO may reset one).
+        let ehlo = connection.command(Ehlo::new(self.hello.clone()));
+        let size = match tokio::time::timeout(self.timeout, ehlo).await {
+            Ok(Ok(response)) => announced_size(response.message()),
+            Ok(Err(err)) => {
+                let _ = tokio::time::timeout(self.timeout, connection.abort()).await;
+                return Err(self.opening_failed("EHLO failed", &err, &helo_hint));
+            }
+            // A server that stopped answering gets no QUIT to wait for.
+            Err(_) => {
+                return Err(DeliveryError::Unreachable(
+                    self.cannot_open("no reply to EHLO in time", &self.hint_network()),
+                ));
+            }
+        };
+        self.log_in(&mut connection).await?;
+        Ok(Session { connection, size })
+    }
+
+    /// Connects, reads the greeting, says EHLO and, with `starttls`,
+    /// switches to TLS.
+    async fn secure(&self) -> Result<AsyncSmtpConnection, DeliveryError> {
+        let server = self.server();
+        let unreachable =
+            |what: String, hint: &str| DeliveryError::Unreachable(self.cannot_open(&what, hint));
         let mut connection = match tokio::time::timeout(self.timeout, self.connect_stream()).await {
             Err(_) => {
-                return Err(fail(
+                return Err(unreachable(
                     format!(
                         "no greeting within {}",
                         humantime::format_duration(self.timeout)
@@ -440,62 +409,77 @@ impl Smtp {
                     ),
                 ));
             }
-            Ok(Err(Opening::Socket(err))) => return Err(fail(err.to_string(), &hint_network)),
+            Ok(Err(Opening::Socket(err))) => {
+                return Err(unreachable(err.to_string(), &self.hint_network()));
+            }
             Ok(Err(Opening::Tls(err))) => {
-                return Err(fail(
+                return Err(unreachable(
                     format!("TLS failed: {}", chain(&err)),
                     "Check [smtp] security (465 is usually \"tls\", 587 \"starttls\") and that the server's certificate is trusted (ca_file for a private CA)",
                 ));
             }
-            Ok(Err(Opening::Smtp(err))) => return Err(fail(chain(&err), &hint_network)),
-            Ok(Ok(connection)) => connection,
-        };
-        if self.security == Security::Starttls {
-            if !connection.can_starttls() {
-                connection.abort().await;
-                return Err(fail(
-                    "the server does not offer STARTTLS, and security = \"starttls\" sends nothing (no password, no email) unencrypted".to_owned(),
-                    "Use security = \"tls\" if the port expects TLS from the start, or security = \"none\" to send unencrypted on purpose",
+            Ok(Err(Opening::Smtp(err))) => {
+                return Err(self.opening_failed(
+                    &format!("the server refused the session as `{}`", self.hello),
+                    &err,
+                    "If it wants a fully-qualified EHLO name, set [smtp] helo_name to this machine's public host name, e.g. helo_name = \"mail.example.com\"",
                 ));
             }
-            let tls = self
-                .tls
-                .clone()
-                .ok_or_else(|| fail("no TLS settings".to_owned(), ""))?;
-            match tokio::time::timeout(self.timeout, connection.starttls(tls, &self.hello)).await {
-                Ok(Ok(())) => {}
-                Ok(Err(err)) => {
-                    return Err(fail(
-                        format!("STARTTLS failed: {}", chain(&err)),
-                        "Check that the server's certificate is valid for [smtp] host and trusted (ca_file for a private CA)",
-                    ));
-                }
-                Err(_) => {
-                    return Err(fail(
-                        "no reply to STARTTLS in time".to_owned(),
-                        &hint_network,
-                    ));
-                }
-            }
+            Ok(Ok(connection)) => connection,
+        };
+        if self.security != Security::Starttls {
+            return Ok(connection);
         }
-        if let Some((user, password)) = &self.login {
-            let credentials = Credentials::new(user.clone(), password.expose().to_owned());
-            let login = connection.auth(&[Mechanism::Plain, Mechanism::Login], &credentials);
-            match tokio::time::timeout(self.timeout, login).await {
-                Ok(Ok(_)) => {}
-                Ok(Err(err)) => {
-                    return Err(fail(
-                        format!("the login as `{user}` failed: {}", chain(&err)),
-                        &format!(
-                            "Check [smtp] username and the password in {}",
-                            self.password_source
-                        ),
-                    ));
-                }
-                Err(_) => return Err(fail("no reply to AUTH in time".to_owned(), &hint_network)),
-            }
+        if !connection.can_starttls() {
+            connection.abort().await;
+            return Err(unreachable(
+                "the server does not offer STARTTLS, and security = \"starttls\" sends nothing (no password, no email) unencrypted".to_owned(),
+                "Use security = \"tls\" if the port expects TLS from the start, or security = \"none\" to send unencrypted on purpose",
+            ));
         }
-        Ok(connection)
+        let tls = self
+            .tls
+            .clone()
+            .ok_or_else(|| unreachable("no TLS settings".to_owned(), ""))?;
+        match tokio::time::timeout(self.timeout, connection.starttls(tls, &self.hello)).await {
+            Ok(Ok(())) => Ok(connection),
+            Ok(Err(err)) => Err(unreachable(
+                format!("STARTTLS failed: {}", chain(&err)),
+                "Check that the server's certificate is valid for [smtp] host and trusted (ca_file for a private CA)",
+            )),
+            Err(_) => Err(unreachable(
+                "no reply to STARTTLS in time".to_owned(),
+                &self.hint_network(),
+            )),
+        }
+    }
+
+    /// Logs in when `[smtp]` has a username. After a failed login the
+    /// session ends politely (QUIT).
+    async fn log_in(&self, connection: &mut AsyncSmtpConnection) -> Result<(), DeliveryError> {
+        let Some((user, password)) = &self.login else {
+            return Ok(());
+        };
+        let credentials = Credentials::new(user.clone(), password.expose().to_owned());
+        let login = connection.auth(&[Mechanism::Plain, Mechanism::Login], &credentials);
+        match tokio::time::timeout(self.timeout, login).await {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(err)) => {
+                let _ = tokio::time::timeout(self.timeout, connection.abort()).await;
+                Err(self.opening_failed(
+                    &format!("the login as `{user}` failed"),
+                    &err,
+                    &format!(
+                        "Check [smtp] username and the password in {}",
+                        self.password_source
+                    ),
+                ))
+            }
+            // A server that stopped answering gets no QUIT to wait for.
+            Err(_) => Err(DeliveryError::Unreachable(
+                self.cannot_open("no reply to AUTH in time", &self.hint_network()),
+            )),
+        }
     }
 
     /// Connects and reads the greeting. Without implicit TLS the socket is
@@ -522,40 +506,41 @@ impl Smtp {
             .map_err(Opening::Smtp)
     }
 
-    fn check_in(&self, connection: AsyncSmtpConnection) {
+    fn check_in(&self, session: Session) {
         let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
         if idle.len() < self.max_idle {
             idle.push(Idle {
-                connection,
+                session,
                 since: Instant::now(),
             });
         }
     }
 
-    /// A session from the pool, or a new one. `Ok((connection, reused))`.
-    async fn check_out(&self) -> Result<(AsyncSmtpConnection, bool), DeliveryError> {
+    /// A session from the pool, or a new one. `Ok((session, reused))`.
+    async fn check_out(&self) -> Result<(Session, bool), DeliveryError> {
         loop {
             let idle = self
                 .idle
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner)
                 .pop();
-            let Some(mut session) = idle else { break };
-            if session.since.elapsed() < IDLE_CHECK
+            let Some(mut idle) = idle else { break };
+            if idle.since.elapsed() < IDLE_CHECK
                 || matches!(
-                    tokio::time::timeout(self.timeout, session.connection.test_connected()).await,
+                    tokio::time::timeout(self.timeout, idle.session.connection.test_connected())
+                        .await,
                     Ok(true)
                 )
             {
-                return Ok((session.connection, true));
+                return Ok((idle.session, true));
             }
         }
-        self.connect().await.map(|connection| (connection, false))
+        self.connect().await.map(|session| (session, false))
     }
 
     /// A new session, counting failures in a row; past [`GIVE_UP_AFTER`]
     /// it no longer tries.
-    async fn connect(&self) -> Result<AsyncSmtpConnection, DeliveryError> {
+    async fn connect(&self) -> Result<Session, DeliveryError> {
         if self.failures.load(Ordering::Relaxed) >= GIVE_UP_AFTER {
             let last = self
                 .last_failure
@@ -564,13 +549,13 @@ impl Smtp {
                 .clone();
             return Err(DeliveryError::Unreachable(last));
         }
-        match self.open().await {
-            Ok(connection) => Ok(connection),
-            Err(message) => {
-                self.count_failure(&message);
-                Err(DeliveryError::Unreachable(message))
-            }
+        let opened = self.open().await;
+        match &opened {
+            Err(DeliveryError::Unreachable(message)) => self.count_failure(message),
+            Err(refused @ DeliveryError::Refused(_)) => self.remember(refused),
+            _ => {}
         }
+        opened
     }
 
     /// Counts a failure towards [`GIVE_UP_AFTER`]; a delivered message
@@ -585,13 +570,40 @@ impl Smtp {
         );
     }
 
-    /// One SMTP transaction on `connection`.
+    /// Keeps the first refusal of the sender or the session: every later
+    /// message gets it at once.
+    fn remember(&self, error: &DeliveryError) {
+        if let DeliveryError::Refused(reason) = error {
+            self.refused
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .get_or_insert_with(|| reason.clone());
+        }
+    }
+
+    fn refusal(&self) -> Option<String> {
+        self.refused
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// One SMTP transaction in `session`. A message larger than the
+    /// server's SIZE is not sent at all.
     async fn transact(
         &self,
-        connection: &mut AsyncSmtpConnection,
+        session: &mut Session,
         parcel: &Parcel,
     ) -> Result<String, (Stage, Failure)> {
+        let connection = &mut session.connection;
         let mut options = Vec::new();
+        if let Some(limit) = session.size {
+            let size = parcel.bytes.len();
+            if limit > 0 && size as u64 > limit {
+                return Err((Stage::MailFrom, Failure::TooBig { size, limit }));
+            }
+            options.push(MailParameter::Size(size));
+        }
         if !parcel.bytes.is_ascii()
             && connection
                 .server_info()
@@ -621,40 +633,68 @@ impl Smtp {
             Err(_) => Err((stage, Failure::Timeout)),
         }
     }
+
+    /// What a failed transaction means; a refusal names the server and is
+    /// kept for every later message.
+    fn failed(&self, stage: Stage, failure: Failure) -> DeliveryError {
+        let error = match classify(stage, failure) {
+            DeliveryError::Refused(reason) => {
+                DeliveryError::Refused(format!("{} {reason}", self.server()))
+            }
+            other => other,
+        };
+        self.remember(&error);
+        error
+    }
 }
 
-/// An error with its sources, `a: b: c`.
+/// An error with its sources, `a: b: c`, each said once: lettre's errors
+/// print their source too, and nest (`Connection error: Connection error:
+/// tls handshake failed`), and TLS errors repeat OpenSSL's words.
 fn chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        let cause_text = cause.to_string();
-        if !text.contains(&cause_text) {
-            text.push_str(": ");
-            text.push_str(&cause_text);
+    let mut parts: Vec<String> = Vec::new();
+    let mut current = Some(error);
+    while let Some(layer) = current {
+        current = layer.source();
+        let text = layer.to_string();
+        if parts.iter().any(|part| part.contains(&text)) {
+            continue;
         }
-        source = cause.source();
+        // A layer's own words: its text without its source's.
+        let own = match current.map(ToString::to_string) {
+            Some(inner) => text
+                .strip_suffix(&inner)
+                .map_or(text.as_str(), |own| own.trim_end_matches([':', ' ']))
+                .to_owned(),
+            None => text,
+        };
+        if !own.is_empty() && parts.last() != Some(&own) {
+            parts.push(own);
+        }
     }
-    text
+    parts.join(": ")
 }
 
 impl Transport for Smtp {
     async fn send(&self, parcel: &Parcel) -> Result<String, DeliveryError> {
+        if let Some(reason) = self.refusal() {
+            return Err(DeliveryError::Refused(reason));
+        }
         if let Some(limiter) = &self.limiter {
             limiter.until_ready().await;
         }
-        let (mut connection, reused) = self.check_out().await?;
-        let mut result = self.transact(&mut connection, parcel).await;
+        let (mut session, reused) = self.check_out().await?;
+        let mut result = self.transact(&mut session, parcel).await;
         // A pooled session the server closed meanwhile fails at once, before
         // anything was handed over: one fresh session gets the message.
         if reused && matches!(result, Err((Stage::MailFrom, Failure::Broken(_)))) {
-            connection = self.connect().await?;
-            result = self.transact(&mut connection, parcel).await;
+            session = self.connect().await?;
+            result = self.transact(&mut session, parcel).await;
         }
         match result {
             Ok(reply) => {
                 self.failures.store(0, Ordering::Relaxed);
-                self.check_in(connection);
+                self.check_in(session);
                 Ok(reply)
             }
             Err((stage, Failure::Timeout)) if stage != Stage::Message => {
@@ -669,13 +709,13 @@ impl Transport for Smtp {
             Err((stage, failure)) => {
                 if failure.keeps_connection()
                     && matches!(
-                        tokio::time::timeout(self.timeout, connection.command(Rset)).await,
+                        tokio::time::timeout(self.timeout, session.connection.command(Rset)).await,
                         Ok(Ok(_))
                     )
                 {
-                    self.check_in(connection);
+                    self.check_in(session);
                 }
-                Err(classify(stage, failure))
+                Err(self.failed(stage, failure))
             }
         }
     }
@@ -685,91 +725,74 @@ impl Transport for Smtp {
 mod tests {
     use super::*;
 
-    fn reply(permanent: bool, text: &str) -> Failure {
-        Failure::Reply {
-            permanent,
-            text: text.to_owned(),
-        }
-    }
+    /// An error that prints its source after its own words, as lettre's do.
+    #[derive(Debug)]
+    struct Layer(&'static str, Option<Box<dyn std::error::Error>>);
 
-    #[test]
-    fn only_a_rejected_recipient_bounces() {
-        assert_eq!(
-            classify(Stage::RcptTo, reply(true, "550 5.1.1 no such user")),
-            DeliveryError::Permanent {
-                reply: "550 5.1.1 no such user".to_owned(),
-                recipient: true
-            }
-        );
-        for policy in [
-            "554 5.7.1 Service unavailable; client host blocked using zen.spamhaus.org",
-            "550 5.7.1 relaying denied",
-            "554 transaction failed",
-            "550 5.1.8 bad sender address",
-        ] {
-            assert!(
-                matches!(
-                    classify(Stage::RcptTo, reply(true, policy)),
-                    DeliveryError::Permanent {
-                        recipient: false,
-                        ..
-                    }
-                ),
-                "{policy}"
-            );
-        }
-        for bad_address in [
-            "550 no such user",
-            "550 5.1.2 bad domain",
-            "550 5.2.1 disabled",
-        ] {
-            assert!(
-                matches!(
-                    classify(Stage::RcptTo, reply(true, bad_address)),
-                    DeliveryError::Permanent {
-                        recipient: true,
-                        ..
-                    }
-                ),
-                "{bad_address}"
-            );
-        }
-        for stage in [Stage::MailFrom, Stage::Data, Stage::Message] {
-            assert!(matches!(
-                classify(stage, reply(true, "554 no")),
-                DeliveryError::Permanent {
-                    recipient: false,
-                    ..
-                }
-            ));
-        }
-    }
-
-    #[test]
-    fn temporary_replies_and_lost_connections_are_retried() {
-        assert_eq!(
-            classify(Stage::RcptTo, reply(false, "451 later")),
-            DeliveryError::Transient("451 later".to_owned())
-        );
-        for stage in [Stage::MailFrom, Stage::Message] {
-            for failure in [Failure::Timeout, Failure::Broken("reset".to_owned())] {
-                assert!(matches!(
-                    classify(stage, failure),
-                    DeliveryError::Transient(_)
-                ));
+    impl fmt::Display for Layer {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            match &self.1 {
+                Some(source) => write!(f, "{}: {source}", self.0),
+                None => f.write_str(self.0),
             }
         }
-        let DeliveryError::Transient(unknown) = classify(Stage::Message, Failure::Timeout) else {
-            unreachable!()
-        };
-        assert!(unknown.contains("same Message-ID"), "{unknown}");
+    }
+
+    impl std::error::Error for Layer {
+        fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+            self.1.as_deref()
+        }
+    }
+
+    /// An error whose text already holds its source's, not at the end.
+    #[derive(Debug)]
+    struct Layer2(&'static str, Layer);
+
+    impl fmt::Display for Layer2 {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str(self.0)
+        }
+    }
+
+    impl std::error::Error for Layer2 {
+        fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+            Some(&self.1)
+        }
     }
 
     #[test]
-    fn a_421_closes_the_session() {
-        assert!(!reply(false, "421 closing").keeps_connection());
-        assert!(reply(false, "451 later").keeps_connection());
-        assert!(!Failure::Timeout.keeps_connection());
+    fn an_error_chain_says_each_thing_once() {
+        let nested = Layer(
+            "Connection error",
+            Some(Box::new(Layer(
+                "Connection error",
+                Some(Box::new(Layer("certificate verify failed", None))),
+            ))),
+        );
+        assert_eq!(
+            chain(&nested),
+            "Connection error: certificate verify failed"
+        );
+        let reply = Layer(
+            "permanent error (535)",
+            Some(Box::new(Layer("5.7.8 authentication failed", None))),
+        );
+        assert_eq!(
+            chain(&reply),
+            "permanent error (535): 5.7.8 authentication failed"
+        );
+        // A layer that says its source's words in the middle of its own.
+        let tls = Layer(
+            "STARTTLS",
+            Some(Box::new(Layer2(
+                "verify failed (self-signed certificate)",
+                Layer("verify failed", None),
+            ))),
+        );
+        assert_eq!(
+            chain(&tls),
+            "STARTTLS: verify failed (self-signed certificate)"
+        );
     }
 
     #[test]

@@ -24,18 +24,26 @@ const PLACEHOLDER_END: char = 'X';
 pub struct Expressions(Vec<String>);
 
 impl Expressions {
-    /// Replaces every `{{...}}` (also `{{{...}}}` and `{{!-- --}}`) in
-    /// `source` with a placeholder, returning the text and what was cut.
+    /// Replaces every `{{...}}` (also `{{{...}}}`, `{{!-- --}}` and the
+    /// escaped `\{{...}}`) in `source` with a placeholder, returning the text and what was cut.
     /// An unclosed `{{` is left alone: compiling the original reports it.
     pub fn protect(source: &str) -> (String, Expressions) {
         let mut text = String::with_capacity(source.len());
         let mut expressions = Vec::new();
         let mut rest = source;
-        while let Some(start) = rest.find("{{") {
-            let tail = &rest[start..];
-            let Some(end) = expression_len(tail) else {
+        while let Some(found) = rest.find("{{") {
+            let Some(end) = expression_len(&rest[found..]) else {
                 break;
             };
+            // An escaped `\{{…}}` is kept whole, or Markdown would read the
+            // backslash as its own escape (in a link target, say).
+            let start = if rest[..found].ends_with('\\') {
+                found - 1
+            } else {
+                found
+            };
+            let end = found + end - start;
+            let tail = &rest[start..];
             text.push_str(&rest[..start]);
             let _ = write!(text, "{PLACEHOLDER}{}{PLACEHOLDER_END}", expressions.len());
             expressions.push(tail[..end].to_owned());
@@ -137,7 +145,7 @@ pub fn convert(body: &str, utm: Option<&Utm>) -> Converted {
     let (protected, expressions) = Expressions::protect(body);
     let parser = Parser::new_ext(
         &protected,
-        Options::ENABLE_STRIKETHROUGH | Options::ENABLE_TABLES,
+        Options::ENABLE_STRIKETHROUGH | Options::ENABLE_TABLES | Options::ENABLE_FOOTNOTES,
     );
     let mut events = Vec::new();
     let mut inside_link_or_code = 0_usize;
@@ -315,6 +323,10 @@ impl TextWriter {
             Event::Text(text) | Event::Code(text) => self.out().push_str(text),
             Event::SoftBreak => self.out().push(' '),
             Event::HardBreak => self.out().push('\n'),
+            Event::FootnoteReference(label) => {
+                let mark = format!("[{label}]");
+                self.out().push_str(&mark);
+            }
             Event::Rule => {
                 self.out().push_str("----");
                 self.end_block();
@@ -348,15 +360,21 @@ impl TextWriter {
             }
             // An image shows as its alt text in brackets.
             Tag::Image { .. } => self.out().push('['),
+            Tag::FootnoteDefinition(label) => {
+                let mark = format!("[{label}] ");
+                self.out().push_str(&mark);
+            }
             _ => {}
         }
     }
 
     fn end(&mut self, tag: TagEnd) {
         match tag {
-            TagEnd::Paragraph | TagEnd::CodeBlock | TagEnd::HtmlBlock | TagEnd::Table => {
-                self.end_block()
-            }
+            TagEnd::Paragraph
+            | TagEnd::CodeBlock
+            | TagEnd::HtmlBlock
+            | TagEnd::Table
+            | TagEnd::FootnoteDefinition => self.end_block(),
             TagEnd::Heading(level) => {
                 let out = self.out();
                 let line_start = out.rfind('\n').map_or(0, |at| at + 1);
@@ -449,6 +467,21 @@ mod tests {
         assert_eq!(
             converted.text,
             "Hi {{subscriber.first_name}}, your {{subscriber.fields.favourite_food}} and {{{content}}}"
+        );
+    }
+
+    #[test]
+    fn an_escaped_expression_in_a_link_target_stays_escaped() {
+        let converted = convert("Read [this](\\{{< ref >}}) now.\n", None);
+        assert!(
+            converted.html.contains("href=\"\\{{< ref >}}\""),
+            "{}",
+            converted.html
+        );
+        assert!(
+            converted.text.contains("(\\{{< ref >}})"),
+            "{}",
+            converted.text
         );
     }
 
@@ -557,6 +590,23 @@ mod tests {
             "{}",
             converted.text
         );
+    }
+
+    #[test]
+    fn footnotes_work_in_both_forms() {
+        let converted = convert("A note.[^1]\n\n[^1]: The footnote.\n", None);
+        assert!(converted.text.contains("A note.[1]"), "{}", converted.text);
+        assert!(
+            converted.text.contains("[1] The footnote."),
+            "{}",
+            converted.text
+        );
+        assert!(
+            converted.html.contains("The footnote."),
+            "{}",
+            converted.html
+        );
+        assert!(!converted.html.contains("[^1]"), "{}", converted.html);
     }
 
     #[test]

@@ -90,6 +90,14 @@ impl Email {
     pub fn formatted(&self) -> Vec<u8> {
         self.message.formatted()
     }
+
+    /// Gives the message another Date header, leaving its content as
+    /// rendered.
+    pub fn set_date(&mut self, date: std::time::SystemTime) {
+        self.message
+            .headers_mut()
+            .set(lettre::message::header::Date::new(date));
+    }
 }
 
 /// Rendering one email failed; the problem names the template file and

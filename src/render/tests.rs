@@ -82,6 +82,30 @@ fn text_part_of_day_one_matches_the_snapshot() {
     assert_snapshot("gut-immune-day-1.txt", &email.text);
 }
 
+/// Spam filters score hidden text coloured like its background
+/// (SpamAssassin's HTML_FONT_LOW_CONTRAST): the preheader is hidden by
+/// display, size and opacity alone.
+#[test]
+fn the_preheader_is_hidden_without_a_text_colour() {
+    let email = render(&renderer(), 0, &ada());
+    let style = email
+        .html
+        .split("<div class=\"preheader\"")
+        .nth(1)
+        .and_then(|rest| rest.split('>').next())
+        .expect("a preheader");
+    for rule in [
+        "display: none",
+        "max-height: 0",
+        "opacity: 0",
+        "overflow: hidden",
+        "mso-hide: all",
+    ] {
+        assert!(style.contains(rule), "{rule} in {style}");
+    }
+    assert!(!style.contains("color"), "{style}");
+}
+
 #[test]
 fn html_part_has_the_layout_in_order() {
     let email = render(&renderer(), 0, &ada());

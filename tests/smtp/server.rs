@@ -6,6 +6,12 @@
 //! with a given certificate and AUTH PLAIN, and it can go down (accept
 //! and close at once) and come back. It keeps every message it accepted.
 //!
+//! It can also apply a real server's rules, with Postfix's replies: a
+//! SIZE limit (checked against `SIZE=` at MAIL FROM and against the
+//! message), a fully-qualified HELO name (refused at RCPT TO, as Postfix
+//! does with `smtpd_delay_reject`), one password, a login required, a
+//! refused sender.
+//!
 //! Written here rather than with mailin-embedded: its handler must answer
 //! every command with a reply, so it cannot drop a connection after DATA
 //! without a word or stall mid-session, which are the cases DESIGN.md
@@ -65,6 +71,13 @@ struct State {
     seen: HashMap<(Stage, String), usize>,
     logins: Vec<(String, String)>,
     connections: usize,
+    /// Every MAIL FROM command line.
+    mail_from: Vec<String>,
+    /// Every EHLO or HELO name.
+    helos: Vec<String>,
+    quits: usize,
+    /// Bytes of message data read, accepted or not.
+    data_bytes: usize,
 }
 
 /// How the server is set up.
@@ -78,6 +91,18 @@ pub struct Options {
     pub stall_greeting: bool,
     /// Speak TLS from the first byte (port 465 style) instead of STARTTLS.
     pub implicit_tls: bool,
+    /// The SIZE it announces and enforces.
+    pub size: usize,
+    /// Refuse a HELO name without a dot at RCPT TO (504 5.5.2).
+    pub fqdn_helo: bool,
+    /// The reply to every EHLO or HELO, instead of 250.
+    pub refuse_helo: Option<&'static str>,
+    /// The reply to every MAIL FROM, instead of 250.
+    pub reject_sender: Option<&'static str>,
+    /// Refuse MAIL FROM without a login (530 5.7.0).
+    pub require_auth: bool,
+    /// The only password AUTH accepts; any when `None`.
+    pub password: Option<&'static str>,
 }
 
 impl Options {
@@ -93,6 +118,12 @@ impl Options {
             auth: false,
             stall_greeting: false,
             implicit_tls: false,
+            size: 10_000_000,
+            fqdn_helo: false,
+            refuse_helo: None,
+            reject_sender: None,
+            require_auth: false,
+            password: None,
         }
     }
 }
@@ -183,6 +214,26 @@ impl Server {
         self.shared.state.lock().unwrap().logins.clone()
     }
 
+    /// Every MAIL FROM command line, in order.
+    pub fn mail_from(&self) -> Vec<String> {
+        self.shared.state.lock().unwrap().mail_from.clone()
+    }
+
+    /// Every EHLO or HELO name, in order.
+    pub fn helos(&self) -> Vec<String> {
+        self.shared.state.lock().unwrap().helos.clone()
+    }
+
+    /// How many times a client said QUIT.
+    pub fn quits(&self) -> usize {
+        self.shared.state.lock().unwrap().quits
+    }
+
+    /// Bytes of message data read, accepted or not.
+    pub fn data_bytes(&self) -> usize {
+        self.shared.state.lock().unwrap().data_bytes
+    }
+
     /// Comes back after [`Action::AcceptThenGoDown`].
     pub fn come_back(&self) {
         self.shared.down.store(false, Ordering::SeqCst);
@@ -247,6 +298,8 @@ impl Shared {
         secure: bool,
     ) -> End {
         let mut to: Vec<String> = Vec::new();
+        let mut helo = String::new();
+        let mut logged_in = false;
         let mut line = String::new();
         loop {
             line.clear();
@@ -265,6 +318,22 @@ impl Shared {
                 .to_ascii_uppercase();
             let reply: String = match verb.as_str() {
                 "EHLO" | "HELO" => {
+                    helo = command
+                        .split_whitespace()
+                        .nth(1)
+                        .unwrap_or_default()
+                        .to_owned();
+                    self.state.lock().unwrap().helos.push(helo.clone());
+                    if let Some(reply) = self.options.refuse_helo {
+                        if stream
+                            .write_all(format!("{reply}\r\n").as_bytes())
+                            .await
+                            .is_err()
+                        {
+                            return End::Closed;
+                        }
+                        continue;
+                    }
                     let mut reply = String::from("250-test\r\n250-8BITMIME\r\n");
                     if self.acceptor.is_some() && !secure {
                         reply.push_str("250-STARTTLS\r\n");
@@ -272,7 +341,7 @@ impl Shared {
                     if self.options.auth && (secure || self.acceptor.is_none()) {
                         reply.push_str("250-AUTH PLAIN\r\n");
                     }
-                    reply.push_str("250 SIZE 10000000\r\n");
+                    reply.push_str(&format!("250 SIZE {}\r\n", self.options.size));
                     reply
                 }
                 "STARTTLS" if self.acceptor.is_some() && !secure => {
@@ -294,14 +363,36 @@ impl Shared {
                             .unwrap()
                             .logins
                             .push((user.clone(), password.clone()));
-                        "235 ok\r\n".to_owned()
+                        if self
+                            .options
+                            .password
+                            .is_some_and(|wanted| wanted != password)
+                        {
+                            "535 5.7.8 Error: authentication failed: bad password\r\n".to_owned()
+                        } else {
+                            logged_in = true;
+                            "235 ok\r\n".to_owned()
+                        }
                     } else {
                         "501 bad AUTH\r\n".to_owned()
                     }
                 }
                 "MAIL" => {
                     to.clear();
-                    "250 ok\r\n".to_owned()
+                    self.state.lock().unwrap().mail_from.push(command.clone());
+                    let declared = command
+                        .split_whitespace()
+                        .find_map(|word| word.strip_prefix("SIZE="))
+                        .and_then(|size| size.parse::<usize>().ok());
+                    if declared.is_some_and(|size| size > self.options.size) {
+                        "552 5.3.4 Message size exceeds fixed limit\r\n".to_owned()
+                    } else if self.options.require_auth && !logged_in {
+                        "530 5.7.0 Authentication required\r\n".to_owned()
+                    } else if let Some(reply) = self.options.reject_sender {
+                        format!("{reply}\r\n")
+                    } else {
+                        "250 ok\r\n".to_owned()
+                    }
                 }
                 "RCPT" => {
                     let address = command
@@ -309,6 +400,15 @@ impl Shared {
                         .and_then(|(_, rest)| rest.split_once('>'))
                         .map(|(address, _)| address.to_owned())
                         .unwrap_or_default();
+                    if self.options.fqdn_helo && !helo.contains('.') {
+                        let reply = format!(
+                            "504 5.5.2 <{helo}>: Helo command rejected: need fully-qualified hostname\r\n"
+                        );
+                        if stream.write_all(reply.as_bytes()).await.is_err() {
+                            return End::Closed;
+                        }
+                        continue;
+                    }
                     match self.ask(Stage::Rcpt, &address) {
                         Action::Accept | Action::AcceptThenGoDown | Action::AcceptSlowly(_) => {
                             to.push(address);
@@ -342,6 +442,13 @@ impl Shared {
                         let unstuffed = raw.strip_prefix(b".").unwrap_or(&raw);
                         data.extend_from_slice(unstuffed);
                     }
+                    self.state.lock().unwrap().data_bytes += data.len();
+                    if data.len() > self.options.size {
+                        let _ = stream
+                            .write_all(b"552 5.3.4 Message size exceeds fixed limit\r\n")
+                            .await;
+                        continue;
+                    }
                     let recipient = to.first().cloned().unwrap_or_default();
                     let received = Received {
                         to: recipient.clone(),
@@ -374,6 +481,7 @@ impl Shared {
                 }
                 "RSET" | "NOOP" => "250 ok\r\n".to_owned(),
                 "QUIT" => {
+                    self.state.lock().unwrap().quits += 1;
                     let _ = stream.write_all(b"221 bye\r\n").await;
                     return End::Closed;
                 }
