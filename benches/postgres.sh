@@ -141,7 +141,8 @@ run_case() {
     done
     end=$(date +%s.%N)
     local sent
-    sent=$("$DRIPLINE" status --json | grep -o '"sent": [0-9]*' | head -1 | grep -o '[0-9]*$')
+    # The step's count (the first "sent" after "sequences"), not one run's.
+    sent=$("$DRIPLINE" status --json | sed -n '/"sequences"/,$p' | grep -o '"sent": [0-9]*' | head -1 | grep -o '[0-9]*$')
     if [ "$sent" != "$N" ]; then
         echo "$backend x$instances: the state records $sent sent, expected $N" >&2
         exit 1
@@ -153,7 +154,7 @@ declare -A BEST
 for attempt in 1 2 3; do
     for case in "sqlite 1" "postgres 1" "postgres 3"; do
         set -- $case
-        seconds=$(run_case "$1" "$2" "$attempt")
+        seconds=$(run_case "$1" "$2" "$attempt") || exit 1
         echo "$1 x$2, run $attempt: $seconds s"
         key="$1 $2"
         if [ -z "${BEST[$key]:-}" ] || awk -v a="$seconds" -v b="${BEST[$key]}" 'BEGIN { exit !(a < b) }'; then

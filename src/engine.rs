@@ -154,9 +154,11 @@ pub enum When {
     Scheduled {
         at: DateTime<Utc>,
         not_before: Option<DateTime<Utc>>,
-        /// A run died during its transaction: it goes again with the same
-        /// Message-ID, whatever the one-a-day rule says (it may well be
-        /// today's email itself).
+        /// It is claimed: by a run that died during its transaction, or
+        /// (on a shared database) by another instance. It goes again with
+        /// the same Message-ID, whatever the one-a-day rule says (it may
+        /// well be today's email itself); the store lets the claim win
+        /// only if its holder is gone.
         resend: bool,
     },
     /// Never: it failed for good, or `send_at` never fires again.
@@ -391,9 +393,14 @@ impl<S: Store, T: Transport> Pass<'_, S, T> {
             drop(enrollments);
 
             // Due emails are picked a batch at a time, so memory does not
-            // grow with the number of emails a pass sends.
+            // grow with the number of emails a pass sends. Instances that
+            // share the state each start at their own point of the list,
+            // so they mostly claim different subscribers.
+            let start =
+                usize::try_from(self.store.walk_offset() % list.subscribers.len().max(1) as u64)
+                    .unwrap_or(0);
             let mut selection = Selection {
-                candidates: candidates(),
+                candidates: candidates().skip(start).chain(candidates().take(start)),
                 sequence,
                 now,
                 catch_up,

@@ -379,6 +379,11 @@ pub trait Store {
     /// The processes registered to send, with their claims in flight
     /// (none for a store that allows only one).
     fn instances(&self) -> impl Future<Output = Result<Vec<InstanceRecord>>> + Send;
+
+    /// Where this process starts walking a list, as a count of
+    /// subscribers to skip (modulo the list's length): 0 when it sends
+    /// alone, a different point per instance on a shared state.
+    fn walk_offset(&self) -> u64;
 }
 
 /// What a run did, for its record.
@@ -543,5 +548,12 @@ impl Store for StateStore {
 
     async fn instances(&self) -> Result<Vec<InstanceRecord>> {
         forward!(self, store => store.instances())
+    }
+
+    fn walk_offset(&self) -> u64 {
+        match self {
+            StateStore::Sqlite(store) => store.walk_offset(),
+            StateStore::Postgres(store) => store.walk_offset(),
+        }
     }
 }

@@ -935,4 +935,12 @@ impl Store for PostgresStore {
             })
             .collect())
     }
+
+    fn walk_offset(&self) -> u64 {
+        // The instance id is random: so is the starting point.
+        self.instance
+            .as_ref()
+            .and_then(|instance| u64::from_str_radix(&instance.id, 16).ok())
+            .unwrap_or(0)
+    }
 }

@@ -668,4 +668,8 @@ impl Store for SqliteStore {
         // One sender at a time, held by the file lock: none to list.
         Ok(Vec::new())
     }
+
+    fn walk_offset(&self) -> u64 {
+        0
+    }
 }
