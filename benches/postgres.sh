@@ -12,7 +12,12 @@
 # (for case 3, from the start of the first process to the end of the last).
 # Best of three of each.
 #
-#   bash benches/postgres.sh [N] [CONCURRENCY]      # defaults: 10000 and 8
+#   bash benches/postgres.sh [N] [CONCURRENCY] [DELAY]   # defaults: 10000, 8, 0
+#
+# DELAY > 0 makes the sink wait that many seconds before it answers each
+# DATA command (smtp-sink -w): a slow provider, where the time goes to
+# waiting on the network rather than to the CPU, as with a real one. Try
+# `bash benches/postgres.sh 96 8 1`.
 #
 # Needs smtp-sink (Debian package postfix, installed as benches/smtp.sh
 # says) and PostgreSQL (Debian package postgresql: initdb and postgres
@@ -21,9 +26,11 @@
 # SQLite state's synchronous = FULL), run as the `postgres` user when this
 # script runs as root, stopped by PID at the end.
 set -euo pipefail
+shopt -s inherit_errexit
 
 N=${1:-10000}
 CONCURRENCY=${2:-8}
+DELAY=${3:-0}
 SMTP_PORT=${SMTP_BENCH_PORT:-25726}
 PG_PORT=${PG_BENCH_PORT:-25727}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -46,24 +53,27 @@ cleanup() {
 }
 trap cleanup EXIT
 
-as_postgres() {
-    if [ "$(id -u)" = 0 ]; then
-        setpriv --reuid=postgres --regid=postgres --init-groups -- "$@"
-    else
-        "$@"
-    fi
-}
+# initdb and the server refuse root: run them as `postgres` then.
+AS_PG=()
+[ "$(id -u)" = 0 ] && AS_PG=(setpriv --reuid=postgres --regid=postgres --init-groups --)
 
 mkdir -p "$WORK/pg"
 [ "$(id -u)" = 0 ] && chown postgres:postgres "$WORK/pg"
-as_postgres "$PG_BIN/initdb" -D "$WORK/pg/data" -U postgres -A trust -E UTF8 --locale=C.UTF-8 >/dev/null
-as_postgres "$PG_BIN/postgres" -D "$WORK/pg/data" -p "$PG_PORT" -k "$WORK/pg" \
+"${AS_PG[@]}" "$PG_BIN/initdb" -D "$WORK/pg/data" -U postgres -A trust -E UTF8 --locale=C.UTF-8 >/dev/null
+# setpriv execs the server: $! is its PID.
+"${AS_PG[@]}" "$PG_BIN/postgres" -D "$WORK/pg/data" -p "$PG_PORT" -k "$WORK/pg" \
     -c listen_addresses=127.0.0.1 -c max_connections=100 > "$WORK/pg/server.log" 2>&1 &
 PG_PID=$!
-until "$PG_BIN/pg_isready" -q -h 127.0.0.1 -p "$PG_PORT"; do sleep 0.05; done
+# Ready on its own socket, so another server on the port is never taken for it.
+until "$PG_BIN/pg_isready" -q -h "$WORK/pg" -p "$PG_PORT"; do
+    kill -0 "$PG_PID" 2>/dev/null || { cat "$WORK/pg/server.log" >&2; exit 1; }
+    sleep 0.05
+done
 psql_admin() { "$PG_BIN/psql" -X -q -h 127.0.0.1 -p "$PG_PORT" -U postgres -d postgres -c "$1"; }
 
-smtp-sink -u nobody 127.0.0.1:"$SMTP_PORT" 1024 &
+SINK_WAIT=()
+[ "$DELAY" -gt 0 ] && SINK_WAIT=(-w "$DELAY")
+smtp-sink -u nobody "${SINK_WAIT[@]}" 127.0.0.1:"$SMTP_PORT" 1024 &
 SINK_PID=$!
 sleep 0.5
 
@@ -75,8 +85,8 @@ write_config() {
 timezone = "UTC"
 
 [sender]
-from = "Coach <coach@example.com>"
-postal_address = "123 Main St, Springfield"
+from = "Coach <coach@coaching-demo.net>"
+postal_address = "42 Harbour Road, Portsmouth"
 
 [[drip]]
 sequence = "bench"

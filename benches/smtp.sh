@@ -46,8 +46,8 @@ cat > dripline.toml <<EOF
 timezone = "UTC"
 
 [sender]
-from = "Coach <coach@example.com>"
-postal_address = "123 Main St, Springfield"
+from = "Coach <coach@coaching-demo.net>"
+postal_address = "42 Harbour Road, Portsmouth"
 
 [[drip]]
 sequence = "bench"
@@ -105,7 +105,7 @@ for attempt in 1 2 3; do
     [ "$rss" -gt "$RSS_KB" ] && RSS_KB=$rss
 
     /usr/bin/time -f '%e %M' -o source.txt \
-        smtp-source -d -c -l 8192 -m "$N" -s "$CONCURRENCY" -f coach@example.com -t reader@example.net 127.0.0.1:"$PORT" > /dev/null
+        smtp-source -d -c -l 8192 -m "$N" -s "$CONCURRENCY" -f coach@coaching-demo.net -t reader@example.net 127.0.0.1:"$PORT" > /dev/null
     read -r seconds rss_source < source.txt
     echo "smtp-source $attempt: $seconds s"
     if [ -z "$BEST_S" ] || awk -v a="$seconds" -v b="$BEST_S" 'BEGIN { exit !(a < b) }'; then BEST_S=$seconds; fi

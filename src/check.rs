@@ -12,6 +12,7 @@ use std::collections::HashMap;
 use crate::config::Project;
 use crate::delivery::dkim::Signer;
 use crate::diagnostic::{Problem, Report};
+use crate::preflight;
 use crate::render::{self, UnsubscribeLinks};
 use crate::sequence::Sequence;
 use crate::setup;
@@ -40,6 +41,9 @@ pub fn check(config_file: &Path) -> Findings {
         }
     };
     findings.report.extend(project.validate());
+    findings
+        .report
+        .extend(preflight::check(&project.config, &project.config_file));
     if let Some(dkim) = &project.config.dkim {
         match Signer::load(dkim, &project.resolve(&dkim.private_key_file)) {
             Ok(signer) => {
@@ -167,7 +171,7 @@ fn check_lists(project: &Project, report: &mut Report) -> HashMap<String, Vec<St
         let Ok(reader) = fs::File::open(&file) else {
             continue; // `validate` already said the file is missing.
         };
-        let list = subscribers::parse(std::io::BufReader::new(reader), &file);
+        let list = subscribers::parse(std::io::BufReader::new(reader), &file, &drip.columns);
         if let Some(first) = list.subscribers.first() {
             columns
                 .entry(drip.sequence.get_ref().clone())

@@ -20,6 +20,7 @@ use toml::Spanned;
 use crate::crontab::CronSchedule;
 use crate::diagnostic::{InvalidInput, Problem, Report};
 use crate::sequence;
+use crate::subscribers::Columns;
 use crate::zone::Zone;
 
 /// The file name `dripline` looks for in the project directory.
@@ -54,6 +55,66 @@ pub struct Config {
     /// `dripline serve`: the HTTP endpoint and the tick schedule.
     #[serde(default)]
     pub serve: Serve,
+    /// Where bounces, complaints and mailto unsubscribes arrive; off when absent.
+    pub mailbox: Option<FeedbackMailbox>,
+    /// Provider webhooks `dripline serve` answers; each is off unless set.
+    #[serde(default)]
+    pub webhooks: Webhooks,
+}
+
+/// `[webhooks]`: bounce and complaint events from the sending provider,
+/// posted to `dripline serve` at `/webhooks/<provider>`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Webhooks {
+    /// Amazon SES notifications through an SNS topic: `/webhooks/ses`.
+    pub ses: Option<SesWebhook>,
+    /// Postmark's bounce and spam complaint webhooks: `/webhooks/postmark`.
+    pub postmark: Option<PostmarkWebhook>,
+    /// Mailgun's event webhooks: `/webhooks/mailgun`.
+    pub mailgun: Option<MailgunWebhook>,
+}
+
+/// `[webhooks.ses]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SesWebhook {
+    /// The SNS topic whose messages are accepted (its ARN); others are refused.
+    pub topic_arn: String,
+    /// A folder for SNS signing certificates, relative to the config file:
+    /// each is fetched once (from `https://sns.<region>.amazonaws.com/`
+    /// only) and kept there.
+    pub certificate_cache: Option<PathBuf>,
+}
+
+/// `[webhooks.postmark]`: the HTTP Basic credentials set on the webhook
+/// (`https://USER:PASSWORD@news.example.com/dripline/webhooks/postmark`).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PostmarkWebhook {
+    pub username: String,
+    /// The environment variable that holds the password.
+    pub password_env: Option<String>,
+    /// The file that holds the password, relative to the config file.
+    pub password_file: Option<PathBuf>,
+}
+
+/// `[webhooks.mailgun]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MailgunWebhook {
+    /// The environment variable that holds the webhook signing key.
+    pub signing_key_env: Option<String>,
+    /// The file that holds the webhook signing key, relative to the config file.
+    pub signing_key_file: Option<PathBuf>,
+    /// How old a signed request may be; older ones (and any token seen
+    /// before) are refused as replays.
+    #[serde(default = "five_minutes", deserialize_with = "duration")]
+    pub max_age: Duration,
+}
+
+fn five_minutes() -> Duration {
+    Duration::from_secs(300)
 }
 
 /// `[sender]`
@@ -79,6 +140,10 @@ pub struct Drip {
     pub sequence: Spanned<String>,
     /// The list file (CSV), relative to the config file.
     pub list: Spanned<PathBuf>,
+    /// The list's own names for the columns dripline reads, when they are
+    /// neither dripline's nor a known export's: `{ email = "E-mail" }`.
+    #[serde(default)]
+    pub columns: Columns,
 }
 
 /// `[delivery]`
@@ -102,6 +167,11 @@ pub struct Delivery {
     /// How late a due email may still go out; later ones wait for the next slot.
     #[serde(deserialize_with = "duration")]
     pub catch_up: Duration,
+    /// The envelope sender (MAIL FROM), where bounces go: each email is
+    /// sent from `local+TOKEN@domain` (VERP), so every bounce names its
+    /// subscriber and step. Default: the sender's address, without a token.
+    #[serde(deserialize_with = "optional_bounce_address")]
+    pub return_path: Option<lettre::Address>,
 }
 
 impl Default for Delivery {
@@ -115,6 +185,7 @@ impl Default for Delivery {
             max_per_day: 0,
             max_attempts: std::num::NonZeroU32::new(8).unwrap_or(std::num::NonZeroU32::MIN),
             catch_up: Duration::from_secs(12 * 3600),
+            return_path: None,
         }
     }
 }
@@ -316,6 +387,66 @@ impl Default for Serve {
     }
 }
 
+/// `[mailbox]`: a Maildir folder, or an IMAP server reached over TLS.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FeedbackMailbox {
+    /// A Maildir (with cur/, new/ and tmp/), relative to the config file.
+    pub maildir: Option<PathBuf>,
+    /// The IMAP server's host name.
+    pub host: Option<String>,
+    /// The IMAP port: 993 (TLS from the start) by default.
+    #[serde(default = "imaps_port")]
+    pub port: u16,
+    /// `tls` (the default), or `none` for a server on this machine.
+    #[serde(default = "tls")]
+    pub security: Security,
+    /// The IMAP login name.
+    pub username: Option<String>,
+    /// The environment variable that holds the IMAP password.
+    pub password_env: Option<String>,
+    /// The file that holds the IMAP password, relative to the config file.
+    pub password_file: Option<PathBuf>,
+    /// The IMAP folder to read.
+    #[serde(default = "inbox")]
+    pub folder: String,
+    /// Where processed messages move to (created when missing).
+    #[serde(default = "processed_folder")]
+    pub processed_folder: String,
+    /// An extra certificate (PEM) to trust for the IMAP server.
+    pub ca_file: Option<PathBuf>,
+    /// How long to wait for the IMAP server.
+    #[serde(default = "thirty_seconds", deserialize_with = "duration")]
+    pub timeout: Duration,
+    /// Present only to explain where a password belongs instead.
+    #[serde(
+        default,
+        rename = "password",
+        deserialize_with = "refuse_plain_password"
+    )]
+    _password: Option<std::convert::Infallible>,
+}
+
+fn imaps_port() -> u16 {
+    993
+}
+
+fn tls() -> Security {
+    Security::Tls
+}
+
+fn inbox() -> String {
+    "INBOX".to_owned()
+}
+
+fn processed_folder() -> String {
+    "dripline-processed".to_owned()
+}
+
+fn thirty_seconds() -> Duration {
+    Duration::from_secs(30)
+}
+
 fn every_minute() -> CronSchedule {
     "* * * * *"
         .parse()
@@ -326,6 +457,16 @@ impl Config {
     /// Parses the text of `file`. Pure: `file` only names the source in errors.
     pub fn parse(file: &Path, source: &str) -> Result<Config, Problem> {
         toml::from_str(source).map_err(|err| Problem::from_toml(file, source, &err))
+    }
+
+    /// The envelope sender of an email whose bounce token is `token`:
+    /// `return_path` tagged with it (VERP), or else the sender's address.
+    pub fn envelope_sender(&self, token: Option<&str>) -> lettre::Address {
+        match (&self.delivery.return_path, token) {
+            (Some(address), Some(token)) => crate::token::tagged(address, token),
+            (Some(address), None) => address.clone(),
+            (None, _) => self.sender.from.email.clone(),
+        }
     }
 }
 
@@ -440,6 +581,18 @@ impl Project {
         for problem in self.config.state.problems() {
             report.push(Problem::error(file, problem));
         }
+        match &self.config.mailbox {
+            Some(mailbox) => {
+                for problem in mailbox_problems(file, mailbox) {
+                    report.push(problem);
+                }
+            }
+            None => {
+                for warning in unread_feedback(file, &self.config) {
+                    report.push(warning);
+                }
+            }
+        }
         let unsubscribe = &self.config.unsubscribe;
         if self.config.delivery.transport == Transport::Smtp
             && unsubscribe.base_url.is_none()
@@ -452,6 +605,75 @@ impl Project {
         }
         report
     }
+}
+
+/// Warnings, when sending for real, for feedback addresses that nothing
+/// reads (there is no `[mailbox]`): unsubscribe requests by email would go
+/// unanswered.
+fn unread_feedback(file: &Path, config: &Config) -> Vec<Problem> {
+    let mut warnings = Vec::new();
+    if config.delivery.transport != Transport::Smtp {
+        return warnings;
+    }
+    if let Some(mailto) = &config.unsubscribe.mailto {
+        warnings.push(Problem::warning(
+            file,
+            format!(
+                "[unsubscribe] mailto: requests go to {}+TOKEN@{}, but there is no [mailbox] to read them, so nobody is unsubscribed by email: add a [mailbox] that receives that address (docs/operations.md)",
+                mailto.email.user(),
+                mailto.email.domain()
+            ),
+        ));
+    }
+    if let Some(return_path) = &config.delivery.return_path {
+        warnings.push(Problem::warning(
+            file,
+            format!(
+                "[delivery] return_path: bounces go to {}+TOKEN@{}, but there is no [mailbox] to read them: add one (docs/operations.md)",
+                return_path.user(),
+                return_path.domain()
+            ),
+        ));
+    }
+    warnings
+}
+
+/// What is wrong with `[mailbox]` as a whole.
+fn mailbox_problems(file: &Path, mailbox: &FeedbackMailbox) -> Vec<Problem> {
+    let mut problems = Vec::new();
+    match (&mailbox.maildir, &mailbox.host) {
+        (Some(_), Some(_)) => problems.push(Problem::error(
+            file,
+            "[mailbox] sets both maildir and host: read either a Maildir or an IMAP server",
+        )),
+        (None, None) => problems.push(Problem::error(
+            file,
+            "[mailbox] names no mailbox: set maildir = \"Maildir\" (a folder a local mail server delivers to) or host, username and password_env for IMAP",
+        )),
+        (None, Some(_)) => {
+            if mailbox.username.is_none() {
+                problems.push(Problem::error(file, "[mailbox] host needs a username"));
+            }
+            if mailbox.password_env.is_some() == mailbox.password_file.is_some() {
+                problems.push(Problem::error(
+                    file,
+                    "[mailbox] host needs exactly one of password_env (an environment variable) and password_file",
+                ));
+            }
+            let local = matches!(
+                mailbox.host.as_deref(),
+                Some("localhost" | "127.0.0.1" | "::1")
+            );
+            if mailbox.security == Security::Starttls || (mailbox.security == Security::None && !local) {
+                problems.push(Problem::error(
+                    file,
+                    "[mailbox] security is \"tls\" (port 993), or \"none\" only for a server on this machine (host = \"localhost\"): the password must not cross the network unencrypted",
+                ));
+            }
+        }
+        (Some(_), None) => {}
+    }
+    problems
 }
 
 fn mailbox<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Mailbox, D::Error> {
@@ -469,6 +691,26 @@ fn parse_mailbox(text: &str) -> Result<Mailbox, String> {
     text.parse().map_err(|err| {
         format!("`{text}` is not an email address ({err}); write `Name <address@example.com>` or `address@example.com`")
     })
+}
+
+/// An address a `+TOKEN` can be added to: its local part has no `+` yet.
+fn optional_bounce_address<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<lettre::Address>, D::Error> {
+    let text = String::deserialize(deserializer)?;
+    let address: lettre::Address = text.parse().map_err(|err| {
+        serde::de::Error::custom(format!(
+            "`{text}` is not an email address ({err}); write a bare address such as \"bounces@bounce.example.com\""
+        ))
+    })?;
+    if address.user().contains('+') {
+        return Err(serde::de::Error::custom(format!(
+            "`{text}` already has a `+` in its local part; dripline adds `+TOKEN` itself: write \"{}@{}\"",
+            address.user().split('+').next().unwrap_or_default(),
+            address.domain()
+        )));
+    }
+    Ok(Some(address))
 }
 
 fn duration<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Duration, D::Error> {
@@ -524,7 +766,7 @@ fn refuse_plain_password<'de, D: serde::Deserializer<'de>>(
     _: D,
 ) -> Result<Option<std::convert::Infallible>, D::Error> {
     Err(serde::de::Error::custom(
-        "a password never goes in dripline.toml: set password_env = \"DRIPLINE_SMTP_PASSWORD\" and export that variable, or password_file = \"smtp-password\" naming a file only you can read",
+        "a password never goes in dripline.toml: set password_env to the name of an environment variable that holds it (e.g. password_env = \"DRIPLINE_SMTP_PASSWORD\") and export that variable, or password_file to a file only you can read",
     ))
 }
 
@@ -567,6 +809,87 @@ mod tests {
         let err = parse(&format!("{MINIMAL}[smtp]\npassword = \"hunter2\"\n")).unwrap_err();
         assert!(err.contains("password_env"), "{err}");
         assert!(!err.contains("hunter2 "), "{err}");
+    }
+
+    #[test]
+    fn a_return_path_takes_the_token_itself() {
+        let config = parse(&format!(
+            "{MINIMAL}[delivery]\nreturn_path = \"bounces@bounce.example.com\"\n"
+        ))
+        .unwrap();
+        assert_eq!(
+            config.envelope_sender(Some("abc")).to_string(),
+            "bounces+abc@bounce.example.com"
+        );
+        assert_eq!(
+            config.envelope_sender(None).to_string(),
+            "bounces@bounce.example.com"
+        );
+        let plain = parse(MINIMAL).unwrap();
+        assert_eq!(
+            plain.envelope_sender(Some("abc")).to_string(),
+            "hello@example.com"
+        );
+        let err = parse(&format!(
+            "{MINIMAL}[delivery]\nreturn_path = \"bounces+x@bounce.example.com\"\n"
+        ))
+        .unwrap_err();
+        assert!(
+            err.contains("write \"bounces@bounce.example.com\""),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_mailbox_is_a_maildir_or_an_imap_server_with_its_password_elsewhere() {
+        let problems = |table: &str| {
+            let config = parse(&format!("{MINIMAL}[mailbox]\n{table}")).unwrap();
+            mailbox_problems(Path::new("dripline.toml"), config.mailbox.as_ref().unwrap())
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("\n")
+        };
+        assert_eq!(problems("maildir = \"Maildir\"\n"), "");
+        assert_eq!(
+            problems("host = \"imap.example.com\"\nusername = \"b\"\npassword_env = \"P\"\n"),
+            ""
+        );
+        assert!(problems("").contains("names no mailbox"));
+        assert!(problems("maildir = \"M\"\nhost = \"h\"\n").contains("both maildir and host"));
+        assert!(
+            problems("host = \"h\"\nusername = \"b\"\n").contains("exactly one of password_env")
+        );
+        let plain = "username = \"b\"\npassword_env = \"P\"\nsecurity = \"none\"\n";
+        assert!(problems(&format!("host = \"imap.example.com\"\n{plain}")).contains("unencrypted"));
+        assert_eq!(problems(&format!("host = \"localhost\"\n{plain}")), "");
+        let err = parse(&format!(
+            "{MINIMAL}[mailbox]\nhost = \"h\"\npassword = \"hunter2\"\n"
+        ))
+        .unwrap_err();
+        assert!(
+            err.contains("password_env") && !err.contains("hunter2 "),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn feedback_addresses_nothing_reads_are_warned_about_when_sending() {
+        let warnings = |extra: &str| {
+            let config = parse(&format!("{MINIMAL}{extra}")).unwrap();
+            unread_feedback(Path::new("dripline.toml"), &config)
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+        };
+        let smtp = "[delivery]\ntransport = \"smtp\"\nreturn_path = \"bounces@b.example.com\"\n[unsubscribe]\nmailto = \"unsubscribe@example.com\"\n";
+        let found = warnings(smtp);
+        assert_eq!(found.len(), 2, "{found:?}");
+        assert!(
+            found[0].contains("unsubscribe+TOKEN@example.com") && found[0].contains("no [mailbox]")
+        );
+        assert!(found[1].contains("bounces+TOKEN@b.example.com"));
+        assert!(warnings(&smtp.replace("smtp", "outbox")).is_empty());
     }
 
     #[test]

@@ -115,10 +115,18 @@ impl FromStr for CronSchedule {
         } else {
             vec![compile(&fields)?]
         };
-        Ok(CronSchedule {
+        let schedule = CronSchedule {
             source: expression.to_owned(),
             schedules,
-        })
+        };
+        // `0 8 30 2 *` parses but no date matches it: refuse it here, so
+        // `check` says so instead of `plan` promising "never".
+        if schedule.next_after(NaiveDateTime::default()).is_none() {
+            return Err(fail(
+                "it never fires: no date matches its day of month and month (there is no 30 or 31 February, no 31 April, June, September or November)".to_owned(),
+            ));
+        }
+        Ok(schedule)
     }
 }
 
@@ -253,6 +261,20 @@ mod tests {
         days.sort_by_key(|day| day.num_days_from_sunday());
         days.dedup();
         days
+    }
+
+    #[test]
+    fn a_schedule_that_never_fires_is_refused() {
+        let err = "0 8 30 2 *".parse::<CronSchedule>().unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "invalid cron expression `0 8 30 2 *`: it never fires: no date matches its day of month and month (there is no 30 or 31 February, no 31 April, June, September or November); write 5 fields `minute hour day-of-month month day-of-week`, for example `0 8 * * *` (08:00 every day) or `0 8 * * mon-fri`"
+        );
+        assert!("0 8 31 4 *".parse::<CronSchedule>().is_err());
+        // Leap days fire, every four years.
+        assert!("0 8 29 2 *".parse::<CronSchedule>().is_ok());
+        // With a day of week too, crontab fires on either: that fires.
+        assert!("0 8 30 2 mon".parse::<CronSchedule>().is_ok());
     }
 
     #[test]

@@ -50,6 +50,13 @@ impl Problem {
         }
     }
 
+    /// The same problem as a warning: for a command that goes ahead
+    /// anyway (`send-test` with preflight errors).
+    pub fn as_warning(mut self) -> Self {
+        self.severity = Severity::Warning;
+        self
+    }
+
     /// Points the problem at a line.
     pub fn at_line(mut self, line: usize) -> Self {
         self.line = Some(line);

@@ -20,21 +20,20 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::Context as _;
-use chrono::{DateTime, Duration, NaiveDate, Utc};
+use chrono::{DateTime, Duration, Utc};
 use chrono_tz::Tz;
 use futures_util::{StreamExt as _, stream};
 
 use crate::config::Project;
 use crate::delivery::{DeliveryError, Parcel, Transport, Unreachable};
+use crate::diagnostic::InvalidInput;
 use crate::progress::Reporter;
 use crate::render::Renderer;
-use crate::schedule::{self, Decision, Progress, Timing};
+use crate::schedule::due::{Candidate, candidates};
+use crate::schedule::{self, Cadence, Decision, Timing};
 use crate::sequence::Sequence;
-use crate::store::{
-    Claim, Held, Outcome, Pending, PendingStatus, Quota, RunCounts, SequenceState, Store,
-    Suppression,
-};
-use crate::subscribers::{self, Joined, List, Subscriber};
+use crate::store::{Claim, Held, Outcome, Quota, RunCounts, Store};
+use crate::subscribers::{self, Columns, List, Subscriber};
 
 /// Emails claimed, sent and recorded together: the most a crash can send twice.
 pub const BATCH: usize = 64;
@@ -62,6 +61,11 @@ pub struct Summary {
     /// Due, but held back by `max_per_hour` or `max_per_day`: not claimed,
     /// not an attempt; they go at the next run.
     pub deferred: u64,
+    /// Picked more than `catch_up` after their slot, at the first run
+    /// after it, because the runs are too far apart (see [`Cadence`]).
+    pub late: u64,
+    /// How the runs around this one are spaced.
+    pub cadence: Cadence,
 }
 
 impl Summary {
@@ -76,140 +80,23 @@ impl Summary {
 pub struct Drip {
     pub sequence: Sequence,
     pub list_file: PathBuf,
+    /// The list's `[[drip]] columns`.
+    pub columns: Columns,
 }
 
-/// Reads a drip's list file, logging its bad rows.
-pub fn read_list(file: &Path) -> anyhow::Result<List> {
+/// Reads a drip's list file, logging its bad rows. A list with no usable
+/// header is invalid input: the command stops before sending anything.
+pub fn read_list(file: &Path, columns: &Columns) -> anyhow::Result<List> {
     let reader =
         File::open(file).with_context(|| format!("cannot read the list {}", file.display()))?;
-    let list = subscribers::parse(std::io::BufReader::new(reader), file);
+    let list = subscribers::parse(std::io::BufReader::new(reader), file, columns);
+    if list.unusable {
+        return Err(InvalidInput(list.report).into());
+    }
     for problem in list.report.problems() {
         tracing::warn!("{problem}");
     }
     Ok(list)
-}
-
-/// A subscriber of a drip who has a step to come, and where they stand.
-pub struct Candidate<'a> {
-    pub subscriber: &'a Subscriber,
-    pub key: String,
-    pub zone: Tz,
-    pub progress: Progress<'a>,
-    /// The index of their next step.
-    pub step: usize,
-    /// Their unfinished delivery of that step, if any.
-    pub pending: Option<&'a Pending>,
-    /// Set when they are new: the time their clock starts.
-    pub enrolling: Option<DateTime<Utc>>,
-}
-
-/// Every subscriber of `list` who may get a step of `sequence`: not
-/// suppressed, not unsubscribed in the list, not finished.
-pub fn candidates<'a>(
-    sequence: &'a Sequence,
-    list: &'a List,
-    state: &'a SequenceState,
-    suppressed: &'a HashMap<String, Suppression>,
-    default_zone: Tz,
-    now: DateTime<Utc>,
-) -> impl Iterator<Item = Candidate<'a>> {
-    let sequence_zone = sequence
-        .settings
-        .timezone
-        .map_or(default_zone, |zone| zone.0);
-    list.subscribers.iter().filter_map(move |subscriber| {
-        let key = subscriber.key();
-        if subscriber.unsubscribed || suppressed.contains_key(&key) {
-            return None;
-        }
-        let zone = subscriber.timezone.map_or(sequence_zone, |zone| zone.0);
-        let enrollment = state.enrollments.get(&key);
-        let enrolling = enrollment
-            .is_none()
-            .then(|| joined_at(subscriber.subscribed_at, zone, now));
-        let progress = Progress {
-            enrolled_at: enrollment.map_or_else(|| enrolling.unwrap_or(now), |e| e.enrolled_at),
-            sent_steps: enrollment.map_or(&[][..], |e| &e.sent_steps[..]),
-            last_sent_at: enrollment.and_then(|e| e.last_sent_at),
-        };
-        let step = progress.next_step(&sequence.steps)?;
-        let pending = state.pending(&key, &sequence.steps[step].id);
-        Some(Candidate {
-            subscriber,
-            key,
-            zone,
-            progress,
-            step,
-            pending,
-            enrolling,
-        })
-    })
-}
-
-/// When a candidate's next step goes out.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum When {
-    /// Scheduled at this time, and may go from `not_before` on (a retry's
-    /// backoff), within the catch-up window of a slot like any email.
-    Scheduled {
-        at: DateTime<Utc>,
-        not_before: Option<DateTime<Utc>>,
-        /// It is claimed: by a run that died during its transaction, or
-        /// (on a shared database) by another instance. It goes again with
-        /// the same Message-ID, whatever the one-a-day rule says (it may
-        /// well be today's email itself); the store lets the claim win
-        /// only if its holder is gone.
-        resend: bool,
-    },
-    /// Never: it failed for good, or `send_at` never fires again.
-    Never,
-}
-
-impl Candidate<'_> {
-    /// When the next step may go out.
-    pub fn when(&self, timing: &Timing, sequence: &Sequence) -> When {
-        let (not_before, resend) = match self.pending.map(|pending| pending.status) {
-            Some(PendingStatus::Failed) => return When::Never,
-            Some(PendingStatus::Claimed) => (None, true),
-            Some(PendingStatus::Retry(at)) => (Some(at), false),
-            None => (None, false),
-        };
-        match self
-            .progress
-            .scheduled(timing, &sequence.settings, &sequence.steps[self.step])
-        {
-            Some(at) => When::Scheduled {
-                at,
-                not_before,
-                resend,
-            },
-            None => When::Never,
-        }
-    }
-
-    /// Whether the step goes out at `now`. A retry or a resend keeps to
-    /// the send window of its slot: never a "morning" email at 23:00
-    /// because the server said 451 all day, nor at 03:00 after downtime.
-    fn is_due(
-        &self,
-        timing: &Timing,
-        sequence: &Sequence,
-        now: DateTime<Utc>,
-        last_sent: Option<DateTime<Utc>>,
-    ) -> bool {
-        match self.when(timing, sequence) {
-            When::Scheduled {
-                at,
-                not_before,
-                resend,
-            } => {
-                let last_sent = if resend { None } else { last_sent };
-                not_before.is_none_or(|not_before| now >= not_before)
-                    && timing.decide(at, now, last_sent) == Decision::Send
-            }
-            When::Never => false,
-        }
-    }
 }
 
 /// What a pass needs besides the drips and `now`.
@@ -267,6 +154,7 @@ struct Selection<'a, 'b, I> {
     sequence: &'a Sequence,
     now: DateTime<Utc>,
     catch_up: Duration,
+    cadence: Cadence,
     /// When each subscriber last got an email; updated as emails are picked,
     /// so later drips in the same pass see them.
     last_sent: &'b mut HashMap<String, DateTime<Utc>>,
@@ -274,6 +162,8 @@ struct Selection<'a, 'b, I> {
     budget: &'b mut Option<u64>,
     /// Due, but held back by the quota.
     deferred: u64,
+    /// Picked although late, because the runs are too far apart.
+    late: u64,
 }
 
 impl<'a, I: Iterator<Item = Candidate<'a>>> Selection<'a, '_, I> {
@@ -288,9 +178,11 @@ impl<'a, I: Iterator<Item = Candidate<'a>>> Selection<'a, '_, I> {
                 send_at: &self.sequence.settings.send_at,
                 zone: candidate.zone,
                 catch_up: self.catch_up,
+                runs: self.cadence,
             };
             let last_sent = self.last_sent.get(&candidate.key).copied();
-            if !candidate.is_due(&timing, self.sequence, self.now, last_sent) {
+            let decision = candidate.decide(&timing, self.sequence, self.now, last_sent);
+            if !matches!(decision, Decision::Send | Decision::Late) {
                 continue;
             }
             // The hour or day quota is used up: it stays due.
@@ -301,6 +193,9 @@ impl<'a, I: Iterator<Item = Candidate<'a>>> Selection<'a, '_, I> {
                 }
                 Some(left) => *left -= 1,
                 None => {}
+            }
+            if decision == Decision::Late {
+                self.late += 1;
             }
             self.last_sent.insert(candidate.key.clone(), self.now);
             batch.push(Due {
@@ -331,8 +226,11 @@ impl<S: Store, T: Transport> Pass<'_, S, T> {
         renderers: &[Renderer],
         stop: &AtomicBool,
     ) -> anyhow::Result<Summary> {
-        let run = self.store.begin_run(self.clock.now()).await?;
-        let summary = self.run_until(drips, renderers, stop).await?;
+        let started = self.clock.now();
+        // Read before this run is recorded, so it does not count itself.
+        let earlier = self.store.run_starts(started, Cadence::HISTORY).await?;
+        let run = self.store.begin_run(started).await?;
+        let summary = self.pass(drips, renderers, stop, &earlier).await?;
         let counts = RunCounts {
             sent: summary.sent,
             failed: summary.failed + summary.retrying,
@@ -352,6 +250,22 @@ impl<S: Store, T: Transport> Pass<'_, S, T> {
         renderers: &[Renderer],
         stop: &AtomicBool,
     ) -> anyhow::Result<Summary> {
+        let earlier = self
+            .store
+            .run_starts(self.clock.now(), Cadence::HISTORY)
+            .await?;
+        self.pass(drips, renderers, stop, &earlier).await
+    }
+
+    /// The pass itself; `earlier` holds the start times of earlier runs,
+    /// for their [`Cadence`].
+    async fn pass(
+        &self,
+        drips: &[Drip],
+        renderers: &[Renderer],
+        stop: &AtomicBool,
+        earlier: &[DateTime<Utc>],
+    ) -> anyhow::Result<Summary> {
         let now = self.clock.now();
         let mut summary = Summary::default();
         let (suppressed, mut last_sent) =
@@ -359,6 +273,8 @@ impl<S: Store, T: Transport> Pass<'_, S, T> {
         let config = &self.project.config;
         let catch_up = Duration::from_std(config.delivery.catch_up).unwrap_or(Duration::MAX);
         let mut budget = self.budget(now).await?;
+        let cadence = Cadence::of(earlier, now);
+        summary.cadence = cadence;
 
         for (drip, renderer) in drips.iter().zip(renderers) {
             if stop.load(Ordering::Acquire) {
@@ -369,9 +285,10 @@ impl<S: Store, T: Transport> Pass<'_, S, T> {
             // Parsing a large list and loading its state take about as long
             // as each other: do both at once.
             let file = drip.list_file.clone();
+            let columns = drip.columns.clone();
             let (list, state) = tokio::try_join!(
                 async {
-                    tokio::task::spawn_blocking(move || read_list(&file))
+                    tokio::task::spawn_blocking(move || read_list(&file, &columns))
                         .await
                         .context("the list reader stopped")?
                 },
@@ -404,9 +321,11 @@ impl<S: Store, T: Transport> Pass<'_, S, T> {
                 sequence,
                 now,
                 catch_up,
+                cadence,
                 last_sent: &mut last_sent,
                 budget: &mut budget,
                 deferred: 0,
+                late: 0,
             };
             if self.dry_run {
                 loop {
@@ -426,6 +345,7 @@ impl<S: Store, T: Transport> Pass<'_, S, T> {
                     }
                 }
                 summary.deferred += selection.deferred;
+                summary.late += selection.late;
                 continue;
             }
             // A pipeline of two batches: the next one is rendered and
@@ -446,6 +366,7 @@ impl<S: Store, T: Transport> Pass<'_, S, T> {
                     self.store.release(&held_of(&ready)).await?;
                     summary.stopped = true;
                     summary.deferred += selection.deferred;
+                    summary.late += selection.late;
                     return Ok(summary);
                 }
                 let (results, following) = tokio::join!(self.deliver(&ready), async {
@@ -470,6 +391,7 @@ impl<S: Store, T: Transport> Pass<'_, S, T> {
                 next = following?;
             }
             summary.deferred += selection.deferred;
+            summary.late += selection.late;
         }
         Ok(summary)
     }
@@ -521,7 +443,8 @@ impl<S: Store, T: Transport> Pass<'_, S, T> {
                     email: item.key.clone(),
                     step: step.clone(),
                     message_id: renderer.message_id(step, item.subscriber.email.as_ref()),
-                    day_start: day_start(now, item.zone),
+                    delivery_id: renderer.delivery_id(step, item.subscriber.email.as_ref()),
+                    day_start: schedule::day_start(now, item.zone),
                 }
             })
             .collect();
@@ -533,7 +456,7 @@ impl<S: Store, T: Transport> Pass<'_, S, T> {
         for held in claimed.won {
             tokio::task::yield_now().await;
             let item = due[held.claim.email.as_str()];
-            match self.render(sequence, renderer, item, catch_up, now) {
+            match self.render(sequence, renderer, item, (catch_up, summary.cadence), now) {
                 Ok(parcel) => ready.push((held, parcel)),
                 Err(err) => {
                     summary.failed += 1;
@@ -559,13 +482,14 @@ impl<S: Store, T: Transport> Pass<'_, S, T> {
         sequence: &Sequence,
         renderer: &Renderer,
         item: &Due<'_>,
-        catch_up: Duration,
+        (catch_up, runs): (Duration, Cadence),
         now: DateTime<Utc>,
     ) -> Result<Parcel, crate::render::RenderError> {
         let timing = Timing {
             send_at: &sequence.settings.send_at,
             zone: item.zone,
             catch_up,
+            runs,
         };
         let next_date = sequence.steps.get(item.step + 1).and_then(|next| {
             timing
@@ -581,7 +505,10 @@ impl<S: Store, T: Transport> Pass<'_, S, T> {
             false,
         )?;
         Ok(Parcel {
-            from: self.project.config.sender.from.email.clone(),
+            from: self
+                .project
+                .config
+                .envelope_sender(Some(&email.bounce_token)),
             to: item.subscriber.email.clone(),
             bytes: email.formatted(),
             message_id: email.message_id,
@@ -694,34 +621,6 @@ impl<S: Store, T: Transport> Pass<'_, S, T> {
             None => Ok(()),
         }
     }
-}
-
-/// When a subscriber's clock starts: their `subscribed_at`, or now.
-fn joined_at(joined: Option<Joined>, zone: Tz, now: DateTime<Utc>) -> DateTime<Utc> {
-    match joined {
-        Some(Joined::At(at)) => at,
-        Some(Joined::Date(date)) => local_midnight(date, zone).unwrap_or(now),
-        None => now,
-    }
-}
-
-/// The start of the local day of `now` in `zone`: a claim made now loses
-/// when the subscriber got an email since then.
-fn day_start(now: DateTime<Utc>, zone: Tz) -> DateTime<Utc> {
-    local_midnight(now.with_timezone(&zone).date_naive(), zone).unwrap_or(now - Duration::days(1))
-}
-
-fn local_midnight(date: NaiveDate, zone: Tz) -> Option<DateTime<Utc>> {
-    use chrono::TimeZone as _;
-    let midnight = date.and_hms_opt(0, 0, 0)?;
-    // Midnight can fall in a DST gap in a few zones; the next hour exists.
-    zone.from_local_datetime(&midnight)
-        .earliest()
-        .or_else(|| {
-            zone.from_local_datetime(&(midnight + Duration::hours(1)))
-                .earliest()
-        })
-        .map(|at| at.with_timezone(&Utc))
 }
 
 /// How long to wait after the n-th transient failure: 5 minutes, doubling,

@@ -16,7 +16,7 @@ use chrono::{DateTime, Duration, NaiveDate, Utc};
 use chrono_tz::Tz;
 
 use crate::render::{Renderer, escape_html as escape};
-use crate::schedule::Timing;
+use crate::schedule::{Cadence, Timing};
 use crate::sequence::Sequence;
 use crate::subscribers::Subscriber;
 use crate::zone::Zone;
@@ -104,6 +104,7 @@ fn schedule(sequence: &Sequence, zone: Zone, now: DateTime<Utc>) -> Vec<Option<D
         send_at: &sequence.settings.send_at,
         zone: zone.0,
         catch_up: Duration::zero(),
+        runs: Cadence::default(),
     };
     let mut times = Vec::with_capacity(sequence.steps.len());
     let mut previous: Option<DateTime<Utc>> = None;

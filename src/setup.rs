@@ -15,6 +15,7 @@ use crate::config::{Project, Transport};
 use crate::delivery::Configured;
 use crate::diagnostic::{InvalidInput, Problem, Report};
 use crate::engine::Drip;
+use crate::preflight;
 use crate::render::{Renderer, UnsubscribeLinks};
 use crate::sequence::Sequence;
 use crate::token::Key;
@@ -27,15 +28,22 @@ pub struct Setup {
     /// One renderer per drip, in the same order.
     pub renderers: Vec<Renderer>,
     pub links: UnsubscribeLinks,
+    /// Preflight warnings (an http base_url), for the command to show.
+    pub warnings: Report,
 }
 
 impl Setup {
     /// Loads the project at `config_file` with everything it refers to.
     /// `key` signs the unsubscribe links; `None` reads the project's
     /// secret file (see [`signing_key`]). Any problem in the config, a
-    /// sequence or a template stops the command before anything is sent.
+    /// sequence or a template, and any [`preflight`] error, stops the
+    /// command before anything is sent.
     pub fn load(config_file: &Path, key: Option<Key>) -> anyhow::Result<Setup> {
         let project = Project::load(config_file)?;
+        let warnings = preflight::check(&project.config, &project.config_file);
+        if warnings.has_errors() {
+            return Err(InvalidInput(warnings).into());
+        }
         let drips = load_drips(&project)?;
         let key = match key {
             Some(key) => key,
@@ -48,6 +56,7 @@ impl Setup {
             drips,
             renderers,
             links,
+            warnings,
         })
     }
 
@@ -68,6 +77,7 @@ pub fn load_drips(project: &Project) -> Result<Vec<Drip>, InvalidInput> {
             drips.push(Drip {
                 sequence,
                 list_file: project.resolve(drip.list.get_ref()),
+                columns: drip.columns.clone(),
             });
         }
     }
@@ -122,6 +132,17 @@ pub fn signing_key(project: &Project) -> anyhow::Result<Key> {
         }
         Err(problem) => Err(InvalidInput::from(problem).into()),
     }
+}
+
+/// Every key whose tokens are accepted: `key` (the current one) first,
+/// then `[unsubscribe] previous_secret_file`'s, so links signed before a
+/// rotation keep working.
+pub fn accepted_keys(project: &Project, key: &Key) -> Result<Vec<Key>, InvalidInput> {
+    let mut keys = vec![key.clone()];
+    if let Some(previous) = &project.config.unsubscribe.previous_secret_file {
+        keys.push(Key::from_file(&project.resolve(previous))?);
+    }
+    Ok(keys)
 }
 
 /// For commands that only show emails (`preview`, `check`): the project's

@@ -3,13 +3,20 @@
 //! It reads the store and the sequences and produces a [`Status`] that
 //! prints as text or serializes as JSON. It never writes.
 
+use std::collections::HashMap;
 use std::fmt;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, Duration, Utc};
+use chrono_tz::Tz;
 use serde::Serialize;
 
+use crate::schedule::due::{When, candidates};
+use crate::schedule::{Cadence, Timing};
 use crate::sequence::Sequence;
-use crate::store::{DeliveryRecord, InstanceRecord, Reason, RunRecord, StepCount, Store};
+use crate::store::{
+    DeliveryRecord, InstanceRecord, Reason, RunRecord, SequenceState, StepCount, Store, Suppression,
+};
+use crate::subscribers::List;
 
 /// Progress per sequence and step, failures and the last run.
 #[derive(Debug, Serialize)]
@@ -21,6 +28,63 @@ pub struct Status {
     pub sequences: Vec<SequenceStatus>,
     pub failures: Vec<DeliveryRecord>,
     pub suppressed: Vec<Suppressed>,
+    /// Emails due more than `catch_up` ago and not sent yet.
+    pub overdue: Vec<Overdue>,
+    /// Set when the runs are too far apart for `catch_up`: what that
+    /// means and how to fix it.
+    pub runs_warning: Option<String>,
+}
+
+/// An email that missed its send window: the machine was down, or the
+/// runs are too far apart for its slot.
+#[derive(Debug, Serialize)]
+pub struct Overdue {
+    pub email: String,
+    pub sequence: String,
+    /// 1-based.
+    pub step: usize,
+    pub step_id: String,
+    pub due: DateTime<Utc>,
+}
+
+/// What [`overdue`] looks at: each drip's sequence, list and state.
+pub struct Lists<'a> {
+    pub drips: &'a [(&'a Sequence, List, SequenceState)],
+    pub suppressed: &'a HashMap<String, Suppression>,
+    pub zone: Tz,
+    pub catch_up: Duration,
+    pub cadence: Cadence,
+}
+
+/// Every email that was due more than `catch_up` before `now` and has not
+/// gone out, by the rules a run applies.
+pub fn overdue(lists: &Lists, now: DateTime<Utc>) -> Vec<Overdue> {
+    let mut found = Vec::new();
+    for (sequence, list, state) in lists.drips {
+        for candidate in candidates(sequence, list, state, lists.suppressed, lists.zone, now) {
+            if candidate.enrolling.is_some() {
+                continue;
+            }
+            let timing = Timing {
+                send_at: &sequence.settings.send_at,
+                zone: candidate.zone,
+                catch_up: lists.catch_up,
+                runs: lists.cadence,
+            };
+            if let When::Scheduled { at, .. } = candidate.when(&timing, sequence)
+                && now - at > lists.catch_up
+            {
+                found.push(Overdue {
+                    email: candidate.subscriber.email.to_string(),
+                    sequence: sequence.id.clone(),
+                    step: candidate.step + 1,
+                    step_id: sequence.steps[candidate.step].id.clone(),
+                    due: at,
+                });
+            }
+        }
+    }
+    found
 }
 
 #[derive(Debug, Serialize)]
@@ -44,9 +108,26 @@ pub struct StepStatus {
 #[derive(Debug, Serialize)]
 pub struct Suppressed {
     pub email: String,
+    /// `unsubscribed`, `bounced` or `complained`.
     pub reason: Reason,
     pub at: DateTime<Utc>,
+    /// How: `link`, `mailto request`, the bounce's status and server, …
+    pub detail: String,
 }
+
+impl Suppressed {
+    fn new(email: String, suppression: crate::store::Suppression) -> Suppressed {
+        Suppressed {
+            email,
+            reason: suppression.reason,
+            at: suppression.at,
+            detail: suppression.detail,
+        }
+    }
+}
+
+/// Suppressions `status` lists by name; `dripline export` has them all.
+const LISTED_SUPPRESSIONS: usize = 20;
 
 /// One subscriber's deliveries and suppression.
 #[derive(Debug, Serialize)]
@@ -56,13 +137,18 @@ pub struct SubscriberStatus {
     pub deliveries: Vec<DeliveryRecord>,
 }
 
-/// Gathers the status of every sequence in `sequences` and any other
-/// sequence the state knows.
-pub async fn status(store: &impl Store, sequences: &[Sequence]) -> anyhow::Result<Status> {
+/// Gathers the status of the sequence of every drip in `lists` and any
+/// other sequence the state knows, with the emails [`overdue`] at `now`.
+pub async fn status(
+    store: &impl Store,
+    lists: &Lists<'_>,
+    now: DateTime<Utc>,
+) -> anyhow::Result<Status> {
     let counts = store.step_counts().await?;
-    let mut result: Vec<SequenceStatus> = sequences
+    let mut result: Vec<SequenceStatus> = lists
+        .drips
         .iter()
-        .map(|sequence| SequenceStatus {
+        .map(|(sequence, _, _)| SequenceStatus {
             id: sequence.id.clone(),
             name: Some(sequence.settings.name.clone()),
             steps: sequence
@@ -87,11 +173,7 @@ pub async fn status(store: &impl Store, sequences: &[Sequence]) -> anyhow::Resul
         .suppressions()
         .await?
         .into_iter()
-        .map(|(email, suppression)| Suppressed {
-            email,
-            reason: suppression.reason,
-            at: suppression.at,
-        })
+        .map(|(email, suppression)| Suppressed::new(email, suppression))
         .collect::<Vec<_>>();
     let mut suppressed = suppressed;
     suppressed.sort_by(|a, b| a.email.cmp(&b.email));
@@ -101,6 +183,8 @@ pub async fn status(store: &impl Store, sequences: &[Sequence]) -> anyhow::Resul
         sequences: result,
         failures: store.failures().await?,
         suppressed,
+        overdue: overdue(lists, now),
+        runs_warning: lists.cadence.warning(lists.catch_up),
     })
 }
 
@@ -145,11 +229,7 @@ pub async fn subscriber(store: &impl Store, email: &str) -> anyhow::Result<Subsc
         .suppressions()
         .await?
         .remove(&key)
-        .map(|s| Suppressed {
-            email: key.clone(),
-            reason: s.reason,
-            at: s.at,
-        });
+        .map(|s| Suppressed::new(key.clone(), s));
     Ok(SubscriberStatus {
         deliveries: store.deliveries_to(&key).await?,
         email: key,
@@ -215,18 +295,71 @@ impl fmt::Display for Status {
                 writeln!(f, "  {failure}")?;
             }
         }
-        let (unsubscribed, bounced) = self.suppressed.iter().fold((0, 0), |(u, b), s| {
-            if s.reason == Reason::Bounced {
-                (u, b + 1)
-            } else {
-                (u + 1, b)
+        write_suppressed(f, &self.suppressed)?;
+        if !self.overdue.is_empty() {
+            write!(
+                f,
+                "\n\nOverdue: {} email{} due more than catch_up ago, not sent yet:",
+                self.overdue.len(),
+                if self.overdue.len() == 1 { "" } else { "s" }
+            )?;
+            for email in &self.overdue {
+                write!(
+                    f,
+                    "\n  {} {} step {} ({}), due {}",
+                    email.email,
+                    email.sequence,
+                    email.step,
+                    email.step_id,
+                    time(email.due)
+                )?;
             }
-        });
+        }
+        if let Some(warning) = &self.runs_warning {
+            write!(f, "\n\nwarning: {warning}")?;
+        }
+        Ok(())
+    }
+}
+
+/// The counts by reason, then the most recent suppressions by name.
+fn write_suppressed(f: &mut fmt::Formatter<'_>, suppressed: &[Suppressed]) -> fmt::Result {
+    let count = |reason: Reason| suppressed.iter().filter(|s| s.reason == reason).count();
+    write!(
+        f,
+        "\nSuppressed: {} unsubscribed, {} bounced, {} complained",
+        count(Reason::Unsubscribed),
+        count(Reason::Bounced),
+        count(Reason::Complained)
+    )?;
+    let mut recent: Vec<&Suppressed> = suppressed.iter().collect();
+    recent.sort_by(|a, b| b.at.cmp(&a.at).then_with(|| a.email.cmp(&b.email)));
+    let width = recent
+        .iter()
+        .take(LISTED_SUPPRESSIONS)
+        .map(|s| s.email.chars().count())
+        .max()
+        .unwrap_or(0);
+    for s in recent.iter().take(LISTED_SUPPRESSIONS) {
         write!(
             f,
-            "\nSuppressed: {unsubscribed} unsubscribed, {bounced} bounced"
-        )
+            "\n  {:<width$}  {:<12}  {}",
+            s.email,
+            s.reason,
+            time(s.at)
+        )?;
+        if !s.detail.is_empty() {
+            write!(f, "  {}", s.detail)?;
+        }
     }
+    if recent.len() > LISTED_SUPPRESSIONS {
+        write!(
+            f,
+            "\n  … and {} more: `dripline export SEQ` lists them all",
+            recent.len() - LISTED_SUPPRESSIONS
+        )?;
+    }
+    Ok(())
 }
 
 impl fmt::Display for InstanceRecord {
@@ -285,9 +418,14 @@ impl fmt::Display for SubscriberStatus {
         if let Some(suppressed) = &self.suppressed {
             writeln!(
                 f,
-                "  suppressed: {} since {}",
+                "  suppressed: {} since {}{}",
                 suppressed.reason,
-                time(suppressed.at)
+                time(suppressed.at),
+                if suppressed.detail.is_empty() {
+                    String::new()
+                } else {
+                    format!(" ({})", suppressed.detail)
+                }
             )?;
         }
         if self.deliveries.is_empty() {

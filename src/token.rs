@@ -1,12 +1,18 @@
-//! Unsubscribe tokens: who wants off which sequence, signed so that nobody
-//! can forge one for somebody else.
+//! Tokens: which email a link, an unsubscribe request or a bounce is
+//! about, signed so that nobody can forge one for somebody else.
 //!
-//! A token is `base64url(sequence "\n" address) "." base64url(mac)`, where
-//! the MAC is HMAC-SHA256 of the first half's bytes under the project's
-//! secret key and the address is lowercased. The server recovers address
-//! and sequence from the token itself, so no database row is needed per
-//! link, and tokens never expire. This module is pure apart from
-//! [`Key::from_file`]: it touches no clock or network.
+//! A token is 24 lowercase base32 characters (so it survives in the local
+//! part of an address, `bounces+TOKEN@…`, even where case is folded): a
+//! 10-byte [`DeliveryId`] and 5 bytes of HMAC-SHA256 over it, under the
+//! project's secret key and a [`Purpose`]. The id is itself a keyed hash
+//! of sequence, address and step, so the token says nothing about who it
+//! is for: the store maps the id back to its delivery ([`crate::store`]).
+//! A bounce token never works as an unsubscribe token, nor the reverse.
+//!
+//! Links sent before these tokens existed carry the address in readable
+//! form (`base64url(sequence "\n" address) "." base64url(mac)`); they keep
+//! working through [`verify_legacy`]. Tokens never expire. This module is
+//! pure apart from [`Key::from_file`]: it touches no clock or network.
 
 use std::fmt;
 use std::path::Path;
@@ -108,8 +114,141 @@ impl fmt::Debug for Key {
     }
 }
 
-/// The token for `address` on `sequence`, signed with `key`.
-pub fn sign(key: &Key, address: &str, sequence: &str) -> String {
+/// What a token may be used for. The MAC covers it, so a token made for
+/// one purpose is rejected for the other.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Purpose {
+    /// The https link and the `mailto:` address of `List-Unsubscribe`.
+    Unsubscribe,
+    /// The VERP envelope sender, `bounces+TOKEN@…`.
+    Bounce,
+}
+
+impl Purpose {
+    fn label(self) -> &'static [u8] {
+        match self {
+            Purpose::Unsubscribe => b"dripline unsubscribe\n",
+            Purpose::Bounce => b"dripline bounce\n",
+        }
+    }
+}
+
+/// Bytes of a [`DeliveryId`].
+const ID_BYTES: usize = 10;
+
+/// Bytes of the MAC a token carries after its id.
+const TAG_BYTES: usize = 5;
+
+/// The characters of a token: `(ID_BYTES + TAG_BYTES) * 8 / 5`.
+pub const TOKEN_LEN: usize = 24;
+
+/// The opaque id of one email (sequence, address, step) under one key. It
+/// reveals nothing without the key, and the same email always gets the
+/// same id, so a resend carries the same tokens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct DeliveryId([u8; ID_BYTES]);
+
+impl DeliveryId {
+    /// The id of `step` of `sequence` to `address` (any letter case).
+    pub fn of(key: &Key, sequence: &str, address: &str, step: &str) -> DeliveryId {
+        let mut mac = key.mac(b"dripline delivery\n");
+        mac.update(payload(address, sequence).as_bytes());
+        mac.update(b"\n");
+        mac.update(step.as_bytes());
+        let digest = mac.finalize().into_bytes();
+        let mut id = [0; ID_BYTES];
+        id.copy_from_slice(&digest[..ID_BYTES]);
+        DeliveryId(id)
+    }
+
+    /// The id as the store keeps it: 16 lowercase base32 characters.
+    pub fn text(&self) -> String {
+        base32(&self.0)
+    }
+
+    fn tag(&self, key: &Key, purpose: Purpose) -> [u8; TAG_BYTES] {
+        let mut mac = key.mac(purpose.label());
+        mac.update(&self.0);
+        let digest = mac.finalize().into_bytes();
+        let mut tag = [0; TAG_BYTES];
+        tag.copy_from_slice(&digest[..TAG_BYTES]);
+        tag
+    }
+}
+
+/// The token for `id` and `purpose`, signed with `key`.
+pub fn seal(key: &Key, id: DeliveryId, purpose: Purpose) -> String {
+    let mut bytes = [0; ID_BYTES + TAG_BYTES];
+    bytes[..ID_BYTES].copy_from_slice(&id.0);
+    bytes[ID_BYTES..].copy_from_slice(&id.tag(key, purpose));
+    base32(&bytes)
+}
+
+/// The id a token was sealed for, when one of `keys` sealed it for
+/// `purpose`; `None` for anything forged, altered, garbled or made for the
+/// other purpose. Letter case does not matter.
+pub fn open(keys: &[Key], token: &str, purpose: Purpose) -> Option<DeliveryId> {
+    if token.len() != TOKEN_LEN {
+        return None;
+    }
+    let bytes = unbase32(token)?;
+    let (id, tag) = bytes.split_at(ID_BYTES);
+    let id = DeliveryId(id.try_into().ok()?);
+    // `verify_truncated_left` compares in constant time.
+    keys.iter().find(|key| {
+        let mut mac = key.mac(purpose.label());
+        mac.update(&id.0);
+        mac.verify_truncated_left(tag).is_ok()
+    })?;
+    Some(id)
+}
+
+/// `address` with `+token` added to its local part: `bounces@x` becomes
+/// `bounces+TOKEN@x` (a mail server with `recipient_delimiter = +`
+/// delivers it to `bounces@x`).
+pub fn tagged(address: &lettre::Address, token: &str) -> lettre::Address {
+    lettre::Address::new(format!("{}+{token}", address.user()), address.domain())
+        .unwrap_or_else(|err| unreachable!("a base32 tag keeps a local part valid: {err}"))
+}
+
+/// The RFC 4648 base32 alphabet, in lower case.
+const BASE32: &[u8; 32] = b"abcdefghijklmnopqrstuvwxyz234567";
+
+/// Lowercase base32 without padding, for byte counts that are multiples of 5.
+fn base32(bytes: &[u8]) -> String {
+    let mut text = String::with_capacity(bytes.len() * 8 / 5);
+    for chunk in bytes.chunks(5) {
+        let mut block = [0u8; 5];
+        block[..chunk.len()].copy_from_slice(chunk);
+        let bits = block.iter().fold(0u64, |bits, &b| bits << 8 | u64::from(b));
+        for index in 0..chunk.len() * 8 / 5 {
+            let digit = (bits >> (35 - 5 * index)) & 31;
+            text.push(char::from(BASE32[digit as usize]));
+        }
+    }
+    text
+}
+
+/// Decodes [`base32`] text (any letter case) whose length is a multiple of 8.
+fn unbase32(text: &str) -> Option<Vec<u8>> {
+    if !text.len().is_multiple_of(8) {
+        return None;
+    }
+    let mut bytes = Vec::with_capacity(text.len() * 5 / 8);
+    for chunk in text.as_bytes().chunks(8) {
+        let mut bits = 0u64;
+        for &c in chunk {
+            let digit = BASE32.iter().position(|&d| d == c.to_ascii_lowercase())?;
+            bits = bits << 5 | digit as u64;
+        }
+        bytes.extend_from_slice(&bits.to_be_bytes()[3..]);
+    }
+    Some(bytes)
+}
+
+/// A token in the format of links sent before [`seal`]: it shows the
+/// address and sequence. Only tests (and old emails) still make these.
+pub fn sign_legacy(key: &Key, address: &str, sequence: &str) -> String {
     let payload = payload(address, sequence);
     let tag = key.mac(payload.as_bytes()).finalize().into_bytes();
     format!(
@@ -122,7 +261,7 @@ pub fn sign(key: &Key, address: &str, sequence: &str) -> String {
 /// The address (lowercased) and sequence a token was signed for, when
 /// one of `keys` signed it; `None` for anything forged, altered or garbled.
 /// Several keys let an old key keep working while a new one takes over.
-pub fn verify(keys: &[Key], token: &str) -> Option<(String, String)> {
+pub fn verify_legacy(keys: &[Key], token: &str) -> Option<(String, String)> {
     let (payload, tag) = token.split_once('.')?;
     let payload = URL_SAFE_NO_PAD.decode(payload).ok()?;
     let tag = URL_SAFE_NO_PAD.decode(tag).ok()?;
@@ -164,10 +303,10 @@ mod tests {
     }
 
     #[test]
-    fn a_signed_token_verifies_to_its_address_and_sequence() {
-        let token = sign(&key(1), "ada@example.com", "gut-immune");
+    fn a_legacy_token_verifies_to_its_address_and_sequence() {
+        let token = sign_legacy(&key(1), "ada@example.com", "gut-immune");
         assert_eq!(
-            verify(&[key(1)], &token),
+            verify_legacy(&[key(1)], &token),
             Some(("ada@example.com".to_owned(), "gut-immune".to_owned()))
         );
         assert!(
@@ -179,28 +318,31 @@ mod tests {
 
     #[test]
     fn the_address_is_lowercased() {
-        let token = sign(&key(1), "Ada@Example.COM", "gut-immune");
-        assert_eq!(token, sign(&key(1), "ada@example.com", "gut-immune"));
-        assert_eq!(verify(&[key(1)], &token).unwrap().0, "ada@example.com");
+        let token = sign_legacy(&key(1), "Ada@Example.COM", "gut-immune");
+        assert_eq!(token, sign_legacy(&key(1), "ada@example.com", "gut-immune"));
+        assert_eq!(
+            verify_legacy(&[key(1)], &token).unwrap().0,
+            "ada@example.com"
+        );
     }
 
     #[test]
     fn any_of_several_keys_verifies() {
-        let token = sign(&key(2), "ada@example.com", "gut-immune");
-        assert!(verify(&[key(1), key(2)], &token).is_some());
-        assert!(verify(&[key(1)], &token).is_none());
-        assert!(verify(&[], &token).is_none());
+        let token = sign_legacy(&key(2), "ada@example.com", "gut-immune");
+        assert!(verify_legacy(&[key(1), key(2)], &token).is_some());
+        assert!(verify_legacy(&[key(1)], &token).is_none());
+        assert!(verify_legacy(&[], &token).is_none());
     }
 
     #[test]
     fn altered_tokens_are_rejected() {
-        let token = sign(&key(1), "ada@example.com", "gut-immune");
+        let token = sign_legacy(&key(1), "ada@example.com", "gut-immune");
         for at in 0..token.len() {
             let mut bytes = token.clone().into_bytes();
             bytes[at] = if bytes[at] == b'A' { b'B' } else { b'A' };
             let altered = String::from_utf8(bytes).unwrap();
             assert_eq!(
-                verify(&[key(1)], &altered),
+                verify_legacy(&[key(1)], &altered),
                 None,
                 "changed at {at}: {altered}"
             );
@@ -219,8 +361,76 @@ mod tests {
             "..".to_owned(),
             "not base64!.also not".to_owned(),
         ] {
-            assert_eq!(verify(&[key(1)], &forged), None, "{forged}");
+            assert_eq!(verify_legacy(&[key(1)], &forged), None, "{forged}");
         }
+    }
+
+    #[test]
+    fn a_sealed_token_opens_to_its_id_for_its_purpose_only() {
+        let id = DeliveryId::of(&key(1), "gut-immune", "Ada@Example.com", "welcome");
+        assert_eq!(
+            id,
+            DeliveryId::of(&key(1), "gut-immune", "ada@example.com", "welcome")
+        );
+        for other in [
+            DeliveryId::of(&key(1), "gut-immune", "ada@example.com", "day-2"),
+            DeliveryId::of(&key(1), "other", "ada@example.com", "welcome"),
+            DeliveryId::of(&key(2), "gut-immune", "ada@example.com", "welcome"),
+        ] {
+            assert_ne!(id, other);
+        }
+        let token = seal(&key(1), id, Purpose::Unsubscribe);
+        assert_eq!(token.len(), TOKEN_LEN);
+        assert!(token.bytes().all(|b| BASE32.contains(&b)), "{token}");
+        assert!(!token.contains("ada"), "{token}");
+        assert_eq!(open(&[key(1)], &token, Purpose::Unsubscribe), Some(id));
+        assert_eq!(
+            open(
+                &[key(2), key(1)],
+                &token.to_uppercase(),
+                Purpose::Unsubscribe
+            ),
+            Some(id),
+            "case-folded on the way back, or signed with the previous key"
+        );
+        assert_eq!(open(&[key(1)], &token, Purpose::Bounce), None);
+        assert_eq!(open(&[key(2)], &token, Purpose::Unsubscribe), None);
+        let bounce = seal(&key(1), id, Purpose::Bounce);
+        assert_ne!(bounce, token);
+        assert_eq!(open(&[key(1)], &bounce, Purpose::Bounce), Some(id));
+        assert_eq!(id.text().len(), 16);
+    }
+
+    #[test]
+    fn altered_sealed_tokens_are_rejected() {
+        let token = seal(
+            &key(1),
+            DeliveryId::of(&key(1), "s", "ada@example.com", "a"),
+            Purpose::Unsubscribe,
+        );
+        for at in 0..token.len() {
+            let mut bytes = token.clone().into_bytes();
+            bytes[at] = if bytes[at] == b'a' { b'b' } else { b'a' };
+            let altered = String::from_utf8(bytes).unwrap();
+            assert_eq!(open(&[key(1)], &altered, Purpose::Unsubscribe), None);
+        }
+        for garbled in [
+            "",
+            "a",
+            &token[1..],
+            &format!("{token}a"),
+            "!!!!!!!!!!!!!!!!!!!!!!!!",
+        ] {
+            assert_eq!(open(&[key(1)], garbled, Purpose::Unsubscribe), None);
+        }
+    }
+
+    #[test]
+    fn base32_round_trips() {
+        let bytes: Vec<u8> = (0..15).map(|b| b * 17).collect();
+        assert_eq!(unbase32(&base32(&bytes)).unwrap(), bytes);
+        assert_eq!(base32(b"\0\0\0\0\0"), "aaaaaaaa");
+        assert_eq!(base32(&[0xff; 5]), "77777777");
     }
 
     #[test]

@@ -317,3 +317,54 @@ fn a_step_file_name_with_a_space_is_refused_with_a_new_name() {
     // A run refuses to start rather than resend that step every day.
     assert_eq!(project.dripline(&["run"]).code, 3);
 }
+
+/// Regression: `0 8 30 2 *` passed `check`, and `plan` then said "never
+/// (failed; see `dripline status`)" although nothing had failed.
+#[test]
+fn a_send_at_that_never_fires_is_an_error() {
+    let project = project();
+    project.write(
+        "sequences/demo/sequence.toml",
+        "name = \"Demo\"\nsend_at = \"0 8 30 2 *\"\n",
+    );
+    let run = project.dripline(&["check"]);
+    assert!(
+        run.stderr.starts_with(
+            "error: sequences/demo/sequence.toml:2:11: invalid cron expression `0 8 30 2 *`: it never fires: no date matches its day of month and month"
+        ),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(run.code, 3);
+}
+
+/// Regression: an unclosed `{{#if}}` in one step hid a misspelled variable
+/// in another, and a second typo on one line was never reported.
+#[test]
+fn check_reports_every_template_problem_of_every_step() {
+    let project = project();
+    project
+        .write(
+            "sequences/demo/01-hello.md",
+            "+++\nsubject = \"Day 1: Hello\"\n+++\nHi,\n\n{{#if subscriber.name}}\nSee you.\n",
+        )
+        .write(
+            "sequences/demo/02-more.md",
+            "+++\nsubject = \"Day 2: More\"\nwait_days = 1\n+++\nHi {{subscriber.frist_name}} {{subscriber.nmae}},\n\nFrom {{sender.nmae}}.\n",
+        );
+    let run = project.dripline(&["check"]);
+    assert_eq!(run.code, 3);
+    assert_eq!(
+        run.stderr,
+        "error: sequences/demo/01-hello.md:6: `{{#if subscriber.name}}` is never closed: add `{{/if}}` where the block ends
+error: sequences/demo/02-more.md:5: no variable `subscriber.frist_name`; did you mean `{{subscriber.first_name}}`?
+error: sequences/demo/02-more.md:5: no variable `subscriber.nmae`; did you mean `{{subscriber.name}}`?
+error: sequences/demo/02-more.md:7: no variable `sender.nmae`; did you mean `{{sender.name}}`?
+"
+    );
+    assert!(
+        run.stdout.ends_with("4 errors, 0 warnings.\n"),
+        "{}",
+        run.stdout
+    );
+}

@@ -65,7 +65,7 @@ fn project(smtp_port: u16) -> Project {
         .write(
             "dripline.toml",
             format!(
-                "timezone = \"UTC\"\n\n[sender]\nfrom = \"Coach <coach@example.com>\"\n\n\
+                "timezone = \"UTC\"\n\n[sender]\nfrom = \"Coach <coach@coaching-demo.net>\"\n\n\
                  [[drip]]\nsequence = \"course\"\nlist = \"all.csv\"\n\n\
                  [[drip]]\nsequence = \"extra\"\nlist = \"some.csv\"\n\n\
                  [delivery]\ntransport = \"smtp\"\nconcurrency = 4\nmax_per_second = 0\n\
@@ -214,7 +214,7 @@ fn three_instances_killed_at_random_lose_nothing_and_double_only_what_was_in_fli
             std::thread::sleep(Duration::from_millis(1500));
         }
     }
-    assert!(kills >= 10, "only {kills} kills");
+    assert!(kills >= 5, "only {kills} kills");
     let mails = accepted(&server);
 
     // Repeats: the same Message-ID only, and at most a batch per kill.

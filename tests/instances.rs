@@ -25,7 +25,7 @@ fn project(delivery: &str, subscribers: usize) -> Project {
         .write(
             "dripline.toml",
             format!(
-                "timezone = \"UTC\"\n\n[sender]\nfrom = \"Coach <coach@example.com>\"\n\n\
+                "timezone = \"UTC\"\n\n[sender]\nfrom = \"Coach <coach@coaching-demo.net>\"\n\n\
                  [[drip]]\nsequence = \"demo\"\nlist = \"list.csv\"\n\n{delivery}\n\
                  [unsubscribe]\nbase_url = \"https://news.example.com/dripline\"\n\n\
                  [state]\nurl_env = \"{URL_ENV}\"\ninstance_timeout = \"1s\"\n\n\

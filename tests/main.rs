@@ -1,11 +1,17 @@
 //! dripline's integration tests: one binary, a module per feature. They
 //! drive the real `dripline` binary on real files in a temporary project.
 
+mod cadence;
 mod check;
+mod exit_codes;
 mod fault;
+mod feedback;
+mod imap;
 mod init;
 mod instances;
+mod lists;
 mod postgres;
+mod preflight;
 mod preview;
 mod run;
 mod serve;
@@ -14,3 +20,4 @@ mod spam;
 mod split;
 mod store;
 mod support;
+mod webhooks;

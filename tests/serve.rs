@@ -15,7 +15,7 @@ use dripline::token::{self, Key};
 use crate::support::Project;
 
 /// The example project, serving on a free port with the given tick.
-fn project(tick: &str) -> Project {
+pub(crate) fn project(tick: &str) -> Project {
     let project = Project::example();
     let config = project.read("dripline.toml");
     project.write(
@@ -26,14 +26,14 @@ fn project(tick: &str) -> Project {
 }
 
 /// A running `dripline serve`, killed if the test ends without stopping it.
-struct Service {
+pub(crate) struct Service {
     child: Child,
     addr: SocketAddr,
     stderr: std::path::PathBuf,
 }
 
 impl Service {
-    fn start(project: &Project) -> Service {
+    pub(crate) fn start(project: &Project) -> Service {
         let stderr = project.path("serve.log");
         let mut child = Command::new(env!("CARGO_BIN_EXE_dripline"))
             .arg("serve")
@@ -62,7 +62,7 @@ impl Service {
         }
     }
 
-    fn log(&self) -> String {
+    pub(crate) fn log(&self) -> String {
         fs::read_to_string(&self.stderr).unwrap_or_default()
     }
 
@@ -71,12 +71,18 @@ impl Service {
     }
 
     /// One request on a fresh connection.
-    fn request(&self, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Reply {
+    pub(crate) fn request(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> Reply {
         self.connect().request(method, path, headers, body)
     }
 
     /// Sends SIGTERM and waits for the exit, at most `limit`.
-    fn terminate(self, limit: Duration) -> (ExitStatus, Duration) {
+    pub(crate) fn terminate(self, limit: Duration) -> (ExitStatus, Duration) {
         self.signal("-TERM", limit)
     }
 
@@ -111,11 +117,11 @@ impl Drop for Service {
 
 /// An HTTP/1.1 response.
 #[derive(Debug, Clone, PartialEq, Eq)]
-struct Reply {
-    status: u16,
+pub(crate) struct Reply {
+    pub(crate) status: u16,
     /// Header lines as received, lower-case names, without `date`.
     headers: Vec<String>,
-    body: String,
+    pub(crate) body: String,
 }
 
 /// A keep-alive HTTP/1.1 connection.
@@ -201,7 +207,7 @@ fn secret(project: &Project) -> Key {
     Key::from_file(&project.path(".dripline-secret")).expect("the secret serve created")
 }
 
-fn status_json(project: &Project) -> serde_json::Value {
+pub(crate) fn status_json(project: &Project) -> serde_json::Value {
     let run = project.dripline(&["status", "--json"]);
     assert_eq!(run.code, 0, "{run:?}");
     serde_json::from_str(&run.stdout).expect("JSON")
@@ -230,7 +236,7 @@ fn outbox(project: &Project) -> Vec<String> {
         .collect()
 }
 
-fn wait_for(what: &str, limit: Duration, mut done: impl FnMut() -> bool) {
+pub(crate) fn wait_for(what: &str, limit: Duration, mut done: impl FnMut() -> bool) {
     let started = Instant::now();
     while !done() {
         assert!(started.elapsed() < limit, "timed out waiting for {what}");
@@ -244,7 +250,7 @@ fn get_asks_and_post_unsubscribes_urlencoded_or_multipart() {
     project.write("subscribers.csv", "email,name\nada@example.com,Ada\n");
     let service = Service::start(&project);
     let key = secret(&project);
-    let path = |email: &str| format!("/u/{}", token::sign(&key, email, "gut-immune"));
+    let path = |email: &str| format!("/u/{}", token::sign_legacy(&key, email, "gut-immune"));
 
     let page = service.request("GET", &path("grace@example.org"), &[], b"");
     assert_eq!(page.status, 200, "{page:?}");
@@ -359,13 +365,13 @@ fn forged_tokens_get_exactly_the_404_of_an_unknown_path() {
     let unknown = get("/no-such-page");
     assert_eq!(unknown.status, 404);
     assert_eq!(get("/u/"), unknown);
-    let real = token::sign(&key, "ada@example.com", "gut-immune");
+    let real = token::sign_legacy(&key, "ada@example.com", "gut-immune");
     assert_eq!(
         get(&format!("/u/{real}")).status,
         200,
         "the real token works"
     );
-    let rotated = token::sign(&old_key, "ada@example.com", "gut-immune");
+    let rotated = token::sign_legacy(&old_key, "ada@example.com", "gut-immune");
     assert_eq!(
         get(&format!("/u/{rotated}")).status,
         200,
@@ -390,7 +396,7 @@ fn forged_tokens_get_exactly_the_404_of_an_unknown_path() {
     let mut tampered = Vec::new();
     for i in 0..100 {
         let address = format!("person{i}@example.com");
-        let token = token::sign(&key, &address, "gut-immune");
+        let token = token::sign_legacy(&key, &address, "gut-immune");
         let (payload, tag) = token.split_once('.').expect("a dot");
         // One character changed, at five places.
         for step in 0..5 {
@@ -408,7 +414,7 @@ fn forged_tokens_get_exactly_the_404_of_an_unknown_path() {
         tampered.push(format!("{swapped}.{tag}"));
         let other_sequence = URL_SAFE_NO_PAD.encode(format!("other-course\n{address}"));
         tampered.push(format!("{other_sequence}.{tag}"));
-        tampered.push(token::sign(&other_key, &address, "gut-immune"));
+        tampered.push(token::sign_legacy(&other_key, &address, "gut-immune"));
         tampered.push(format!("{payload}.{}", &tag[..tag.len() - 1]));
         tampered.push(format!("{payload}{tag}"));
     }
@@ -434,7 +440,7 @@ fn oversized_requests_are_refused_and_change_nothing() {
     let service = Service::start(&project);
     let path = format!(
         "/u/{}",
-        token::sign(&secret(&project), "ada@example.com", "gut-immune")
+        token::sign_legacy(&secret(&project), "ada@example.com", "gut-immune")
     );
     let big = vec![b'x'; 200 * 1024];
     let reply = service.request("POST", &path, &[], &big);
@@ -475,7 +481,10 @@ fn sigterm_mid_pass_finishes_the_batch_and_loses_or_doubles_nothing() {
     });
     // An unsubscribe while the pass writes is recorded at once.
     let last = format!("reader{}@example.com", SUBSCRIBERS - 1);
-    let path = format!("/u/{}", token::sign(&secret(&project), &last, "gut-immune"));
+    let path = format!(
+        "/u/{}",
+        token::sign_legacy(&secret(&project), &last, "gut-immune")
+    );
     let reply = service.request("POST", &path, &[], b"List-Unsubscribe=One-Click");
     assert_eq!(reply.status, 200, "{reply:?}");
     let (status, took) = service.terminate(Duration::from_secs(12));
@@ -549,7 +558,7 @@ fn a_browser_opens_the_link_and_clicks_unsubscribe() {
     let url = format!(
         "http://{}/u/{}",
         service.addr,
-        token::sign(&secret(&project), "grace@example.org", "gut-immune")
+        token::sign_legacy(&secret(&project), "grace@example.org", "gut-immune")
     );
     let browser = webdriver::Browser::start(&driver, &chromium, &project.path("chromium-profile"));
 

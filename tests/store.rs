@@ -74,6 +74,7 @@ fn claim(sequence: &str, email: &str, step: &str, day: u32) -> Claim {
         email: email.to_owned(),
         step: step.to_owned(),
         message_id: format!("<{sequence}.{step}.{email}>"),
+        delivery_id: format!("{sequence}-{step}-{email}"),
         day_start: at(day, 0),
     }
 }
@@ -185,13 +186,13 @@ fn a_suppressed_address_is_never_claimed_until_resubscribed() {
         enroll(&store, "demo", &["a@x.org"]).await;
         assert!(
             store
-                .suppress("a@x.org", Reason::Unsubscribed, at(1, 7))
+                .suppress("a@x.org", Reason::Unsubscribed, "by hand", at(1, 7))
                 .await
                 .unwrap()
         );
         assert!(
             !store
-                .suppress("a@x.org", Reason::Bounced, at(1, 7))
+                .suppress("a@x.org", Reason::Bounced, "DSN 5.1.1", at(1, 7))
                 .await
                 .unwrap()
         );
@@ -399,6 +400,58 @@ fn a_claim_left_by_a_process_that_is_gone_is_taken_over_with_its_message_id() {
         let last = next.last_run().await.unwrap().unwrap();
         assert_eq!((last.sent, last.finished_at), (1, Some(at(1, 9))), "{name}");
         next.close().await;
+    });
+}
+
+#[test]
+fn tokens_suppression_details_and_soft_bounces_are_kept() {
+    contract(|fixture| async move {
+        let store = fixture.open().await;
+        let name = fixture.backend;
+        enroll(&store, "demo", &["a@x.org"]).await;
+        claim_one(&store, claim("demo", "a@x.org", "one", 1), at(1, 8))
+            .await
+            .unwrap();
+        let addressed = store.addressed("demo-one-a@x.org").await.unwrap().unwrap();
+        assert_eq!(
+            (
+                addressed.sequence.as_str(),
+                addressed.email.as_str(),
+                addressed.step.as_str()
+            ),
+            ("demo", "a@x.org", "one"),
+            "{name}"
+        );
+        assert_eq!(store.addressed("unknown").await.unwrap(), None, "{name}");
+        store
+            .suppress("a@x.org", Reason::Complained, "ARF abuse report", at(1, 9))
+            .await
+            .unwrap();
+        let suppression = &store.suppressions().await.unwrap()["a@x.org"];
+        assert_eq!(
+            (suppression.reason, suppression.detail.as_str()),
+            (Reason::Complained, "ARF abuse report"),
+            "{name}"
+        );
+        let bounce = |reference: &'static str, day: u32| {
+            let store = &store;
+            async move {
+                store
+                    .soft_bounce("a@x.org", reference, at(day, 0), at(1, 0))
+                    .await
+                    .unwrap()
+            }
+        };
+        assert_eq!(bounce("demo/one", 2).await, 1, "{name}");
+        assert_eq!(
+            bounce("demo/one", 3).await,
+            1,
+            "{name}: the same email counts once"
+        );
+        assert_eq!(bounce("demo/two", 3).await, 2, "{name}");
+        assert!(store.resubscribe("a@x.org").await.unwrap(), "{name}");
+        assert_eq!(bounce("demo/two", 4).await, 1, "{name}: a fresh start");
+        store.close().await;
     });
 }
 

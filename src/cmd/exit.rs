@@ -25,10 +25,19 @@ pub enum ExitStatus {
     Unreachable = 6,
 }
 
+/// The command line asks for something that is not there: a sequence,
+/// a step or a subscriber the project does not have. Exit code 2, like a
+/// mistake clap catches.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct Usage(pub String);
+
 impl ExitStatus {
     /// The status for an error that reached `main`.
     pub fn of(error: &anyhow::Error) -> ExitStatus {
-        if error.downcast_ref::<InvalidInput>().is_some() {
+        if error.downcast_ref::<Usage>().is_some() {
+            ExitStatus::Usage
+        } else if error.downcast_ref::<InvalidInput>().is_some() {
             ExitStatus::InvalidInput
         } else if error.downcast_ref::<Locked>().is_some() {
             ExitStatus::Locked

@@ -6,7 +6,9 @@
 
 mod check;
 mod exit;
+mod export;
 mod init;
+mod mailbox;
 mod plan;
 mod preview;
 mod recipient;
@@ -25,7 +27,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 
 use crate::config;
 
-pub use self::exit::ExitStatus;
+pub use self::exit::{ExitStatus, Usage};
 
 /// dripline: turn one article into a daily email course and deliver it.
 #[derive(Debug, Parser)]
@@ -87,6 +89,10 @@ pub enum Command {
     Serve,
     /// Move the send state: `state copy --to URL` copies SQLite into an empty PostgreSQL.
     State(state::Args),
+    /// Read the [mailbox] once: bounces (DSN), complaints (ARF), mailto unsubscribes.
+    Mailbox,
+    /// A sequence's signups and every suppression (who, why, when) as CSV.
+    Export(export::Args),
     /// Create a starter project: config, example list, a welcome sequence, the unsubscribe secret.
     Init(init::Args),
 }
@@ -106,6 +112,8 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitStatus> {
         Command::Resubscribe(args) => suppression::execute(config, &args, false),
         Command::Serve => serve::execute(config),
         Command::State(args) => state::execute(config, &args),
+        Command::Mailbox => mailbox::execute(config),
+        Command::Export(args) => export::execute(config, &args),
         Command::Init(args) => init::execute(&args),
     }
 }
@@ -124,6 +132,13 @@ fn parse_time(text: &str) -> Result<DateTime<Utc>, String> {
         .map_err(|err| {
             format!("`{text}` is not an RFC 3339 time ({err}); write for example 2026-12-01T09:00:00Z or 2026-12-01T09:00:00-05:00")
         })
+}
+
+/// An address argument (`unsubscribe EMAIL`, `send-test --to ADDR`).
+fn parse_address(text: &str) -> Result<lettre::Address, String> {
+    text.trim()
+        .parse()
+        .map_err(|_| format!("`{text}` is not an email address; write it as name@example.com"))
 }
 
 fn plural(count: usize) -> &'static str {

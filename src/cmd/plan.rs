@@ -8,6 +8,7 @@ use super::{ExitStatus, parse_time, runtime};
 use crate::config::Project;
 use crate::engine;
 use crate::plan;
+use crate::schedule::Cadence;
 use crate::setup;
 use crate::store::Store as _;
 use crate::store::{self, Access, StateSettings};
@@ -21,6 +22,9 @@ pub struct Args {
     /// Forecast from this time (RFC 3339) instead of now.
     #[arg(long, value_name = "TIME", value_parser = parse_time)]
     now: Option<DateTime<Utc>>,
+    /// Print JSON (every email of the forecast) instead of text.
+    #[arg(long)]
+    json: bool,
 }
 
 /// Runs the command.
@@ -33,12 +37,13 @@ pub fn execute(config_file: &Path, args: &Args) -> anyhow::Result<ExitStatus> {
         let store = store::open(&state, Access::Read).await?;
         let mut inputs = Vec::new();
         for drip in drips {
-            let list = engine::read_list(&drip.list_file)?;
+            let list = engine::read_list(&drip.list_file, &drip.columns)?;
             let sequence_state = store.load(&drip.sequence.id).await?;
             inputs.push((drip, list, sequence_state));
         }
         let suppressed = store.suppressions().await?;
         let last_sent = store.last_sent().await?;
+        let runs = store.run_starts(now, Cadence::HISTORY).await?;
         let catch_up = chrono::Duration::from_std(project.config.delivery.catch_up)
             .unwrap_or(chrono::Duration::MAX);
         anyhow::Ok(plan::forecast(
@@ -48,11 +53,16 @@ pub fn execute(config_file: &Path, args: &Args) -> anyhow::Result<ExitStatus> {
                 last_sent: &last_sent,
                 zone: project.config.timezone.0,
                 catch_up,
+                runs: &runs,
             },
             now,
             args.days,
         ))
     })?;
-    println!("{forecast}");
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&forecast.to_json())?);
+    } else {
+        println!("{forecast}");
+    }
     Ok(ExitStatus::Success)
 }

@@ -5,9 +5,9 @@ use std::path::PathBuf;
 
 use chrono::Utc;
 
-use super::{ExitStatus, recipient};
+use super::{ExitStatus, Usage, recipient};
 use crate::config::Project;
-use crate::diagnostic::{InvalidInput, Problem, Report};
+use crate::diagnostic::{InvalidInput, Report};
 use crate::render::{Renderer, UnsubscribeLinks};
 use crate::sequence::Sequence;
 use crate::{check, preview, setup};
@@ -51,9 +51,9 @@ pub fn execute(config_file: &Path, args: &Args) -> anyhow::Result<ExitStatus> {
     for id in &ids {
         let dir = project.sequences_dir().join(id);
         if !dir.is_dir() {
-            return Err(InvalidInput::from(Problem::error(
-                &dir,
-                format!("no sequence `{id}`: create it with `dripline split ARTICLE --name {id}`"),
+            return Err(Usage(format!(
+                "no sequence `{id}` in {}: create it with `dripline split ARTICLE --name {id}`",
+                project.sequences_dir().display()
             ))
             .into());
         }

@@ -28,6 +28,9 @@ pub fn execute(config_file: &Path, args: &Args) -> anyhow::Result<ExitStatus> {
     let dry_run = args.dry_run;
     let now = clock.now();
     let setup = Setup::load(config_file, None)?;
+    for warning in setup.warnings.problems() {
+        eprintln!("{warning}");
+    }
     let state = StateSettings::of(&setup.project)?;
     let access = if dry_run { Access::Read } else { Access::Send };
     let progress = Reporter::new();
@@ -58,6 +61,15 @@ pub fn execute(config_file: &Path, args: &Args) -> anyhow::Result<ExitStatus> {
     progress.finish();
     let (summary, destination) = outcome?;
     println!("{}", summary_line(now, &summary, dry_run, &destination));
+    let catch_up = chrono::Duration::from_std(setup.project.config.delivery.catch_up)
+        .unwrap_or(chrono::Duration::MAX);
+    if let Some(warning) = summary.cadence.warning(catch_up) {
+        eprintln!(
+            "warning: {warning} ({} email{} went out late in this run)",
+            summary.late,
+            plural(summary.late as usize)
+        );
+    }
     Ok(if summary.has_failures() {
         ExitStatus::DeliveryFailed
     } else {

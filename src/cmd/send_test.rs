@@ -8,13 +8,13 @@ use std::path::Path;
 
 use chrono::Utc;
 
-use super::{ExitStatus, recipient, runtime};
+use super::{ExitStatus, Usage, parse_address, recipient, runtime};
 use crate::config::Project;
 use crate::delivery::{Configured, Parcel, Transport as _};
-use crate::diagnostic::{InvalidInput, Problem, Report};
+use crate::diagnostic::{InvalidInput, Report};
 use crate::render::{Renderer, UnsubscribeLinks};
 use crate::sequence::Sequence;
-use crate::setup;
+use crate::{preflight, setup};
 
 /// The arguments of `dripline send-test`.
 #[derive(Debug, clap::Args)]
@@ -22,8 +22,8 @@ pub struct Args {
     /// The sequence id.
     sequence: String,
     /// Where the test goes.
-    #[arg(long, value_name = "ADDR")]
-    to: String,
+    #[arg(long, value_name = "ADDR", value_parser = parse_address)]
+    to: lettre::Address,
     /// Only this step (1 is the first); every step when left out.
     #[arg(long, value_name = "N")]
     step: Option<NonZeroUsize>,
@@ -32,24 +32,27 @@ pub struct Args {
 /// Runs the command.
 pub fn execute(config_file: &Path, args: &Args) -> anyhow::Result<ExitStatus> {
     let project = Project::load(config_file)?;
-    let (id, to) = (args.sequence.as_str(), args.to.as_str());
-    let address: lettre::Address = to.parse().map_err(|_| {
-        InvalidInput::from(Problem::error(
-            "--to",
-            format!("`{to}` is not an email address"),
-        ))
-    })?;
+    let (id, to) = (args.sequence.as_str(), args.to.as_ref());
+    let preflight = preflight::check(&project.config, &project.config_file);
+    for problem in preflight.problems() {
+        eprintln!("{}", problem.clone().as_warning());
+    }
+    if preflight.has_errors() {
+        eprintln!(
+            "warning: send-test sends anyway, to {to} only; `dripline run` and `dripline serve` refuse to start until the errors above are fixed"
+        );
+    }
     let dir = project.sequences_dir().join(id);
-    let mut report = Report::default();
-    let Some(sequence) = Sequence::load(&dir, &project.templates_dir(), &mut report) else {
-        if report.has_errors() {
-            return Err(InvalidInput(report).into());
-        }
-        return Err(InvalidInput::from(Problem::error(
-            &dir,
-            format!("no sequence `{id}`: create it with `dripline split ARTICLE --name {id}`"),
+    if !dir.is_dir() {
+        return Err(Usage(format!(
+            "no sequence `{id}` in {}: create it with `dripline split ARTICLE --name {id}`",
+            project.sequences_dir().display()
         ))
         .into());
+    }
+    let mut report = Report::default();
+    let Some(sequence) = Sequence::load(&dir, &project.templates_dir(), &mut report) else {
+        return Err(InvalidInput(report).into());
     };
     let links = UnsubscribeLinks::new(&project.config.unsubscribe, setup::signing_key(&project)?);
     let renderer = Renderer::new(
@@ -61,13 +64,10 @@ pub fn execute(config_file: &Path, args: &Args) -> anyhow::Result<ExitStatus> {
     .map_err(InvalidInput)?;
     let steps: Vec<usize> = match args.step {
         Some(number) if number.get() > renderer.len() => {
-            return Err(InvalidInput::from(Problem::error(
-                "--step",
-                format!(
-                    "`{id}` has {} steps; give --step 1 to {}",
-                    renderer.len(),
-                    renderer.len()
-                ),
+            return Err(Usage(format!(
+                "--step {number}: `{id}` has {} steps; give --step 1 to {}",
+                renderer.len(),
+                renderer.len()
             ))
             .into());
         }
@@ -76,7 +76,7 @@ pub fn execute(config_file: &Path, args: &Args) -> anyhow::Result<ExitStatus> {
     };
     let person = recipient::find(&project, to).unwrap_or_else(|_| {
         let mut sample = recipient::sample(&project);
-        sample.email = address;
+        sample.email = args.to.clone();
         sample
     });
     let now = Utc::now();
@@ -86,7 +86,7 @@ pub fn execute(config_file: &Path, args: &Args) -> anyhow::Result<ExitStatus> {
         for index in steps {
             let email = renderer.render(index, &person, None, now.fixed_offset(), true)?;
             let parcel = Parcel {
-                from: project.config.sender.from.email.clone(),
+                from: project.config.envelope_sender(None),
                 to: person.email.clone(),
                 bytes: email.formatted(),
                 message_id: email.message_id,

@@ -5,7 +5,7 @@ use std::path::Path;
 
 use chrono::Utc;
 
-use super::{ExitStatus, runtime};
+use super::{ExitStatus, parse_address, runtime};
 use crate::config::Project;
 use crate::store::{self, Access, Reason, StateSettings, Store as _};
 use crate::subscribers;
@@ -14,22 +14,26 @@ use crate::subscribers;
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// The address.
-    email: String,
+    #[arg(value_parser = parse_address)]
+    email: lettre::Address,
 }
 
 /// Unsubscribes the address when `unsubscribe`, else resubscribes it.
 pub fn execute(config_file: &Path, args: &Args, unsubscribe: bool) -> anyhow::Result<ExitStatus> {
     let project = Project::load(config_file)?;
-    let email = &args.email;
-    let address: lettre::Address = email
-        .parse()
-        .map_err(|_| anyhow::anyhow!("`{email}` is not an email address"))?;
-    let key = subscribers::key(address.as_ref());
+    let key = subscribers::key(args.email.as_ref());
     let state = StateSettings::of(&project)?;
     let changed = runtime()?.block_on(async {
         let store = store::open(&state, Access::Read).await?;
         if unsubscribe {
-            store.suppress(&key, Reason::Unsubscribed, Utc::now()).await
+            store
+                .suppress(
+                    &key,
+                    Reason::Unsubscribed,
+                    "dripline unsubscribe",
+                    Utc::now(),
+                )
+                .await
         } else {
             store.resubscribe(&key).await
         }

@@ -4,7 +4,9 @@
 //! A file is written under a temporary name and linked into place, so a
 //! reader never sees half a message. A message written twice (a resend
 //! after a crash) gets a second file (`-2.eml`) rather than replacing the
-//! first, so duplicates stay visible.
+//! first, so duplicates stay visible. Each file starts with a
+//! `Return-Path:` naming the envelope sender, as a mail server's local
+//! delivery writes it, so the VERP address shows.
 
 use std::fs;
 use std::io;
@@ -44,7 +46,9 @@ impl Outbox {
             })
             .collect();
         let staging = tempfile::NamedTempFile::with_prefix_in(".writing-", &self.dir)?;
-        fs::write(staging.path(), &parcel.bytes)?;
+        let mut bytes = format!("Return-Path: <{}>\r\n", parcel.from).into_bytes();
+        bytes.extend_from_slice(&parcel.bytes);
+        fs::write(staging.path(), bytes)?;
         for copy in 1.. {
             let name = match copy {
                 1 => format!("{stem}.eml"),

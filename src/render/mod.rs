@@ -28,7 +28,7 @@ use crate::config::{Sender, Unsubscribe};
 use crate::diagnostic::{Problem, Report};
 use crate::sequence::Sequence;
 use crate::subscribers::Subscriber;
-use crate::token::{self, Key};
+use crate::token::{self, DeliveryId, Key, Purpose};
 
 use self::markdown::Utm;
 use self::templates::{HTML_LAYOUT, TEXT_LAYOUT, TemplateFiles};
@@ -54,19 +54,20 @@ impl UnsubscribeLinks {
         }
     }
 
-    fn https(&self, address: &str, sequence: &str) -> Option<String> {
+    fn https(&self, token: &str) -> Option<String> {
         let base = self.base_url.as_deref()?;
-        Some(format!(
-            "{}/u/{}",
-            base.trim_end_matches('/'),
-            token::sign(&self.key, address, sequence)
-        ))
+        Some(format!("{}/u/{token}", base.trim_end_matches('/')))
     }
 
-    fn mailto(&self) -> Option<String> {
-        self.mailto
-            .as_ref()
-            .map(|address| format!("mailto:{address}?subject=unsubscribe"))
+    /// `mailto:unsubscribe+TOKEN@…`: the token in the address tells
+    /// `dripline mailbox` whose request it is, whoever sends it.
+    fn mailto(&self, token: &str) -> Option<String> {
+        self.mailto.as_ref().map(|address| {
+            format!(
+                "mailto:{}?subject=unsubscribe",
+                token::tagged(address, token)
+            )
+        })
     }
 }
 
@@ -82,6 +83,10 @@ pub struct Email {
     pub message_id: String,
     /// The link the body and `List-Unsubscribe` carry, if any.
     pub unsubscribe_url: Option<String>,
+    /// The id the store keeps for this email, which its tokens carry.
+    pub delivery_id: DeliveryId,
+    /// The token of the VERP envelope sender, `bounces+TOKEN@…`.
+    pub bounce_token: String,
     pub message: lettre::Message,
 }
 
@@ -145,17 +150,24 @@ impl Renderer {
     ) -> Result<Renderer, Report> {
         let files = TemplateFiles::load(templates_dir, sequence.settings.template.get_ref())?;
         let mut report = files.syntax_problems();
-        for step in &sequence.steps {
-            if let Some(problem) =
-                templates::compile_problem(&step.file, step.body_line, &step.body)
-            {
-                report.push(problem);
-            }
-        }
+        report.extend(step_syntax(sequence).0);
         if report.has_errors() {
             return Err(report);
         }
+        Renderer::build(sequence, files, sender, links, &[])
+    }
 
+    /// [`Renderer::new`] from layout files whose syntax is fine, with the
+    /// steps at `blank` (those whose body does not compile) rendered as
+    /// empty, so `check` can try every other one.
+    fn build(
+        sequence: &Sequence,
+        files: TemplateFiles,
+        sender: &Sender,
+        links: UnsubscribeLinks,
+        blank: &[usize],
+    ) -> Result<Renderer, Report> {
+        let mut report = Report::default();
         let mut html = templates::registry(true);
         let mut text = templates::registry(false);
         let css = templates::layout_css(&files.html.text);
@@ -191,7 +203,12 @@ impl Renderer {
                 campaign: sequence.id.clone(),
                 content: step.id.clone(),
             });
-            let converted = markdown::convert(&step.body, utm.as_ref());
+            let body = if blank.contains(&index) {
+                ""
+            } else {
+                &step.body
+            };
+            let converted = markdown::convert(body, utm.as_ref());
             let name = format!("step:{index}");
             match templates::inline_fragment(&converted.html, &css) {
                 Ok(inlined) => register(&mut report, &mut html, &name, &inlined, &step.file),
@@ -274,6 +291,12 @@ impl Renderer {
         message::message_id(&self.sequence_id, step, address, &self.domain)
     }
 
+    /// The id the store keeps for that email, which its tokens carry:
+    /// known before rendering too.
+    pub fn delivery_id(&self, step: &str, address: &str) -> String {
+        DeliveryId::of(&self.links.key, &self.sequence_id, address, step).text()
+    }
+
     /// Renders step `index` (0-based) for `subscriber`. `next_date` is the
     /// day the next step is due (for the teaser), `date` the Date header;
     /// `test` prefixes the subject with `[TEST] `.
@@ -285,8 +308,52 @@ impl Renderer {
         date: DateTime<FixedOffset>,
         test: bool,
     ) -> Result<Email, RenderError> {
+        self.render_filled(index, subscriber, next_date, date, test, &[])
+            .map_err(|failure| RenderError(*failure.problem))
+    }
+
+    /// For `check`: every problem of step `index` for `subscriber`, not
+    /// only the first. Each missing variable is reported, then given a
+    /// sample value, and the step is rendered again, until it renders or
+    /// fails for another reason.
+    fn check_step(
+        &self,
+        index: usize,
+        subscriber: &Subscriber,
+        next_date: Option<NaiveDate>,
+        date: DateTime<FixedOffset>,
+    ) -> Vec<Problem> {
+        let mut problems = Vec::new();
+        let mut filled: Vec<String> = Vec::new();
+        // A step with more missing variables than this has bigger trouble.
+        for _ in 0..50 {
+            match self.render_filled(index, subscriber, next_date, date, false, &filled) {
+                Ok(_) => break,
+                Err(failure) => {
+                    problems.push(*failure.problem);
+                    match failure.missing {
+                        Some(path) if !filled.contains(&path) => filled.push(path),
+                        _ => break,
+                    }
+                }
+            }
+        }
+        problems
+    }
+
+    /// [`Renderer::render`], with a sample value at each of the variable
+    /// paths `filled`.
+    fn render_filled(
+        &self,
+        index: usize,
+        subscriber: &Subscriber,
+        next_date: Option<NaiveDate>,
+        date: DateTime<FixedOffset>,
+        test: bool,
+        filled: &[String],
+    ) -> Result<Email, Failure> {
         let Some(step) = self.steps.get(index) else {
-            return Err(RenderError(Problem::error(
+            return Err(Failure::from(Problem::error(
                 "sequence",
                 format!(
                     "there is no step {} in `{}`, which has {}",
@@ -297,8 +364,10 @@ impl Renderer {
             )));
         };
         let address = subscriber.email.to_string();
-        let https = self.links.https(&address, &self.sequence_id);
-        let mailto = self.links.mailto();
+        let delivery_id = DeliveryId::of(&self.links.key, &self.sequence_id, &address, &step.id);
+        let unsubscribe_token = token::seal(&self.links.key, delivery_id, Purpose::Unsubscribe);
+        let https = self.links.https(&unsubscribe_token);
+        let mailto = self.links.mailto(&unsubscribe_token);
         let unsubscribe_url = https.clone().or_else(|| mailto.clone());
 
         let mut data = step.context.clone();
@@ -314,6 +383,9 @@ impl Renderer {
             );
             let tomorrow = date.date_naive().checked_add_days(Days::new(1)) == Some(next_date);
             next.insert("tomorrow".into(), Value::from(tomorrow));
+        }
+        for path in filled {
+            fill(&mut data, path);
         }
         let mut context = Context::from(Value::Object(data));
 
@@ -359,7 +431,7 @@ impl Renderer {
             html: html.clone(),
         })
         .map_err(|err| {
-            RenderError(Problem::error(
+            Failure::from(Problem::error(
                 &step.file,
                 format!("cannot build the message: {err}"),
             ))
@@ -370,6 +442,8 @@ impl Renderer {
             text,
             message_id,
             unsubscribe_url,
+            delivery_id,
+            bounce_token: token::seal(&self.links.key, delivery_id, Purpose::Bounce),
             message,
         })
     }
@@ -380,10 +454,14 @@ impl Renderer {
         name: &str,
         context: &Context,
         step: &PreparedStep,
-    ) -> Result<String, RenderError> {
-        registry
-            .render_with_context(name, context)
-            .map_err(|err| RenderError(self.diagnose(&err, context, step)))
+    ) -> Result<String, Failure> {
+        registry.render_with_context(name, context).map_err(|err| {
+            let problem = self.diagnose(&err, context, step);
+            Failure {
+                missing: missing_variable(&problem),
+                problem: Box::new(problem),
+            }
+        })
     }
 
     /// Finds the file and line an error comes from by rendering the
@@ -423,6 +501,66 @@ impl Renderer {
         };
         Problem::error(file, describe(err))
     }
+}
+
+/// Why rendering failed: the problem, and the variable that was missing
+/// when that was the reason.
+struct Failure {
+    problem: Box<Problem>,
+    missing: Option<String>,
+}
+
+impl From<Problem> for Failure {
+    fn from(problem: Problem) -> Self {
+        Failure {
+            problem: Box::new(problem),
+            missing: None,
+        }
+    }
+}
+
+/// The missing variable a problem names (`no variable `path``), from the
+/// template as the author wrote it.
+fn missing_variable(problem: &Problem) -> Option<String> {
+    let rest = problem.message.strip_prefix("no variable `")?;
+    rest.split('`').next().map(str::to_owned)
+}
+
+/// Sets a sample value at the dotted `path` of `data`, creating objects
+/// on the way; leaves `data` alone where a value that is not an object
+/// is in the way.
+fn fill(data: &mut Map<String, Value>, path: &str) {
+    let mut object = data;
+    let mut parts = path.split('.').peekable();
+    while let Some(part) = parts.next() {
+        if parts.peek().is_none() {
+            object
+                .entry(part.to_owned())
+                .or_insert_with(|| Value::from(format!("sample {path}")));
+            return;
+        }
+        let next = object
+            .entry(part.to_owned())
+            .or_insert_with(|| Value::Object(Map::new()));
+        let Value::Object(inner) = next else {
+            return;
+        };
+        object = inner;
+    }
+}
+
+/// Each step body's syntax problems, and the indices of the steps that
+/// have one.
+fn step_syntax(sequence: &Sequence) -> (Report, Vec<usize>) {
+    let mut report = Report::default();
+    let mut broken = Vec::new();
+    for (index, step) in sequence.steps.iter().enumerate() {
+        if let Some(problem) = templates::compile_problem(&step.file, step.body_line, &step.body) {
+            report.push(problem);
+            broken.push(index);
+        }
+    }
+    (report, broken)
 }
 
 /// Compiles `template` into `registry` as `name`; a failure is a problem in `file`.
@@ -543,7 +681,24 @@ pub fn check(
             "the emails carry no unsubscribe link: set [unsubscribe] base_url (and run `dripline serve`) or mailto in dripline.toml",
         ));
     }
-    let renderer = match Renderer::new(sequence, templates_dir, sender, links) {
+    // A step that does not compile is reported, and every other one is
+    // still rendered, so one broken step hides nothing.
+    let (syntax, broken) = step_syntax(sequence);
+    report.extend(syntax);
+    let files = match TemplateFiles::load(templates_dir, sequence.settings.template.get_ref()) {
+        Ok(files) => files,
+        Err(problems) => {
+            report.extend(problems);
+            return report;
+        }
+    };
+    let layout = files.syntax_problems();
+    if layout.has_errors() {
+        report.extend(layout);
+        return report;
+    }
+    report.extend(layout);
+    let renderer = match Renderer::build(sequence, files, sender, links, &broken) {
         Ok(renderer) => renderer,
         Err(problems) => {
             report.extend(problems);
@@ -551,9 +706,9 @@ pub fn check(
         }
     };
     let date = DateTime::<FixedOffset>::default();
-    for index in 0..renderer.len() {
-        let next_date = date.date_naive().checked_add_days(Days::new(1));
-        if let Err(RenderError(problem)) = renderer.render(index, sample, next_date, date, false) {
+    let next_date = date.date_naive().checked_add_days(Days::new(1));
+    for index in (0..renderer.len()).filter(|index| !broken.contains(index)) {
+        for problem in renderer.check_step(index, sample, next_date, date) {
             report.push(problem);
         }
     }

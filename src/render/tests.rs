@@ -168,7 +168,15 @@ fn a_later_next_step_is_not_announced_for_tomorrow() {
 #[test]
 fn every_message_parses_as_intended() {
     let renderer = renderer();
-    for index in 0..renderer.len() {
+    let steps: Vec<String> = load(
+        &fixture().join("sequences/gut-immune"),
+        &fixture().join("templates"),
+    )
+    .steps
+    .into_iter()
+    .map(|step| step.id)
+    .collect();
+    for (index, step) in steps.iter().enumerate() {
         let email = render(&renderer, index, &ada());
         let bytes = email.formatted();
         for line in bytes.split(|&byte| byte == b'\n') {
@@ -193,16 +201,34 @@ fn every_message_parses_as_intended() {
         let url = email.unsubscribe_url.clone().unwrap();
         assert!(url.starts_with("https://news.example.com/dripline/u/"));
         let token = url.rsplit('/').next().unwrap();
+        let key = Key::from_bytes([7; 32]);
         assert_eq!(
-            token::verify(&[Key::from_bytes([7; 32])], token),
-            Some(("ada@example.com".to_owned(), "gut-immune".to_owned()))
+            token::open(
+                std::slice::from_ref(&key),
+                token,
+                token::Purpose::Unsubscribe
+            ),
+            Some(email.delivery_id)
+        );
+        assert_eq!(
+            email.delivery_id,
+            token::DeliveryId::of(&key, "gut-immune", "ada@example.com", step)
+        );
+        assert!(
+            !url.contains("ada"),
+            "the link does not show the address: {url}"
         );
         let list_unsubscribe = parsed.header_raw("List-Unsubscribe").unwrap();
         assert!(
             list_unsubscribe.contains(&format!("<{url}>")),
             "{list_unsubscribe}"
         );
-        assert!(list_unsubscribe.contains("<mailto:unsubscribe@example.com?subject=unsubscribe>"));
+        assert!(
+            list_unsubscribe.contains(&format!(
+                "<mailto:unsubscribe+{token}@example.com?subject=unsubscribe>"
+            )),
+            "{list_unsubscribe}"
+        );
         assert_eq!(
             parsed.header_raw("List-Unsubscribe-Post").map(str::trim),
             Some("List-Unsubscribe=One-Click")

@@ -1,5 +1,7 @@
 //! The unsubscribe endpoint (DESIGN.md 11): `GET /u/{token}` asks,
-//! `POST /u/{token}` unsubscribes, `GET /healthz` reports.
+//! `POST /u/{token}` unsubscribes, `GET /healthz` reports, and
+//! `POST /webhooks/{provider}` takes the provider events `[webhooks]`
+//! configures.
 //!
 //! A GET never changes anything, because mail scanners follow links. A
 //! POST unsubscribes whatever its body (RFC 8058 one-click clients post
@@ -19,9 +21,9 @@ use axum::Router;
 use axum::body::Body;
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use chrono::{DateTime, Utc};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
@@ -30,8 +32,9 @@ use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, watch};
 
 use super::{SHUTDOWN_GRACE, Shared, pages, stopping};
+use crate::feedback::webhook::{self, Reply};
 use crate::store::{Reason, Store};
-use crate::token;
+use crate::token::{self, Purpose};
 
 /// The largest request body read; a larger one gets 413 and changes nothing.
 pub const MAX_BODY: usize = 64 * 1024;
@@ -55,6 +58,7 @@ pub fn router(shared: Arc<Shared>) -> Router {
     Router::new()
         .route("/u/{token}", get(confirm).post(unsubscribe))
         .route("/healthz", get(healthz))
+        .route("/webhooks/{provider}", post(webhook))
         .fallback(not_found)
         .method_not_allowed_fallback(not_found)
         .with_state(shared)
@@ -123,7 +127,7 @@ async fn confirm(
     State(shared): State<Arc<Shared>>,
     token: Result<Path<String>, PathRejection>,
 ) -> Response {
-    let Some((address, sequence)) = verified(&shared, token) else {
+    let Some((address, sequence)) = verified(&shared, token).await else {
         return not_found().await;
     };
     page(
@@ -139,7 +143,7 @@ async fn unsubscribe(
     token: Result<Path<String>, PathRejection>,
     body: Body,
 ) -> Response {
-    let Some((address, sequence)) = verified(&shared, token) else {
+    let Some((address, sequence)) = verified(&shared, token).await else {
         return not_found().await;
     };
     // Read (and drop) the body within bounds, so the connection can be reused.
@@ -160,7 +164,7 @@ async fn unsubscribe(
     }
     match shared
         .store
-        .suppress(&address, Reason::Unsubscribed, Utc::now())
+        .suppress(&address, Reason::Unsubscribed, "link", Utc::now())
         .await
     {
         Ok(newly) => {
@@ -176,6 +180,65 @@ async fn unsubscribe(
             tracing::error!("cannot record the unsubscribe of {address}: {err:#}");
             page(StatusCode::SERVICE_UNAVAILABLE, pages::failed())
         }
+    }
+}
+
+/// The largest webhook body read (SNS messages are up to 256 KB).
+const MAX_WEBHOOK_BODY: usize = 1024 * 1024;
+
+/// `POST /webhooks/{provider}`: a provider's bounce and complaint events,
+/// verified before anything is recorded ([`webhook::handle`]).
+async fn webhook(
+    State(shared): State<Arc<Shared>>,
+    Path(provider): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let body = match tokio::time::timeout(
+        READ_TIMEOUT,
+        axum::body::to_bytes(body, MAX_WEBHOOK_BODY),
+    )
+    .await
+    {
+        Ok(Ok(body)) => body,
+        Ok(Err(_)) => {
+            return plain(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "The request is too large; nothing changed.\n",
+            );
+        }
+        Err(_) => {
+            return plain(
+                StatusCode::REQUEST_TIMEOUT,
+                "The request took too long; nothing changed.\n",
+            );
+        }
+    };
+    let reply = webhook::handle(
+        &shared.webhooks,
+        &provider,
+        &headers,
+        &body,
+        &shared.store,
+        &shared.keys,
+        Utc::now(),
+    )
+    .await;
+    match reply {
+        Reply::Accepted(_) => plain(StatusCode::OK, "ok\n"),
+        Reply::NotFound => not_found().await,
+        Reply::Refused(_) => plain(
+            StatusCode::FORBIDDEN,
+            "The request does not verify; nothing changed.\n",
+        ),
+        Reply::Malformed(_) => plain(
+            StatusCode::BAD_REQUEST,
+            "The request is not understood; nothing changed.\n",
+        ),
+        Reply::Unavailable => plain(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Cannot record it now; try again later.\n",
+        ),
     }
 }
 
@@ -219,8 +282,9 @@ async fn not_found() -> Response {
     plain(StatusCode::NOT_FOUND, "Not found\n")
 }
 
-/// The address and sequence of a token that one of the keys signed.
-fn verified(
+/// The address and sequence of a token that one of the keys signed: an
+/// opaque one the store knows, or one in the format of older links.
+async fn verified(
     shared: &Shared,
     token: Result<Path<String>, PathRejection>,
 ) -> Option<(String, String)> {
@@ -228,7 +292,16 @@ fn verified(
     if token.len() > MAX_TOKEN {
         return None;
     }
-    token::verify(&shared.keys, &token)
+    let Some(id) = token::open(&shared.keys, &token, Purpose::Unsubscribe) else {
+        return token::verify_legacy(&shared.keys, &token);
+    };
+    match shared.store.addressed(&id.text()).await {
+        Ok(found) => found.map(|email| (email.email, email.sequence)),
+        Err(err) => {
+            tracing::error!("cannot look up an unsubscribe token: {err:#}");
+            None
+        }
+    }
 }
 
 fn plain(status: StatusCode, text: &'static str) -> Response {

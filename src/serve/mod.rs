@@ -28,8 +28,8 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::crontab::CronSchedule;
-use crate::diagnostic::InvalidInput;
 use crate::engine::{self, Summary};
+use crate::feedback::mailbox;
 use crate::progress::Reporter;
 use crate::schedule;
 use crate::setup::Setup;
@@ -72,6 +72,8 @@ pub struct Shared {
     /// Who the emails come from, for the pages.
     pub sender: String,
     pub health: Mutex<Health>,
+    /// The provider webhooks `[webhooks]` configures.
+    pub webhooks: crate::feedback::webhook::Endpoints,
 }
 
 impl Shared {
@@ -107,10 +109,8 @@ pub async fn serve(setup: Setup, state: StateSettings) -> anyhow::Result<()> {
     let stop = Arc::new(AtomicBool::new(false));
     let signals = tokio::spawn(watch_signals(shutdown_tx, Arc::clone(&stop)));
 
-    let mut keys = vec![key.clone()];
-    if let Some(previous) = &project.config.unsubscribe.previous_secret_file {
-        keys.push(Key::from_file(&project.resolve(previous)).map_err(InvalidInput::from)?);
-    }
+    let keys = crate::setup::accepted_keys(&project, &key)?;
+    let webhooks = crate::feedback::webhook::Endpoints::load(&project)?;
 
     let store = store::open(&state, Access::Send).await?;
     let listen = project.config.serve.listen;
@@ -142,7 +142,11 @@ pub async fn serve(setup: Setup, state: StateSettings) -> anyhow::Result<()> {
             .clone()
             .unwrap_or_else(|| project.config.sender.from.email.to_string()),
         health: Mutex::new(Health::default()),
+        webhooks,
     });
+    for path in shared.webhooks.paths() {
+        tracing::info!("webhook endpoint: POST http://{bound}{path}");
+    }
     let server = tokio::spawn(http::serve(
         listener,
         http::router(Arc::clone(&shared)),
@@ -253,6 +257,7 @@ impl Service<'_> {
             .names
             .write()
             .unwrap_or_else(PoisonError::into_inner) = names(&setup.drips);
+        self.read_mailbox(&setup.project).await;
         // No probe: a pass with nothing due must not log in to the provider
         // every tick. A dead server stops the pass at its first batch (the
         // claims go back to due) and the loop backs off.
@@ -272,6 +277,19 @@ impl Service<'_> {
         progress.finish();
         transport.close().await;
         summary
+    }
+
+    /// Reads `[mailbox]` before the pass, so what it says holds for the
+    /// pass's emails. A mailbox that cannot be read is logged and the pass
+    /// still runs: sending must not wait on the bounce mailbox.
+    async fn read_mailbox(&self, project: &crate::config::Project) {
+        match mailbox::read(project, self.store, &self.shared.keys, Utc::now()).await {
+            Ok(Some(tally)) if !tally.is_empty() => tracing::info!("mailbox: {tally}"),
+            Ok(_) => {}
+            Err(err) => {
+                tracing::error!("cannot read the [mailbox]: {err:#}; the next tick tries again")
+            }
+        }
     }
 }
 
@@ -305,6 +323,12 @@ fn log_summary(summary: &Summary) {
         );
     } else {
         tracing::debug!("pass: nothing due");
+    }
+    if summary.late > 0 {
+        tracing::warn!(
+            "{} emails went out more than catch_up after their slot: the passes are too far apart; make [serve] tick more frequent or widen [delivery] catch_up",
+            summary.late
+        );
     }
 }
 

@@ -20,8 +20,12 @@ pub struct Snapshot {
     /// (sequence, email, enrolled_at)
     pub enrollments: Vec<(String, String, i64)>,
     pub deliveries: Vec<DeliveryRow>,
-    /// (email, reason, at)
-    pub suppressions: Vec<(String, String, i64)>,
+    /// (email, reason, at, detail)
+    pub suppressions: Vec<(String, String, i64, String)>,
+    /// (id, sequence, email, step): what each token stands for.
+    pub tokens: Vec<(String, String, String, String)>,
+    /// (email, reference, at)
+    pub soft_bounces: Vec<(String, String, i64)>,
     /// (started_at, finished_at, sent, failed, deferred)
     pub runs: Vec<(i64, Option<i64>, i64, i64, i64)>,
 }

@@ -91,6 +91,8 @@ pub struct Claim {
     pub email: String,
     pub step: String,
     pub message_id: String,
+    /// The opaque id its tokens carry ([`crate::token::DeliveryId::text`]).
+    pub delivery_id: String,
     /// The start of the subscriber's local day: the claim loses when they
     /// got an email since then, or have another one in flight.
     pub day_start: DateTime<Utc>,
@@ -181,8 +183,17 @@ impl DeliveryStatus {
 
 impl fmt::Display for DeliveryStatus {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
+        f.pad(self.as_str())
     }
+}
+
+/// The email a token's id stands for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Addressed {
+    pub sequence: String,
+    /// The subscriber key (lower-case address).
+    pub email: String,
+    pub step: String,
 }
 
 /// What happened to a claimed email.
@@ -201,8 +212,14 @@ pub enum Outcome {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Reason {
+    /// A link, a `mailto:` request or `dripline unsubscribe`.
     Unsubscribed,
+    /// The address does not take email: rejected at RCPT, a permanent
+    /// bounce, or repeated transient ones.
     Bounced,
+    /// The subscriber marked an email as spam (an ARF report or a provider's
+    /// complaint event).
+    Complained,
 }
 
 impl Reason {
@@ -210,6 +227,7 @@ impl Reason {
         match self {
             Reason::Unsubscribed => "unsubscribed",
             Reason::Bounced => "bounced",
+            Reason::Complained => "complained",
         }
     }
 
@@ -218,6 +236,7 @@ impl Reason {
     pub fn parse(text: &str) -> Reason {
         match text {
             "bounced" => Reason::Bounced,
+            "complained" => Reason::Complained,
             _ => Reason::Unsubscribed,
         }
     }
@@ -225,7 +244,7 @@ impl Reason {
 
 impl fmt::Display for Reason {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
+        f.pad(self.as_str())
     }
 }
 
@@ -234,6 +253,9 @@ impl fmt::Display for Reason {
 pub struct Suppression {
     pub reason: Reason,
     pub at: DateTime<Utc>,
+    /// How it came about, e.g. `DSN 5.1.1 from mx.example.net`; empty for
+    /// suppressions recorded before dripline kept it.
+    pub detail: String,
 }
 
 /// Counts for one step of one sequence, for `status`.
@@ -338,13 +360,32 @@ pub trait Store {
         now: DateTime<Utc>,
     ) -> impl Future<Output = Result<()>> + Send;
 
-    /// Stops all email to `email`; false when it already was suppressed.
+    /// Stops all email to `email`, saying how (`detail`); false when it
+    /// already was suppressed (the first reason stays).
     fn suppress(
         &self,
         email: &str,
         reason: Reason,
+        detail: &str,
         now: DateTime<Utc>,
     ) -> impl Future<Output = Result<bool>> + Send;
+
+    /// The email whose tokens carry `delivery_id`, if dripline sent one.
+    fn addressed(
+        &self,
+        delivery_id: &str,
+    ) -> impl Future<Output = Result<Option<Addressed>>> + Send;
+
+    /// Records a transient bounce of `email`, once per `reference` (the
+    /// email it is about, or the provider's event), and returns how many
+    /// distinct ones it had since `since`.
+    fn soft_bounce(
+        &self,
+        email: &str,
+        reference: &str,
+        now: DateTime<Utc>,
+        since: DateTime<Utc>,
+    ) -> impl Future<Output = Result<u64>> + Send;
 
     /// Lifts a suppression and gives the address's failed emails a fresh
     /// start; false when there was neither.
@@ -384,6 +425,14 @@ pub trait Store {
     /// subscribers to skip (modulo the list's length): 0 when it sends
     /// alone, a different point per instance on a shared state.
     fn walk_offset(&self) -> u64;
+
+    /// When the last `limit` runs that started before `before` started,
+    /// latest first: how far apart runs are.
+    fn run_starts(
+        &self,
+        before: DateTime<Utc>,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<DateTime<Utc>>>> + Send;
 }
 
 /// What a run did, for its record.
@@ -514,8 +563,28 @@ impl Store for StateStore {
         forward!(self, store => store.record(results, now))
     }
 
-    async fn suppress(&self, email: &str, reason: Reason, now: DateTime<Utc>) -> Result<bool> {
-        forward!(self, store => store.suppress(email, reason, now))
+    async fn suppress(
+        &self,
+        email: &str,
+        reason: Reason,
+        detail: &str,
+        now: DateTime<Utc>,
+    ) -> Result<bool> {
+        forward!(self, store => store.suppress(email, reason, detail, now))
+    }
+
+    async fn addressed(&self, delivery_id: &str) -> Result<Option<Addressed>> {
+        forward!(self, store => store.addressed(delivery_id))
+    }
+
+    async fn soft_bounce(
+        &self,
+        email: &str,
+        reference: &str,
+        now: DateTime<Utc>,
+        since: DateTime<Utc>,
+    ) -> Result<u64> {
+        forward!(self, store => store.soft_bounce(email, reference, now, since))
     }
 
     async fn resubscribe(&self, email: &str) -> Result<bool> {
@@ -548,6 +617,10 @@ impl Store for StateStore {
 
     async fn instances(&self) -> Result<Vec<InstanceRecord>> {
         forward!(self, store => store.instances())
+    }
+
+    async fn run_starts(&self, before: DateTime<Utc>, limit: usize) -> Result<Vec<DateTime<Utc>>> {
+        forward!(self, store => store.run_starts(before, limit))
     }
 
     fn walk_offset(&self) -> u64 {

@@ -25,9 +25,9 @@ use sqlx::{Connection as _, Postgres, QueryBuilder, Row, Transaction};
 use super::copy::Snapshot;
 use super::settings::PostgresTarget;
 use super::{
-    Claim, Claimed, DeliveryRecord, DeliveryStatus, Enrollment, Held, InstanceRecord, Outcome,
-    Pending, PendingStatus, Quota, Reason, Result, RunCounts, RunRecord, SequenceState, StepCount,
-    Store, Suppression,
+    Addressed, Claim, Claimed, DeliveryRecord, DeliveryStatus, Enrollment, Held, InstanceRecord,
+    Outcome, Pending, PendingStatus, Quota, Reason, Result, RunCounts, RunRecord, SequenceState,
+    StepCount, Store, Suppression,
 };
 
 /// Schema changes, in order; `schema_version` counts those applied.
@@ -70,7 +70,23 @@ CREATE INDEX deliveries_in_flight ON deliveries (claimed_by) WHERE status = 'cla
 CREATE TABLE suppressions (
     email  text PRIMARY KEY,
     reason text NOT NULL,
-    at     bigint NOT NULL
+    at     bigint NOT NULL,
+    detail text NOT NULL DEFAULT ''
+);
+
+-- The opaque ids unsubscribe and bounce tokens carry.
+CREATE TABLE tokens (
+    id       text PRIMARY KEY,
+    sequence text NOT NULL,
+    email    text NOT NULL,
+    step     text NOT NULL
+);
+
+CREATE TABLE soft_bounces (
+    email     text NOT NULL,
+    reference text NOT NULL,
+    at        bigint NOT NULL,
+    PRIMARY KEY (email, reference)
 );
 
 CREATE TABLE instances (
@@ -177,7 +193,8 @@ impl PostgresStore {
     pub(super) async fn is_empty(&self) -> Result<bool> {
         let used: bool = sqlx::query_scalar(
             "SELECT EXISTS (SELECT 1 FROM enrollments) OR EXISTS (SELECT 1 FROM deliveries)
-                 OR EXISTS (SELECT 1 FROM suppressions) OR EXISTS (SELECT 1 FROM runs)",
+                 OR EXISTS (SELECT 1 FROM suppressions) OR EXISTS (SELECT 1 FROM runs)
+                 OR EXISTS (SELECT 1 FROM tokens) OR EXISTS (SELECT 1 FROM soft_bounces)",
         )
         .fetch_one(&self.pool)
         .await?;
@@ -219,10 +236,33 @@ impl PostgresStore {
             query.build().execute(&mut *tx).await?;
         }
         for chunk in snapshot.suppressions.chunks(ROWS) {
+            let mut query = QueryBuilder::<Postgres>::new(
+                "INSERT INTO suppressions (email, reason, at, detail) ",
+            );
+            query.push_values(chunk, |mut row, (email, reason, at, detail)| {
+                row.push_bind(email)
+                    .push_bind(reason)
+                    .push_bind(at)
+                    .push_bind(detail);
+            });
+            query.build().execute(&mut *tx).await?;
+        }
+        for chunk in snapshot.tokens.chunks(ROWS) {
             let mut query =
-                QueryBuilder::<Postgres>::new("INSERT INTO suppressions (email, reason, at) ");
-            query.push_values(chunk, |mut row, (email, reason, at)| {
-                row.push_bind(email).push_bind(reason).push_bind(at);
+                QueryBuilder::<Postgres>::new("INSERT INTO tokens (id, sequence, email, step) ");
+            query.push_values(chunk, |mut row, (id, sequence, email, step)| {
+                row.push_bind(id)
+                    .push_bind(sequence)
+                    .push_bind(email)
+                    .push_bind(step);
+            });
+            query.build().execute(&mut *tx).await?;
+        }
+        for chunk in snapshot.soft_bounces.chunks(ROWS) {
+            let mut query =
+                QueryBuilder::<Postgres>::new("INSERT INTO soft_bounces (email, reference, at) ");
+            query.push_values(chunk, |mut row, (email, reference, at)| {
+                row.push_bind(email).push_bind(reference).push_bind(at);
             });
             query.build().execute(&mut *tx).await?;
         }
@@ -475,7 +515,7 @@ async fn claim_locked(
             )
         })
         .collect();
-    Ok(super::winners(claims, |claim| {
+    let won = super::winners(claims, |claim| {
         attempts
             .get(&(
                 claim.sequence.clone(),
@@ -483,7 +523,26 @@ async fn claim_locked(
                 claim.step.clone(),
             ))
             .copied()
-    }))
+    });
+    // Every id ever sent stays: a resend after a key rotation gets a new
+    // one, and the old email's tokens must still resolve.
+    let column = |get: fn(&Claim) -> &str| {
+        won.iter()
+            .map(|held| get(&held.claim))
+            .collect::<Vec<&str>>()
+    };
+    sqlx::query(
+        "INSERT INTO tokens (id, sequence, email, step)
+         SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[])
+         ON CONFLICT (id) DO NOTHING",
+    )
+    .bind(column(|claim| &claim.delivery_id))
+    .bind(column(|claim| &claim.sequence))
+    .bind(column(|claim| &claim.email))
+    .bind(column(|claim| &claim.step))
+    .execute(&mut **tx)
+    .await?;
+    Ok(won)
 }
 
 /// Records sent emails: terminal, whoever holds the claim now.
@@ -554,16 +613,17 @@ async fn finish_delivery(
 async fn suppress_in(
     tx: &mut Transaction<'_, Postgres>,
     email: &str,
-    reason: Reason,
+    (reason, detail): (Reason, &str),
     now: i64,
 ) -> Result<bool> {
     let inserted = sqlx::query(
-        "INSERT INTO suppressions (email, reason, at) VALUES ($1, $2, $3)
+        "INSERT INTO suppressions (email, reason, at, detail) VALUES ($1, $2, $3, $4)
          ON CONFLICT (email) DO NOTHING",
     )
     .bind(email)
     .bind(reason.as_str())
     .bind(now)
+    .bind(detail)
     .execute(&mut **tx)
     .await?;
     Ok(inserted.rows_affected() > 0)
@@ -643,7 +703,7 @@ impl Store for PostgresStore {
     }
 
     async fn suppressions(&self) -> Result<HashMap<String, Suppression>> {
-        let rows = sqlx::query("SELECT email, reason, at FROM suppressions")
+        let rows = sqlx::query("SELECT email, reason, at, detail FROM suppressions")
             .fetch_all(&self.pool)
             .await?;
         Ok(rows
@@ -654,6 +714,7 @@ impl Store for PostgresStore {
                     Suppression {
                         reason: Reason::parse(row.get("reason")),
                         at: time(row.get("at")),
+                        detail: row.get("detail"),
                     },
                 )
             })
@@ -795,8 +856,9 @@ impl Store for PostgresStore {
                     finish_delivery(&mut tx, (held, me), DeliveryStatus::Failed, None, reply)
                         .await?;
                     if *bounced {
-                        suppress_in(&mut tx, &held.claim.email, Reason::Bounced, now.timestamp())
-                            .await?;
+                        let detail = format!("rejected at RCPT: {reply}");
+                        let why = (Reason::Bounced, detail.as_str());
+                        suppress_in(&mut tx, &held.claim.email, why, now.timestamp()).await?;
                     }
                 }
             }
@@ -805,11 +867,56 @@ impl Store for PostgresStore {
         Ok(())
     }
 
-    async fn suppress(&self, email: &str, reason: Reason, now: DateTime<Utc>) -> Result<bool> {
+    async fn suppress(
+        &self,
+        email: &str,
+        reason: Reason,
+        detail: &str,
+        now: DateTime<Utc>,
+    ) -> Result<bool> {
         let mut tx = self.pool.begin().await?;
-        let inserted = suppress_in(&mut tx, email, reason, now.timestamp()).await?;
+        let inserted = suppress_in(&mut tx, email, (reason, detail), now.timestamp()).await?;
         tx.commit().await?;
         Ok(inserted)
+    }
+
+    async fn addressed(&self, delivery_id: &str) -> Result<Option<Addressed>> {
+        let row = sqlx::query("SELECT sequence, email, step FROM tokens WHERE id = $1")
+            .bind(delivery_id)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.map(|row| Addressed {
+            sequence: row.get("sequence"),
+            email: row.get("email"),
+            step: row.get("step"),
+        }))
+    }
+
+    async fn soft_bounce(
+        &self,
+        email: &str,
+        reference: &str,
+        now: DateTime<Utc>,
+        since: DateTime<Utc>,
+    ) -> Result<u64> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(
+            "INSERT INTO soft_bounces (email, reference, at) VALUES ($1, $2, $3)
+             ON CONFLICT (email, reference) DO NOTHING",
+        )
+        .bind(email)
+        .bind(reference)
+        .bind(now.timestamp())
+        .execute(&mut *tx)
+        .await?;
+        let count: i64 =
+            sqlx::query_scalar("SELECT count(*) FROM soft_bounces WHERE email = $1 AND at > $2")
+                .bind(email)
+                .bind(since.timestamp())
+                .fetch_one(&mut *tx)
+                .await?;
+        tx.commit().await?;
+        Ok(count as u64)
     }
 
     async fn resubscribe(&self, email: &str) -> Result<bool> {
@@ -820,6 +927,11 @@ impl Store for PostgresStore {
             .await?;
         // Emails that failed for good get a fresh start, attempts and all.
         let failed = sqlx::query("DELETE FROM deliveries WHERE email = $1 AND status = 'failed'")
+            .bind(email)
+            .execute(&mut *tx)
+            .await?;
+        // Old transient bounces do not count against a fresh start.
+        sqlx::query("DELETE FROM soft_bounces WHERE email = $1")
             .bind(email)
             .execute(&mut *tx)
             .await?;
@@ -934,6 +1046,17 @@ impl Store for PostgresStore {
                 in_flight: row.get::<i64, _>("in_flight") as u64,
             })
             .collect())
+    }
+
+    async fn run_starts(&self, before: DateTime<Utc>, limit: usize) -> Result<Vec<DateTime<Utc>>> {
+        let starts: Vec<i64> = sqlx::query_scalar(
+            "SELECT started_at FROM runs WHERE started_at < $1 ORDER BY started_at DESC LIMIT $2",
+        )
+        .bind(before.timestamp())
+        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(starts.into_iter().map(time).collect())
     }
 
     fn walk_offset(&self) -> u64 {

@@ -20,13 +20,16 @@ use sqlx::{QueryBuilder, Row, Sqlite, Transaction};
 use super::copy::{DeliveryRow, Snapshot};
 use super::lock::StateLock;
 use super::{
-    Claim, Claimed, DeliveryRecord, DeliveryStatus, Enrollment, Held, InstanceRecord, Outcome,
-    Pending, PendingStatus, Quota, Reason, Result, RunCounts, RunRecord, SequenceState, StepCount,
-    Store, Suppression,
+    Addressed, Claim, Claimed, DeliveryRecord, DeliveryStatus, Enrollment, Held, InstanceRecord,
+    Outcome, Pending, PendingStatus, Quota, Reason, Result, RunCounts, RunRecord, SequenceState,
+    StepCount, Store, Suppression,
 };
 
 /// Schema changes, in order; `PRAGMA user_version` counts those applied.
-const MIGRATIONS: &[&str] = &[r#"
+/// 2: how each suppression came about (and the `complained` reason), the
+/// delivery ids that tokens carry, and transient bounces.
+const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE enrollments (
     sequence     TEXT NOT NULL,
     email        TEXT NOT NULL,
@@ -67,7 +70,25 @@ CREATE TABLE runs (
     failed      INTEGER NOT NULL DEFAULT 0,
     deferred    INTEGER NOT NULL DEFAULT 0
 );
-"#];
+"#,
+    r#"
+ALTER TABLE suppressions ADD COLUMN detail TEXT NOT NULL DEFAULT '';
+
+CREATE TABLE tokens (
+    id       TEXT PRIMARY KEY,
+    sequence TEXT NOT NULL,
+    email    TEXT NOT NULL,
+    step     TEXT NOT NULL
+) WITHOUT ROWID;
+
+CREATE TABLE soft_bounces (
+    email     TEXT NOT NULL,
+    reference TEXT NOT NULL,
+    at        INTEGER NOT NULL,
+    PRIMARY KEY (email, reference)
+) WITHOUT ROWID;
+"#,
+];
 
 /// Rows in one multi-row statement: far below SQLite's parameter limit.
 const ROWS_PER_STATEMENT: usize = 128;
@@ -161,7 +182,13 @@ impl SqliteStore {
                 reply: row.get("reply"),
             })
             .collect(),
-            suppressions: sqlx::query_as("SELECT email, reason, at FROM suppressions")
+            suppressions: sqlx::query_as("SELECT email, reason, at, detail FROM suppressions")
+                .fetch_all(&mut *tx)
+                .await?,
+            tokens: sqlx::query_as("SELECT id, sequence, email, step FROM tokens")
+                .fetch_all(&mut *tx)
+                .await?,
+            soft_bounces: sqlx::query_as("SELECT email, reference, at FROM soft_bounces")
                 .fetch_all(&mut *tx)
                 .await?,
             runs: sqlx::query_as(
@@ -220,7 +247,8 @@ async fn record_one(
         Outcome::Failed { reply, bounced } => {
             finish_delivery(tx, held, DeliveryStatus::Failed, None, reply).await?;
             if *bounced {
-                suppress_in(tx, &held.claim.email, Reason::Bounced, now).await?;
+                let detail = format!("rejected at RCPT: {reply}");
+                suppress_in(tx, &held.claim.email, Reason::Bounced, &detail, now).await?;
             }
         }
     }
@@ -375,14 +403,17 @@ async fn suppress_in(
     tx: &mut Transaction<'_, Sqlite>,
     email: &str,
     reason: Reason,
+    detail: &str,
     now: i64,
 ) -> Result<bool> {
     let inserted = sqlx::query(
-        "INSERT INTO suppressions (email, reason, at) VALUES (?, ?, ?) ON CONFLICT (email) DO NOTHING",
+        "INSERT INTO suppressions (email, reason, at, detail) VALUES (?, ?, ?, ?)
+         ON CONFLICT (email) DO NOTHING",
     )
     .bind(email)
     .bind(reason.as_str())
     .bind(now)
+    .bind(detail)
     .execute(&mut **tx)
     .await?;
     Ok(inserted.rows_affected() > 0)
@@ -452,7 +483,7 @@ impl Store for SqliteStore {
     }
 
     async fn suppressions(&self) -> Result<HashMap<String, Suppression>> {
-        let rows = sqlx::query("SELECT email, reason, at FROM suppressions")
+        let rows = sqlx::query("SELECT email, reason, at, detail FROM suppressions")
             .fetch_all(&self.pool)
             .await?;
         Ok(rows
@@ -463,6 +494,7 @@ impl Store for SqliteStore {
                     Suppression {
                         reason: Reason::parse(row.get("reason")),
                         at: time(row.get("at")),
+                        detail: row.get("detail"),
                     },
                 )
             })
@@ -499,7 +531,23 @@ impl Store for SqliteStore {
         }
         let mut won = Vec::with_capacity(claims.len());
         for chunk in claims.chunks(ROWS_PER_STATEMENT) {
-            won.extend(claim_chunk(&mut tx, chunk, now.timestamp()).await?);
+            let held = claim_chunk(&mut tx, chunk, now.timestamp()).await?;
+            if held.is_empty() {
+                continue;
+            }
+            // Every id ever sent stays: a resend after a key rotation gets a
+            // new one, and the old email's tokens must still resolve.
+            let mut query =
+                QueryBuilder::<Sqlite>::new("INSERT INTO tokens (id, sequence, email, step) ");
+            query.push_values(&held, |mut row, Held { claim, .. }| {
+                row.push_bind(&claim.delivery_id)
+                    .push_bind(&claim.sequence)
+                    .push_bind(&claim.email)
+                    .push_bind(&claim.step);
+            });
+            query.push(" ON CONFLICT (id) DO NOTHING");
+            query.build().execute(&mut *tx).await?;
+            won.extend(held);
         }
         tx.commit().await?;
         Ok(Claimed { won, over_quota })
@@ -562,11 +610,56 @@ impl Store for SqliteStore {
         Ok(())
     }
 
-    async fn suppress(&self, email: &str, reason: Reason, now: DateTime<Utc>) -> Result<bool> {
+    async fn suppress(
+        &self,
+        email: &str,
+        reason: Reason,
+        detail: &str,
+        now: DateTime<Utc>,
+    ) -> Result<bool> {
         let mut tx = self.pool.begin().await?;
-        let inserted = suppress_in(&mut tx, email, reason, now.timestamp()).await?;
+        let inserted = suppress_in(&mut tx, email, reason, detail, now.timestamp()).await?;
         tx.commit().await?;
         Ok(inserted)
+    }
+
+    async fn addressed(&self, delivery_id: &str) -> Result<Option<Addressed>> {
+        let row = sqlx::query("SELECT sequence, email, step FROM tokens WHERE id = ?")
+            .bind(delivery_id)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.map(|row| Addressed {
+            sequence: row.get("sequence"),
+            email: row.get("email"),
+            step: row.get("step"),
+        }))
+    }
+
+    async fn soft_bounce(
+        &self,
+        email: &str,
+        reference: &str,
+        now: DateTime<Utc>,
+        since: DateTime<Utc>,
+    ) -> Result<u64> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(
+            "INSERT INTO soft_bounces (email, reference, at) VALUES (?, ?, ?)
+             ON CONFLICT (email, reference) DO NOTHING",
+        )
+        .bind(email)
+        .bind(reference)
+        .bind(now.timestamp())
+        .execute(&mut *tx)
+        .await?;
+        let count: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM soft_bounces WHERE email = ? AND at > ?")
+                .bind(email)
+                .bind(since.timestamp())
+                .fetch_one(&mut *tx)
+                .await?;
+        tx.commit().await?;
+        Ok(count as u64)
     }
 
     async fn resubscribe(&self, email: &str) -> Result<bool> {
@@ -577,6 +670,11 @@ impl Store for SqliteStore {
             .await?;
         // Emails that failed for good get a fresh start, attempts and all.
         let failed = sqlx::query("DELETE FROM deliveries WHERE email = ? AND status = 'failed'")
+            .bind(email)
+            .execute(&mut *tx)
+            .await?;
+        // Old transient bounces do not count against a fresh start.
+        sqlx::query("DELETE FROM soft_bounces WHERE email = ?")
             .bind(email)
             .execute(&mut *tx)
             .await?;
@@ -671,5 +769,136 @@ impl Store for SqliteStore {
 
     fn walk_offset(&self) -> u64 {
         0
+    }
+
+    async fn run_starts(&self, before: DateTime<Utc>, limit: usize) -> Result<Vec<DateTime<Utc>>> {
+        let rows = sqlx::query(
+            "SELECT started_at FROM runs WHERE started_at < ? ORDER BY started_at DESC LIMIT ?",
+        )
+        .bind(before.timestamp())
+        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.iter().map(|row| time(row.get("started_at"))).collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(seconds: i64) -> DateTime<Utc> {
+        time(seconds)
+    }
+
+    #[tokio::test]
+    async fn a_schema_1_state_file_is_upgraded_keeping_its_suppressions() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("dripline.db");
+        {
+            let options = SqliteConnectOptions::from_str("sqlite:")
+                .unwrap()
+                .filename(&path)
+                .create_if_missing(true);
+            let pool = SqlitePool::connect_with(options).await.unwrap();
+            sqlx::raw_sql(MIGRATIONS[0]).execute(&pool).await.unwrap();
+            sqlx::raw_sql(
+                "PRAGMA user_version = 1;
+                 INSERT INTO suppressions (email, reason, at) VALUES ('old@example.com', 'bounced', 10);",
+            )
+            .execute(&pool)
+            .await
+            .unwrap();
+            pool.close().await;
+        }
+        let store = SqliteStore::open(&path, None).await.unwrap();
+        let old = &store.suppressions().await.unwrap()["old@example.com"];
+        assert_eq!(
+            (old.reason.as_str(), old.at, old.detail.as_str()),
+            ("bounced", at(10), "")
+        );
+
+        assert!(
+            store
+                .suppress(
+                    "new@example.com",
+                    Reason::Complained,
+                    "ARF abuse report",
+                    at(20)
+                )
+                .await
+                .unwrap()
+        );
+        assert!(
+            !store
+                .suppress("new@example.com", Reason::Bounced, "later", at(30))
+                .await
+                .unwrap()
+        );
+        let new = &store.suppressions().await.unwrap()["new@example.com"];
+        assert_eq!(
+            (new.reason.as_str(), new.detail.as_str()),
+            ("complained", "ARF abuse report")
+        );
+
+        store
+            .enroll("s", &[("ada@example.com".to_owned(), at(0))])
+            .await
+            .unwrap();
+        let claim = Claim {
+            sequence: "s".to_owned(),
+            email: "ada@example.com".to_owned(),
+            step: "one".to_owned(),
+            message_id: "<m@x>".to_owned(),
+            delivery_id: "aaaabbbbccccdddd".to_owned(),
+            day_start: at(0),
+        };
+        let quota = Quota::default();
+        for now in [at(1), at(2)] {
+            let claimed = store.claim(vec![claim.clone()], now, quota).await.unwrap();
+            assert_eq!(claimed.won.len(), 1, "a dead run's claim is taken over");
+        }
+        assert_eq!(
+            store.addressed("aaaabbbbccccdddd").await.unwrap(),
+            Some(Addressed {
+                sequence: "s".to_owned(),
+                email: "ada@example.com".to_owned(),
+                step: "one".to_owned()
+            })
+        );
+        assert_eq!(store.addressed("unknown").await.unwrap(), None);
+
+        let since = at(0);
+        assert_eq!(
+            store
+                .soft_bounce("ada@example.com", "s/one", at(5), since)
+                .await
+                .unwrap(),
+            1
+        );
+        assert_eq!(
+            store
+                .soft_bounce("ada@example.com", "s/one", at(6), since)
+                .await
+                .unwrap(),
+            1,
+            "the same email counts once"
+        );
+        assert_eq!(
+            store
+                .soft_bounce("ada@example.com", "s/two", at(7), since)
+                .await
+                .unwrap(),
+            2
+        );
+        assert_eq!(
+            store
+                .soft_bounce("ada@example.com", "s/three", at(8), at(6))
+                .await
+                .unwrap(),
+            2,
+            "older ones fall out of the window"
+        );
+        store.close().await;
     }
 }

@@ -21,10 +21,10 @@ use crate::support::Project;
 const POSTFIX: &str = "/usr/sbin/postfix";
 
 /// A running private Postfix; stopped when dropped.
-struct Postfix {
+pub(crate) struct Postfix {
     config: PathBuf,
     log: PathBuf,
-    port: u16,
+    pub(crate) port: u16,
     child: Child,
 }
 
@@ -81,6 +81,12 @@ fn master_cf(port: u16) -> String {
 
 impl Postfix {
     fn start(scratch: &Project) -> Postfix {
+        Postfix::start_with(scratch, "", "")
+    }
+
+    /// A Postfix with `main` and `master` appended to its main.cf and
+    /// master.cf (a later main.cf line overrides an earlier one).
+    pub(crate) fn start_with(scratch: &Project, main: &str, master: &str) -> Postfix {
         assert!(
             Path::new(POSTFIX).is_file(),
             "Postfix is not installed: echo 'postfix postfix/main_mailer_type select No configuration' | debconf-set-selections && apt-get install -y postfix (.ci/run does)"
@@ -91,8 +97,8 @@ impl Postfix {
             .expect("a free port")
             .port();
         scratch
-            .write("postfix/etc/main.cf", main_cf(&dir))
-            .write("postfix/etc/master.cf", master_cf(port))
+            .write("postfix/etc/main.cf", main_cf(&dir) + main)
+            .write("postfix/etc/master.cf", master_cf(port) + master)
             .write("postfix/spool/.keep", "")
             .write("postfix/data/.keep", "");
         let owned = Command::new("chown")
@@ -129,7 +135,7 @@ impl Postfix {
         postfix
     }
 
-    fn log(&self) -> String {
+    pub(crate) fn log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 }

@@ -4,13 +4,24 @@
 //! clock, disk or network. Slots come from a sequence's `send_at` in the
 //! subscriber's own time zone; local days follow that zone through DST
 //! changes (a slot that does not exist that day moves to the next valid
-//! time; a slot that occurs twice is used once).
+//! time; a slot that occurs twice is used once). [`due`] applies these
+//! rules to a list and its state, for `run` and `plan` alike; [`cadence`]
+//! says whether the runs come often enough for them.
+
+pub mod cadence;
+pub mod due;
 
 use chrono::{DateTime, Duration, LocalResult, NaiveDate, NaiveDateTime, TimeZone, Utc};
 use chrono_tz::Tz;
 
 use crate::crontab::CronSchedule;
 use crate::sequence::{FirstStep, Settings, Step};
+
+pub use self::cadence::Cadence;
+
+/// Slots tried before deciding that `send_at` never fires again: far more
+/// than any real schedule needs to step past a repeated or skipped hour.
+const SLOT_SEARCH: usize = 1000;
 
 /// How a sequence's emails are timed for one subscriber.
 #[derive(Debug, Clone, Copy)]
@@ -21,6 +32,9 @@ pub struct Timing<'a> {
     pub zone: Tz,
     /// How late a due email may still go out before it waits for a slot.
     pub catch_up: Duration,
+    /// The runs around the decision: when they are too far apart for
+    /// `catch_up`, an email goes at the first run after its slot.
+    pub runs: Cadence,
 }
 
 /// What to do with a subscriber's next email at a given moment.
@@ -28,6 +42,10 @@ pub struct Timing<'a> {
 pub enum Decision {
     /// It is due: send it now.
     Send,
+    /// It is due and goes now, at the first run after its slot, although
+    /// more than `catch_up` late: the runs are too far apart for any run
+    /// to fall within `catch_up` of the slot (see [`Cadence`]).
+    Late,
     /// Not yet: it becomes due at this time.
     Wait(DateTime<Utc>),
 }
@@ -54,19 +72,24 @@ impl Timing<'_> {
         None
     }
 
-    /// The first slot at or after the instant `start`.
+    /// The first slot at or after the instant `start`. A slot moved out of
+    /// a DST gap counts at the instant it moved to, so one that lands
+    /// exactly on `start` is not skipped; a slot whose wall-clock time
+    /// occurs twice is used at its first occurrence only.
     pub fn slot_at_or_after_instant(&self, start: DateTime<Utc>) -> Option<DateTime<Utc>> {
-        // Wall-clock times repeat when clocks go back: a slot whose earliest
-        // instant is already behind `start` was used; look for the next one.
-        let local = start.with_timezone(&self.zone).naive_local();
-        let mut from = local;
-        loop {
-            let slot = self.slot_at_or_after(from)?;
-            if slot >= start {
-                return Some(slot);
+        // Wall-clock times strictly after the instant just before `start`:
+        // right after a gap that is the wall-clock time the gap starts at.
+        let mut from = (start - Duration::seconds(1))
+            .with_timezone(&self.zone)
+            .naive_local();
+        for _ in 0..SLOT_SEARCH {
+            let slot = self.send_at.next_after(from)?;
+            match instant_of(self.zone, slot) {
+                Some(at) if at >= start => return Some(at),
+                _ => from = slot,
             }
-            from = slot.with_timezone(&self.zone).naive_local() + Duration::seconds(1);
         }
+        None
     }
 
     /// The first slot on or after the start of the local day `date`.
@@ -94,8 +117,24 @@ impl Timing<'_> {
 
     /// When a later step is due, given when the previous one was sent.
     pub fn next_due(&self, previous_sent: DateTime<Utc>, wait_days: u32) -> Option<DateTime<Utc>> {
-        let day = self.local_date(previous_sent) + chrono::Days::new(wait_days.into());
+        let day = self.course_day(previous_sent) + chrono::Days::new(wait_days.into());
         self.first_slot_of_day(day)
+    }
+
+    /// The local day an email sent at `sent` counts for, for the days
+    /// that follow it: the day it went out; but when the runs are too far
+    /// apart and it went out more than `catch_up` after the latest slot
+    /// (at the first run after that slot), the day of that slot. So a
+    /// course keeps one email a day when every run comes after the slot.
+    pub fn course_day(&self, sent: DateTime<Utc>) -> NaiveDate {
+        let day = self.local_date(sent);
+        if !self.runs.too_far_apart(self.catch_up) {
+            return day;
+        }
+        match self.latest_slot_between(DateTime::<Utc>::MIN_UTC, sent) {
+            Some(slot) if sent - slot > self.catch_up => self.local_date(slot),
+            _ => day,
+        }
     }
 
     /// Whether an email due at `due` goes out at `now`, given the local date
@@ -108,7 +147,7 @@ impl Timing<'_> {
     ) -> Decision {
         // An email held back by the one-a-day rule is due again at the first
         // slot of the next day, not at midnight: it is not "late" then.
-        let due = match last_sent.map(|sent| self.local_date(sent)) {
+        let due = match last_sent.map(|sent| self.course_day(sent)) {
             Some(day) if day >= self.local_date(due) => {
                 match day.succ_opt().and_then(|next| self.first_slot_of_day(next)) {
                     Some(slot) => slot.max(due),
@@ -132,6 +171,12 @@ impl Timing<'_> {
         let anchor = latest_slot.unwrap_or(due);
         if now - anchor <= self.catch_up {
             Decision::Send
+        } else if self.runs.too_far_apart(self.catch_up)
+            && self.runs.previous.is_none_or(|previous| previous < anchor)
+        {
+            // No run came within catch_up of the slot, and none will: this
+            // is the first run after it. Late beats never.
+            Decision::Late
         } else {
             self.wait_for(self.slot_at_or_after_instant(now))
         }
@@ -211,8 +256,19 @@ impl Progress<'_> {
     }
 }
 
+/// The start of the local day of `now` in `zone` (its first valid
+/// instant): a claim made now loses when the subscriber got an email
+/// since then.
+pub fn day_start(now: DateTime<Utc>, zone: Tz) -> DateTime<Utc> {
+    now.with_timezone(&zone)
+        .date_naive()
+        .and_hms_opt(0, 0, 0)
+        .and_then(|midnight| instant_of(zone, midnight))
+        .unwrap_or(now - Duration::days(1))
+}
+
 /// The instant of a local wall-clock time: the earlier one when clocks go
-/// back, `None` in a DST gap.
+/// back, the first valid instant after it in a DST gap.
 fn instant_of(zone: Tz, local: NaiveDateTime) -> Option<DateTime<Utc>> {
     match zone.from_local_datetime(&local) {
         LocalResult::Single(at) | LocalResult::Ambiguous(at, _) => Some(at.with_timezone(&Utc)),
@@ -248,6 +304,7 @@ mod tests {
             send_at,
             zone: chrono_tz::America::New_York,
             catch_up: Duration::hours(12),
+            runs: Cadence::default(),
         }
     }
 
@@ -359,6 +416,37 @@ mod tests {
         assert_eq!(
             timing.decide(joined, next_slot, Some(joined)),
             Decision::Send
+        );
+    }
+
+    #[test]
+    fn runs_too_far_apart_send_at_the_first_run_after_the_slot() {
+        // A daily cron at 09:30 UTC: 04:30 in New York, 20.5h after 08:00.
+        let send_at = daily();
+        let mut timing = timing(&send_at);
+        let due = utc("2026-11-26T08:00:00-05:00");
+        let run = utc("2026-11-27T09:30:00Z");
+        assert_eq!(
+            timing.decide(due, run, None),
+            Decision::Wait(utc("2026-11-27T08:00:00-05:00"))
+        );
+        timing.runs = Cadence {
+            previous: Some(run - Duration::days(1)),
+            every: Some(Duration::days(1)),
+        };
+        assert_eq!(timing.decide(due, run, None), Decision::Late);
+        // A run already came after the slot (and sent something else): the
+        // next slot's first run sends it, not this one.
+        timing.runs.previous = Some(utc("2026-11-26T09:00:00-05:00"));
+        assert_eq!(
+            timing.decide(due, run, None),
+            Decision::Wait(utc("2026-11-27T08:00:00-05:00"))
+        );
+        // The email sent late counts for its slot's day, so the next one is
+        // due at the next day's slot and the course keeps one a day.
+        assert_eq!(
+            timing.next_due(run, 1),
+            Some(utc("2026-11-27T08:00:00-05:00"))
         );
     }
 
