@@ -562,7 +562,7 @@ fn a_real_postfix_returns_its_own_bounce_to_the_verp_address_and_delivers_mailto
         .write(
             "dripline.toml",
             format!(
-                "timezone = \"UTC\"\n\n[sender]\nfrom = \"Coach <coach@example.com>\"\n\n\
+                "timezone = \"UTC\"\n\n[sender]\nfrom = \"Coach <coach@coaching-demo.net>\"\n\n\
                  [[drip]]\nsequence = \"demo\"\nlist = \"list.csv\"\n\n\
                  [delivery]\ntransport = \"smtp\"\nmax_per_second = 0\nreturn_path = \"bounces@{BOUNCE_DOMAIN}\"\n\n\
                  [smtp]\nhost = \"127.0.0.1\"\nport = {}\nsecurity = \"none\"\ntimeout = \"10s\"\n\n\
