@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use crate::postgres;
+use crate::serve::{Service, status_json, wait_for};
 use crate::smtp::server::{Action, Options, Server, Stage};
 use crate::support::{Project, Run};
 
@@ -288,4 +289,79 @@ fn state_copy_moves_a_sqlite_state_into_an_empty_database_once() {
     assert!(run.stdout.contains(": 2 sent"), "{}", run.stdout);
     assert_eq!(sent(&status(&project, &url)), [3, 2]);
     assert_eq!(outbox_count(&project), 5, "nobody got step 1 again");
+}
+
+/// Two `dripline serve` on one database, as on two hosts: the emails due
+/// go out once between them, and either one's endpoint honours a link
+/// from an email the other sent.
+#[test]
+fn two_services_share_the_sending_and_each_answers_unsubscribe_links() {
+    let url = postgres::database();
+    let project = project(
+        "[delivery]\ntransport = \"outbox\"\ncatch_up = \"24h\"\n",
+        40,
+    );
+    project.write(
+        "dripline.toml",
+        project.read("dripline.toml").replace(
+            &format!("url_env = \"{URL_ENV}\""),
+            &format!("url = \"{url}\""),
+        ),
+    );
+    project.write(
+        "sequences/demo/sequence.toml",
+        "name = \"Demo\"\nsend_at = \"* * * * *\"\n",
+    );
+    let first = Service::start(&project);
+    let second = Service::start(&project);
+    wait_for("40 emails", Duration::from_secs(20), || {
+        outbox_count(&project) >= 40
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    let mails: Vec<String> = project
+        .files()
+        .into_iter()
+        .filter(|file| file.starts_with("outbox/") && file.ends_with(".eml"))
+        .collect();
+    assert_eq!(mails.len(), 40, "each email once between the two");
+    let state = status_json(&project);
+    assert_eq!(
+        state["instances"].as_array().map(Vec::len),
+        Some(2),
+        "{state:#}"
+    );
+
+    // Headers unfolded, so the link reads on one line.
+    let email = project
+        .read(&mails[0])
+        .replace("\r\n ", " ")
+        .replace("\r\n\t", " ");
+    let message = mail_parser::MessageParser::default()
+        .parse_headers(email.as_bytes())
+        .expect("a message");
+    let to = message
+        .to()
+        .and_then(|to| to.first())
+        .and_then(|to| to.address())
+        .expect("a To address")
+        .to_lowercase();
+    let token = email
+        .split("https://news.example.com/dripline/u/")
+        .nth(1)
+        .and_then(|rest| rest.split(['>', '"', '\r', '\n', ' ']).next())
+        .expect("an unsubscribe link");
+    for service in [&first, &second] {
+        let reply = service.request(
+            "POST",
+            &format!("/u/{token}"),
+            &[("Content-Type", "application/x-www-form-urlencoded")],
+            b"List-Unsubscribe=One-Click",
+        );
+        assert_eq!(reply.status, 200, "{}", reply.body);
+    }
+    let state = status_json(&project);
+    assert_eq!(state["suppressed"][0]["email"], to.as_str(), "{state:#}");
+    first.terminate(Duration::from_secs(15));
+    second.terminate(Duration::from_secs(15));
+    assert_eq!(status_json(&project)["instances"], serde_json::json!([]));
 }
