@@ -301,19 +301,74 @@ impl Default for Unsubscribe {
     }
 }
 
-/// `[state]`
+/// `[state]`: a SQLite file (`path`, the default) or a PostgreSQL
+/// database (`url_env`, or `url` with `password_env`/`password_file`).
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct State {
-    /// The SQLite file, relative to the config file.
-    pub path: PathBuf,
+    /// The SQLite file, relative to the config file; `dripline.db` when
+    /// no database URL is set.
+    pub path: Option<PathBuf>,
+    /// The environment variable that holds the PostgreSQL URL, password
+    /// included.
+    pub url_env: Option<String>,
+    /// The PostgreSQL URL, without a password.
+    pub url: Option<String>,
+    /// The environment variable that holds the database password, with `url`.
+    pub password_env: Option<String>,
+    /// The file that holds the database password, with `url`, relative to
+    /// the config file.
+    pub password_file: Option<PathBuf>,
+    /// How long an instance may miss its heartbeats before the others take
+    /// over its claims (PostgreSQL only).
+    #[serde(deserialize_with = "duration")]
+    pub instance_timeout: Duration,
 }
 
 impl Default for State {
     fn default() -> Self {
         State {
-            path: PathBuf::from("dripline.db"),
+            path: None,
+            url_env: None,
+            url: None,
+            password_env: None,
+            password_file: None,
+            instance_timeout: Duration::from_secs(60),
         }
+    }
+}
+
+impl State {
+    /// The SQLite file when no database URL is set, as written.
+    pub fn sqlite_path(&self) -> Option<&Path> {
+        match (&self.url, &self.url_env) {
+            (None, None) => Some(self.path.as_deref().unwrap_or(Path::new("dripline.db"))),
+            _ => None,
+        }
+    }
+
+    /// Settings that contradict each other, as messages.
+    fn problems(&self) -> Vec<&'static str> {
+        let mut problems = Vec::new();
+        let postgres = self.url.is_some() || self.url_env.is_some();
+        if self.path.is_some() && postgres {
+            problems.push("[state] sets both path (a SQLite file) and a PostgreSQL URL: keep one");
+        }
+        if self.url.is_some() && self.url_env.is_some() {
+            problems.push("[state] sets both url and url_env: keep one");
+        }
+        if self.url.is_none() && (self.password_env.is_some() || self.password_file.is_some()) {
+            problems.push(
+                "[state] password_env and password_file go with url (a URL without its password); with url_env the URL in the environment carries it",
+            );
+        }
+        if self.password_env.is_some() && self.password_file.is_some() {
+            problems.push("[state] sets both password_env and password_file: keep one");
+        }
+        if self.instance_timeout < Duration::from_secs(1) {
+            problems.push("[state] instance_timeout must be at least 1s");
+        }
+        problems
     }
 }
 
@@ -564,6 +619,9 @@ impl Project {
                 "[smtp] sets both password_env and password_file: keep one",
             ));
         }
+        for problem in self.config.state.problems() {
+            report.push(Problem::error(file, problem));
+        }
         match &self.config.mailbox {
             Some(mailbox) => {
                 for problem in mailbox_problems(file, mailbox) {
@@ -586,7 +644,14 @@ impl Project {
                 "transport = \"smtp\" needs an unsubscribe method (bulk senders must offer one): set base_url (where `dripline serve` is reachable) or mailto in [unsubscribe], e.g.\n  [unsubscribe]\n  base_url = \"https://news.example.com/dripline\"\n  mailto = \"unsubscribe@example.com\"",
             ));
         }
+        let postgres = self.config.state.url_env.is_some() || self.config.state.url.is_some();
         for (sequence, signup) in &self.config.signup {
+            if postgres {
+                report.push(at(
+                    signup.span(),
+                    format!("[signup.{sequence}] needs the SQLite state for now: the PostgreSQL state ([state] url_env or url) does not keep signups yet"),
+                ));
+            }
             for reason in crate::signup::problems(
                 sequence,
                 signup.get_ref(),
@@ -805,7 +870,7 @@ mod tests {
             config.unsubscribe.secret_file,
             Path::new(".dripline-secret")
         );
-        assert_eq!(config.state.path, Path::new("dripline.db"));
+        assert_eq!(config.state.sqlite_path(), Some(Path::new("dripline.db")));
         assert_eq!(config.serve.listen.to_string(), "127.0.0.1:8025");
         assert_eq!(config.serve.tick.source(), "* * * * *");
         assert!(config.dkim.is_none());

@@ -120,7 +120,7 @@ mod tests {
             suppressions.insert(
                 email.to_owned(),
                 Suppression {
-                    reason: reason.to_owned(),
+                    reason: crate::store::Reason::parse(reason),
                     at: at(172_800),
                     detail: detail.to_owned(),
                 },

@@ -11,7 +11,6 @@ pub mod engine;
 pub mod export;
 pub mod feedback;
 pub mod init;
-pub mod lock;
 pub mod plan;
 pub mod preflight;
 pub mod preview;

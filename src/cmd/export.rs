@@ -6,9 +6,8 @@ use super::{ExitStatus, runtime};
 use crate::config::Project;
 use crate::diagnostic::{InvalidInput, Problem};
 use crate::export;
-use crate::store::Store as _;
 use crate::store::signups::Signups as _;
-use crate::store::sqlite::SqliteStore;
+use crate::store::{self, Access, StateSettings, Store as _};
 
 /// The arguments of `dripline export`.
 #[derive(Debug, clap::Args)]
@@ -33,9 +32,9 @@ pub fn execute(config_file: &Path, args: &Args) -> anyhow::Result<ExitStatus> {
         ))
         .into());
     };
-    let state = project.resolve(&project.config.state.path);
+    let state = StateSettings::of(&project)?;
     runtime()?.block_on(async {
-        let store = SqliteStore::open(&state).await?;
+        let store = store::open(&state, Access::Read).await?;
         let (sequence, suppressions, signups) = tokio::try_join!(
             store.load(&args.sequence),
             store.suppressions(),

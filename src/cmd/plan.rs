@@ -13,7 +13,7 @@ use crate::setup;
 use crate::signup;
 use crate::store::Store as _;
 use crate::store::signups::Signups as _;
-use crate::store::sqlite::SqliteStore;
+use crate::store::{self, Access, StateSettings};
 
 /// The arguments of `dripline plan`.
 #[derive(Debug, clap::Args)]
@@ -34,9 +34,9 @@ pub fn execute(config_file: &Path, args: &Args) -> anyhow::Result<ExitStatus> {
     let now = args.now.unwrap_or_else(Utc::now);
     let project = Project::load(config_file)?;
     let drips = setup::load_drips(&project)?;
-    let state = project.resolve(&project.config.state.path);
+    let state = StateSettings::of(&project)?;
     let forecast = runtime()?.block_on(async {
-        let store = SqliteStore::open(&state).await?;
+        let store = store::open(&state, Access::Read).await?;
         let mut inputs = Vec::new();
         for drip in drips {
             let mut list = engine::read_list(&drip.list_file, &drip.columns)?;

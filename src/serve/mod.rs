@@ -41,7 +41,7 @@ use crate::schedule;
 use crate::setup::Setup;
 use crate::signup::limits::ClientLimit;
 use crate::store::signups::Signups as _;
-use crate::store::sqlite::SqliteStore;
+use crate::store::{self, Access, StateSettings, StateStore};
 
 use crate::token::Key;
 
@@ -74,7 +74,7 @@ pub struct Shared {
     /// Every key whose tokens are accepted: the current one first.
     pub keys: Vec<Key>,
     /// The state, for suppressions.
-    pub store: SqliteStore,
+    pub store: StateStore,
     /// Sequence names by id, for the pages; refreshed by every pass.
     pub names: RwLock<HashMap<String, String>>,
     /// Who the emails come from, for the pages.
@@ -121,11 +121,11 @@ impl Shared {
     }
 }
 
-/// Runs the service until SIGTERM or SIGINT. The caller holds the state
-/// lock; the key of `setup`'s links signs (and verifies) unsubscribe
-/// links. `setup` is loaded once before, so that a broken project is
-/// refused at start, with exit code 3, like `run`.
-pub async fn serve(setup: Setup) -> anyhow::Result<()> {
+/// Runs the service on `state` until SIGTERM or SIGINT. The key of
+/// `setup`'s links signs (and verifies) unsubscribe links. `setup` is
+/// loaded once before, so that a broken project is refused at start, with
+/// exit code 3, like `run`.
+pub async fn serve(setup: Setup, state: StateSettings) -> anyhow::Result<()> {
     let Setup {
         project,
         drips,
@@ -141,8 +141,7 @@ pub async fn serve(setup: Setup) -> anyhow::Result<()> {
     let keys = crate::setup::accepted_keys(&project, &key)?;
     let webhooks = crate::feedback::webhook::Endpoints::load(&project)?;
 
-    let state = project.resolve(&project.config.state.path);
-    let store = SqliteStore::open(&state).await?;
+    let store = store::open(&state, Access::Send).await?;
     let listen = project.config.serve.listen;
     let listener = TcpListener::bind(listen).await.with_context(|| {
         format!("cannot listen on {listen}; set another address in [serve] listen")
@@ -237,7 +236,7 @@ pub async fn serve(setup: Setup) -> anyhow::Result<()> {
 struct Service<'a> {
     config_file: PathBuf,
     key: Key,
-    store: &'a SqliteStore,
+    store: &'a StateStore,
     shared: &'a Shared,
     /// Set on shutdown; the engine checks it between batches.
     stop: &'a AtomicBool,

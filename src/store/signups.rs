@@ -15,8 +15,8 @@ use std::future::Future;
 use chrono::{DateTime, Utc};
 use sqlx::Row;
 
-use super::Result;
 use super::sqlite::SqliteStore;
+use super::{Result, StateStore};
 
 /// The schema change that adds signups (SQLite), applied after the others.
 pub(super) const SQLITE_MIGRATION: &str = r#"
@@ -204,6 +204,80 @@ pub trait Signups {
         &self,
         now: DateTime<Utc>,
     ) -> impl Future<Output = Result<Vec<SignupCount>>> + Send;
+}
+
+/// The PostgreSQL backend keeps no signups yet: every call says so.
+fn not_on_postgres<T>() -> Result<T> {
+    anyhow::bail!(
+        "signups need the SQLite state for now: the PostgreSQL state ([state] url_env) does not keep them yet; remove the [signup] tables or use [state] path"
+    )
+}
+
+/// Forwards to the backend; PostgreSQL refuses (see [`not_on_postgres`]).
+macro_rules! forward {
+    ($self:ident, $store:ident => $call:expr) => {
+        match $self {
+            StateStore::Sqlite($store) => $call.await,
+            StateStore::Postgres(_) => not_on_postgres(),
+        }
+    };
+}
+
+impl Signups for StateStore {
+    async fn standing(&self, sequence: &str, email: &str) -> Result<Option<Standing>> {
+        forward!(self, store => store.standing(sequence, email))
+    }
+    async fn pending_count(&self, sequence: &str, now: DateTime<Utc>) -> Result<u64> {
+        forward!(self, store => store.pending_count(sequence, now))
+    }
+    async fn request(&self, request: &Request) -> Result<()> {
+        forward!(self, store => store.request(request))
+    }
+    async fn suppression_reason(&self, email: &str) -> Result<Option<String>> {
+        forward!(self, store => store.suppression_reason(email))
+    }
+    async fn resume_outgoing(&self) -> Result<()> {
+        match self {
+            StateStore::Sqlite(store) => store.resume_outgoing().await,
+            StateStore::Postgres(_) => Ok(()),
+        }
+    }
+    async fn take_outgoing(&self, limit: u32) -> Result<Vec<Outgoing>> {
+        // Nothing is ever due without signups.
+        match self {
+            StateStore::Sqlite(store) => store.take_outgoing(limit).await,
+            StateStore::Postgres(_) => Ok(Vec::new()),
+        }
+    }
+    async fn mailed(&self, token_id: &str, result: Mailed, now: DateTime<Utc>) -> Result<()> {
+        forward!(self, store => store.mailed(token_id, result, now))
+    }
+    async fn mailed_since(&self, since: DateTime<Utc>) -> Result<u64> {
+        // No signups, so no confirmations: the quotas need not fail.
+        match self {
+            StateStore::Sqlite(store) => store.mailed_since(since).await,
+            StateStore::Postgres(_) => Ok(0),
+        }
+    }
+    async fn pointed(&self, token_id: &str) -> Result<Option<Pointed>> {
+        forward!(self, store => store.pointed(token_id))
+    }
+    async fn confirm(&self, token_id: &str, now: DateTime<Utc>, ip: &str) -> Result<bool> {
+        forward!(self, store => store.confirm(token_id, now, ip))
+    }
+    async fn confirmed(&self, sequence: &str) -> Result<Vec<Confirmed>> {
+        // No signups: the list files alone are the subscribers.
+        match self {
+            StateStore::Sqlite(store) => store.confirmed(sequence).await,
+            StateStore::Postgres(_) => Ok(Vec::new()),
+        }
+    }
+    async fn signup_counts(&self, now: DateTime<Utc>) -> Result<Vec<SignupCount>> {
+        match self {
+            StateStore::Sqlite(store) => store.signup_counts(now).await,
+            StateStore::Postgres(_) => Ok(Vec::new()),
+        }
+    }
 }
 
 fn time(seconds: i64) -> DateTime<Utc> {
@@ -467,7 +541,7 @@ mod tests {
 
     async fn store() -> (tempfile::TempDir, SqliteStore) {
         let dir = tempfile::tempdir().unwrap();
-        let store = SqliteStore::open(&dir.path().join("state.db"))
+        let store = SqliteStore::open(&dir.path().join("state.db"), None)
             .await
             .unwrap();
         (dir, store)
