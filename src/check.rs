@@ -16,8 +16,7 @@ use crate::preflight;
 use crate::render::{self, UnsubscribeLinks};
 use crate::sequence::Sequence;
 use crate::setup;
-use crate::store::Store as _;
-use crate::store::sqlite::SqliteStore;
+use crate::store::{self, Access, StateSettings, Store as _};
 use crate::subscribers;
 
 /// What a check looked at and what it found.
@@ -112,8 +111,14 @@ pub fn check(config_file: &Path) -> Findings {
 /// more: a renamed step file makes a new step, which subscribers who got
 /// the old one will get again.
 fn check_state(project: &Project, step_ids: &HashMap<String, Vec<String>>, report: &mut Report) {
-    let state = project.resolve(&project.config.state.path);
-    if !state.is_file() {
+    let state = match StateSettings::of(project) {
+        Ok(state) => state,
+        Err(err) => {
+            report.push(Problem::error(&project.config_file, format!("{err:#}")));
+            return;
+        }
+    };
+    if state.is_new() {
         return;
     }
     let counts = tokio::runtime::Builder::new_current_thread()
@@ -122,7 +127,7 @@ fn check_state(project: &Project, step_ids: &HashMap<String, Vec<String>>, repor
         .map_err(anyhow::Error::from)
         .and_then(|runtime| {
             runtime.block_on(async {
-                let store = SqliteStore::open(&state).await?;
+                let store = store::open(&state, Access::Read).await?;
                 let counts = store.step_counts().await;
                 store.close().await;
                 counts
@@ -132,8 +137,8 @@ fn check_state(project: &Project, step_ids: &HashMap<String, Vec<String>>, repor
         Ok(counts) => counts,
         Err(err) => {
             report.push(Problem::warning(
-                &state,
-                format!("cannot read the state file: {err:#}"),
+                state.describe(),
+                format!("cannot read the state: {err:#}"),
             ));
             return;
         }

@@ -8,8 +8,9 @@
 //! Secrets are never read from this file: only the names of the
 //! environment variables or files that hold them.
 
+use std::collections::BTreeMap;
 use std::fs;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -55,6 +56,9 @@ pub struct Config {
     /// `dripline serve`: the HTTP endpoint and the tick schedule.
     #[serde(default)]
     pub serve: Serve,
+    /// `[signup.<sequence>]`: the signup form of each sequence that has one.
+    #[serde(default)]
+    pub signup: BTreeMap<String, Spanned<Signup>>,
     /// Where bounces, complaints and mailto unsubscribes arrive; off when absent.
     pub mailbox: Option<FeedbackMailbox>,
     /// Provider webhooks `dripline serve` answers; each is off unless set.
@@ -297,19 +301,74 @@ impl Default for Unsubscribe {
     }
 }
 
-/// `[state]`
+/// `[state]`: a SQLite file (`path`, the default) or a PostgreSQL
+/// database (`url_env`, or `url` with `password_env`/`password_file`).
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct State {
-    /// The SQLite file, relative to the config file.
-    pub path: PathBuf,
+    /// The SQLite file, relative to the config file; `dripline.db` when
+    /// no database URL is set.
+    pub path: Option<PathBuf>,
+    /// The environment variable that holds the PostgreSQL URL, password
+    /// included.
+    pub url_env: Option<String>,
+    /// The PostgreSQL URL, without a password.
+    pub url: Option<String>,
+    /// The environment variable that holds the database password, with `url`.
+    pub password_env: Option<String>,
+    /// The file that holds the database password, with `url`, relative to
+    /// the config file.
+    pub password_file: Option<PathBuf>,
+    /// How long an instance may miss its heartbeats before the others take
+    /// over its claims (PostgreSQL only).
+    #[serde(deserialize_with = "duration")]
+    pub instance_timeout: Duration,
 }
 
 impl Default for State {
     fn default() -> Self {
         State {
-            path: PathBuf::from("dripline.db"),
+            path: None,
+            url_env: None,
+            url: None,
+            password_env: None,
+            password_file: None,
+            instance_timeout: Duration::from_secs(60),
         }
+    }
+}
+
+impl State {
+    /// The SQLite file when no database URL is set, as written.
+    pub fn sqlite_path(&self) -> Option<&Path> {
+        match (&self.url, &self.url_env) {
+            (None, None) => Some(self.path.as_deref().unwrap_or(Path::new("dripline.db"))),
+            _ => None,
+        }
+    }
+
+    /// Settings that contradict each other, as messages.
+    fn problems(&self) -> Vec<&'static str> {
+        let mut problems = Vec::new();
+        let postgres = self.url.is_some() || self.url_env.is_some();
+        if self.path.is_some() && postgres {
+            problems.push("[state] sets both path (a SQLite file) and a PostgreSQL URL: keep one");
+        }
+        if self.url.is_some() && self.url_env.is_some() {
+            problems.push("[state] sets both url and url_env: keep one");
+        }
+        if self.url.is_none() && (self.password_env.is_some() || self.password_file.is_some()) {
+            problems.push(
+                "[state] password_env and password_file go with url (a URL without its password); with url_env the URL in the environment carries it",
+            );
+        }
+        if self.password_env.is_some() && self.password_file.is_some() {
+            problems.push("[state] sets both password_env and password_file: keep one");
+        }
+        if self.instance_timeout < Duration::from_secs(1) {
+            problems.push("[state] instance_timeout must be at least 1s");
+        }
+        problems
     }
 }
 
@@ -321,6 +380,9 @@ pub struct Serve {
     pub listen: SocketAddr,
     /// How often the service looks for due emails (cron).
     pub tick: CronSchedule,
+    /// Reverse proxies whose `X-Forwarded-For` names the client (for the
+    /// signup limits and the consent record); from anyone else it is ignored.
+    pub trusted_proxies: Vec<IpAddr>,
 }
 
 impl Default for Serve {
@@ -328,6 +390,40 @@ impl Default for Serve {
         Serve {
             listen: SocketAddr::from(([127, 0, 0, 1], 8025)),
             tick: every_minute(),
+            trusted_proxies: Vec::new(),
+        }
+    }
+}
+
+/// `[signup.<sequence>]`: a signup form with double opt-in for one sequence.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Signup {
+    /// Sites whose embedded form may post here, e.g. `https://www.example.com`;
+    /// the hosted page at `/s/<sequence>` always may.
+    #[serde(deserialize_with = "origins")]
+    pub allowed_origins: Vec<String>,
+    /// Extra fields the form asks for (optional text), available to
+    /// templates as `subscriber.fields.<name>`.
+    pub fields: Vec<String>,
+    /// How long the confirmation link works.
+    #[serde(deserialize_with = "duration")]
+    pub confirm_within: Duration,
+    /// Requests waiting for their confirmation, at most; beyond, the form
+    /// asks people to try again later.
+    pub max_pending: u32,
+    /// Posts from one client address per hour, at most.
+    pub per_client_per_hour: u32,
+}
+
+impl Default for Signup {
+    fn default() -> Self {
+        Signup {
+            allowed_origins: Vec::new(),
+            fields: Vec::new(),
+            confirm_within: Duration::from_secs(48 * 3600),
+            max_pending: 1000,
+            per_client_per_hour: 10,
         }
     }
 }
@@ -523,6 +619,9 @@ impl Project {
                 "[smtp] sets both password_env and password_file: keep one",
             ));
         }
+        for problem in self.config.state.problems() {
+            report.push(Problem::error(file, problem));
+        }
         match &self.config.mailbox {
             Some(mailbox) => {
                 for problem in mailbox_problems(file, mailbox) {
@@ -544,6 +643,23 @@ impl Project {
                 file,
                 "transport = \"smtp\" needs an unsubscribe method (bulk senders must offer one): set base_url (where `dripline serve` is reachable) or mailto in [unsubscribe], e.g.\n  [unsubscribe]\n  base_url = \"https://news.example.com/dripline\"\n  mailto = \"unsubscribe@example.com\"",
             ));
+        }
+        let postgres = self.config.state.url_env.is_some() || self.config.state.url.is_some();
+        for (sequence, signup) in &self.config.signup {
+            if postgres {
+                report.push(at(
+                    signup.span(),
+                    format!("[signup.{sequence}] needs the SQLite state for now: the PostgreSQL state ([state] url_env or url) does not keep signups yet"),
+                ));
+            }
+            for reason in crate::signup::problems(
+                sequence,
+                signup.get_ref(),
+                &self.config.drip,
+                unsubscribe.base_url.is_some(),
+            ) {
+                report.push(at(signup.span(), reason));
+            }
         }
         report
     }
@@ -664,6 +780,20 @@ fn duration<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Duratio
     })
 }
 
+fn origins<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Vec<String>, D::Error> {
+    let texts = Vec::<String>::deserialize(deserializer)?;
+    texts
+        .iter()
+        .map(|text| {
+            crate::signup::origin(text).ok_or_else(|| {
+                serde::de::Error::custom(format!(
+                    "`{text}` is not an origin; write the scheme and host of the site, without a path, e.g. \"https://www.example.com\""
+                ))
+            })
+        })
+        .collect()
+}
+
 fn optional_web_url<'de, D: serde::Deserializer<'de>>(
     deserializer: D,
 ) -> Result<Option<String>, D::Error> {
@@ -740,7 +870,7 @@ mod tests {
             config.unsubscribe.secret_file,
             Path::new(".dripline-secret")
         );
-        assert_eq!(config.state.path, Path::new("dripline.db"));
+        assert_eq!(config.state.sqlite_path(), Some(Path::new("dripline.db")));
         assert_eq!(config.serve.listen.to_string(), "127.0.0.1:8025");
         assert_eq!(config.serve.tick.source(), "* * * * *");
         assert!(config.dkim.is_none());

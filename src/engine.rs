@@ -7,8 +7,12 @@
 //! of DESIGN.md section 8 live here: a delivery is claimed durably before
 //! the transport sees it and recorded once it answered, in batches of
 //! [`BATCH`], so a crash can resend at most one batch, with the same
-//! Message-IDs, and skips nothing. The next batch is rendered and claimed
+//! Message-IDs, and skips nothing. The next batch is claimed and rendered
 //! while one is on the wire, but only one is ever handed over unrecorded.
+//!
+//! What the pass reads at its start is a pre-filter: the store decides,
+//! claim by claim, under its own lock (another instance may share the
+//! state), and only the claims it won are rendered and handed over.
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -20,7 +24,7 @@ use chrono::{DateTime, Duration, Utc};
 use chrono_tz::Tz;
 use futures_util::{StreamExt as _, stream};
 
-use crate::config::Project;
+use crate::config::{Delivery, Project};
 use crate::delivery::{DeliveryError, Parcel, Transport, Unreachable};
 use crate::diagnostic::InvalidInput;
 use crate::progress::Reporter;
@@ -28,7 +32,9 @@ use crate::render::Renderer;
 use crate::schedule::due::{Candidate, candidates};
 use crate::schedule::{self, Cadence, Decision, Timing};
 use crate::sequence::Sequence;
-use crate::store::{Claim, Outcome, RunCounts, Store};
+use crate::signup;
+use crate::store::signups::Signups;
+use crate::store::{Claim, Held, Outcome, Quota, RunCounts, Store};
 use crate::subscribers::{self, Columns, List, Subscriber};
 
 /// Emails claimed, sent and recorded together: the most a crash can send twice.
@@ -127,22 +133,20 @@ impl Clock {
     }
 }
 
-/// A rendered and claimed email: its attempt number, claim and message.
-type Ready = (u32, Claim, Parcel);
+/// A claimed and rendered email.
+type Ready = (Held, Parcel);
 
 /// The claims of a batch.
-fn claims_of(batch: &[Ready]) -> Vec<Claim> {
-    batch.iter().map(|(_, claim, _)| claim.clone()).collect()
+fn held_of(batch: &[Ready]) -> Vec<Held> {
+    batch.iter().map(|(held, _)| held.clone()).collect()
 }
 
-/// A due email, ready to render.
+/// A due email, ready to claim.
 struct Due<'a> {
     subscriber: &'a Subscriber,
     key: String,
     step: usize,
     zone: Tz,
-    /// Attempts at this email, counting the one about to be made.
-    attempt: u32,
 }
 
 /// Picks the due emails of one drip from its candidates, a batch at a
@@ -198,7 +202,6 @@ impl<'a, I: Iterator<Item = Candidate<'a>>> Selection<'a, '_, I> {
             self.last_sent.insert(candidate.key.clone(), self.now);
             batch.push(Due {
                 subscriber: candidate.subscriber,
-                attempt: candidate.pending.map_or(0, |p| p.attempts) + 1,
                 key: candidate.key,
                 step: candidate.step,
                 zone: candidate.zone,
@@ -208,7 +211,7 @@ impl<'a, I: Iterator<Item = Candidate<'a>>> Selection<'a, '_, I> {
     }
 }
 
-impl<S: Store, T: Transport> Pass<'_, S, T> {
+impl<S: Store + Signups, T: Transport> Pass<'_, S, T> {
     /// Runs one pass at `now` over `drips`, rendering with `renderers`
     /// (one per drip, in the same order).
     pub async fn run(&self, drips: &[Drip], renderers: &[Renderer]) -> anyhow::Result<Summary> {
@@ -271,7 +274,7 @@ impl<S: Store, T: Transport> Pass<'_, S, T> {
             tokio::try_join!(self.store.suppressions(), self.store.last_sent())?;
         let config = &self.project.config;
         let catch_up = Duration::from_std(config.delivery.catch_up).unwrap_or(Duration::MAX);
-        let mut budget = self.budget(now).await?;
+        let mut budget = budget(&config.delivery, self.store, now).await?;
         let cadence = Cadence::of(earlier, now);
         summary.cadence = cadence;
 
@@ -285,14 +288,17 @@ impl<S: Store, T: Transport> Pass<'_, S, T> {
             // as each other: do both at once.
             let file = drip.list_file.clone();
             let columns = drip.columns.clone();
-            let (list, state) = tokio::try_join!(
+            let (mut list, state, signups) = tokio::try_join!(
                 async {
                     tokio::task::spawn_blocking(move || read_list(&file, &columns))
                         .await
                         .context("the list reader stopped")?
                 },
                 self.store.load(&sequence.id),
+                self.store.confirmed(&sequence.id),
             )?;
+            // Confirmed signups are subscribers beside the list file's.
+            signup::merge(&mut list, &signups);
             summary.bad_rows += list.report.error_count() as u64;
 
             let candidates =
@@ -309,9 +315,14 @@ impl<S: Store, T: Transport> Pass<'_, S, T> {
             drop(enrollments);
 
             // Due emails are picked a batch at a time, so memory does not
-            // grow with the number of emails a pass sends.
+            // grow with the number of emails a pass sends. Instances that
+            // share the state each start at their own point of the list,
+            // so they mostly claim different subscribers.
+            let start =
+                usize::try_from(self.store.walk_offset() % list.subscribers.len().max(1) as u64)
+                    .unwrap_or(0);
             let mut selection = Selection {
-                candidates: candidates(),
+                candidates: candidates().skip(start).chain(candidates().take(start)),
                 sequence,
                 now,
                 catch_up,
@@ -357,7 +368,7 @@ impl<S: Store, T: Transport> Pass<'_, S, T> {
             while let Some(ready) = next {
                 if stop.load(Ordering::Acquire) {
                     // Claimed but never handed over: due again, no attempt spent.
-                    self.store.release(&claims_of(&ready)).await?;
+                    self.store.release(&held_of(&ready)).await?;
                     summary.stopped = true;
                     summary.deferred += selection.deferred;
                     summary.late += selection.late;
@@ -375,7 +386,7 @@ impl<S: Store, T: Transport> Pass<'_, S, T> {
                 // Record this batch first, whatever happened to the next.
                 if let Err(err) = self.finish(ready, results, &mut summary).await {
                     if let Ok(Some(unsent)) = &following {
-                        self.store.release(&claims_of(unsent)).await?;
+                        self.store.release(&held_of(unsent)).await?;
                     }
                     return Err(err);
                 }
@@ -390,28 +401,17 @@ impl<S: Store, T: Transport> Pass<'_, S, T> {
         Ok(summary)
     }
 
-    /// How many emails this pass may send under `max_per_hour` and
-    /// `max_per_day`, counting what the store says went out in the last
-    /// hour and the last 24 hours (earlier runs included); `None` when
-    /// neither is set.
-    async fn budget(&self, now: DateTime<Utc>) -> anyhow::Result<Option<u64>> {
+    /// The hour and day limits of `[delivery]`.
+    fn quota(&self) -> Quota {
         let delivery = &self.project.config.delivery;
-        let mut budget: Option<u64> = None;
-        for (limit, window) in [
-            (delivery.max_per_hour, Duration::hours(1)),
-            (delivery.max_per_day, Duration::days(1)),
-        ] {
-            if limit > 0 {
-                let sent = self.store.sent_since(now - window).await?;
-                let left = u64::from(limit).saturating_sub(sent);
-                budget = Some(budget.map_or(left, |budget| budget.min(left)));
-            }
+        Quota {
+            per_hour: delivery.max_per_hour,
+            per_day: delivery.max_per_day,
         }
-        Ok(budget)
     }
 
-    /// Renders a batch and claims it: ready to hand over. It yields after
-    /// each email so that the batch on the wire keeps moving.
+    /// Claims a batch and renders the claims won: ready to hand over. It
+    /// yields after each email so that the batch on the wire keeps moving.
     async fn prepare(
         &self,
         sequence: &Sequence,
@@ -422,49 +422,30 @@ impl<S: Store, T: Transport> Pass<'_, S, T> {
     ) -> anyhow::Result<Vec<Ready>> {
         // The Date header and the claim: when the batch really goes out.
         let now = self.clock.now();
-        let keys: Vec<&str> = batch.iter().map(|item| item.key.as_str()).collect();
-        let suppressed = self.store.suppressed_among(&keys).await?;
-        let mut ready = Vec::with_capacity(batch.len());
-        for item in batch.iter().filter(|item| !suppressed.contains(&item.key)) {
+        let claims = batch
+            .iter()
+            .map(|item| {
+                let step = &sequence.steps[item.step].id;
+                Claim {
+                    sequence: sequence.id.clone(),
+                    email: item.key.clone(),
+                    step: step.clone(),
+                    message_id: renderer.message_id(step, item.subscriber.email.as_ref()),
+                    delivery_id: renderer.delivery_id(step, item.subscriber.email.as_ref()),
+                    day_start: schedule::day_start(now, item.zone),
+                }
+            })
+            .collect();
+        let claimed = self.store.claim(claims, now, self.quota()).await?;
+        summary.deferred += claimed.over_quota;
+        let due: HashMap<&str, &Due> = batch.iter().map(|item| (item.key.as_str(), item)).collect();
+        let mut ready = Vec::with_capacity(claimed.won.len());
+        let mut unrendered = Vec::new();
+        for held in claimed.won {
             tokio::task::yield_now().await;
-            let timing = Timing {
-                send_at: &sequence.settings.send_at,
-                zone: item.zone,
-                catch_up,
-                runs: summary.cadence,
-            };
-            let next_date = sequence.steps.get(item.step + 1).and_then(|next| {
-                timing
-                    .next_due(now, next.wait_days)
-                    .map(|at| timing.local_date(at))
-            });
-            match renderer.render(
-                item.step,
-                item.subscriber,
-                next_date,
-                // Local, so that "Tomorrow" means the subscriber's tomorrow.
-                now.with_timezone(&item.zone).fixed_offset(),
-                false,
-            ) {
-                Ok(email) => ready.push((
-                    item.attempt,
-                    Claim {
-                        sequence: sequence.id.clone(),
-                        email: item.key.clone(),
-                        step: sequence.steps[item.step].id.clone(),
-                        message_id: email.message_id.clone(),
-                        delivery_id: email.delivery_id.text(),
-                    },
-                    Parcel {
-                        from: self
-                            .project
-                            .config
-                            .envelope_sender(Some(&email.bounce_token)),
-                        to: item.subscriber.email.clone(),
-                        bytes: email.formatted(),
-                        message_id: email.message_id,
-                    },
-                )),
+            let item = due[held.claim.email.as_str()];
+            match self.render(sequence, renderer, item, (catch_up, summary.cadence), now) {
+                Ok(parcel) => ready.push((held, parcel)),
                 Err(err) => {
                     summary.failed += 1;
                     tracing::error!(
@@ -473,24 +454,62 @@ impl<S: Store, T: Transport> Pass<'_, S, T> {
                         item.step + 1,
                         item.subscriber.email
                     );
+                    unrendered.push(held);
                 }
             }
         }
-        self.store.claim(&claims_of(&ready), now).await?;
+        if !unrendered.is_empty() {
+            self.store.release(&unrendered).await?;
+        }
         Ok(ready)
+    }
+
+    /// Renders one claimed email, dated `now`.
+    fn render(
+        &self,
+        sequence: &Sequence,
+        renderer: &Renderer,
+        item: &Due<'_>,
+        (catch_up, runs): (Duration, Cadence),
+        now: DateTime<Utc>,
+    ) -> Result<Parcel, crate::render::RenderError> {
+        let timing = Timing {
+            send_at: &sequence.settings.send_at,
+            zone: item.zone,
+            catch_up,
+            runs,
+        };
+        let next_date = sequence.steps.get(item.step + 1).and_then(|next| {
+            timing
+                .next_due(now, next.wait_days)
+                .map(|at| timing.local_date(at))
+        });
+        let email = renderer.render(
+            item.step,
+            item.subscriber,
+            next_date,
+            // Local, so that "Tomorrow" means the subscriber's tomorrow.
+            now.with_timezone(&item.zone).fixed_offset(),
+            false,
+        )?;
+        Ok(Parcel {
+            from: self
+                .project
+                .config
+                .envelope_sender(Some(&email.bounce_token)),
+            to: item.subscriber.email.clone(),
+            bytes: email.formatted(),
+            message_id: email.message_id,
+        })
     }
 
     /// Hands a prepared batch to the transport, `concurrency` at a time.
     async fn deliver(&self, ready: &[Ready]) -> Vec<Result<String, DeliveryError>> {
         let concurrency = self.project.config.delivery.concurrency.get() as usize;
-        stream::iter(
-            ready
-                .iter()
-                .map(|(_, _, parcel)| self.transport.send(parcel)),
-        )
-        .buffered(concurrency)
-        .collect()
-        .await
+        stream::iter(ready.iter().map(|(_, parcel)| self.transport.send(parcel)))
+            .buffered(concurrency)
+            .collect()
+            .await
     }
 
     /// Records what the transport said. Emails that never reached the
@@ -509,10 +528,11 @@ impl<S: Store, T: Transport> Pass<'_, S, T> {
         let mut released = Vec::new();
         let mut unreachable = None;
         let mut refused = None;
-        for ((attempt, claim, parcel), result) in ready.into_iter().zip(results) {
+        for ((held, parcel), result) in ready.into_iter().zip(results) {
+            let (claim, attempt) = (&held.claim, held.attempt);
             let outcome = match result {
                 Err(DeliveryError::Unreachable(reason)) => {
-                    released.push(claim);
+                    released.push(held);
                     unreachable = Some(reason);
                     continue;
                 }
@@ -520,7 +540,7 @@ impl<S: Store, T: Transport> Pass<'_, S, T> {
                     refused.get_or_insert_with(|| {
                         format!("cannot send {}/{}: {reason}", claim.sequence, claim.step)
                     });
-                    released.push(claim);
+                    released.push(held);
                     continue;
                 }
                 Ok(reply) => {
@@ -571,7 +591,7 @@ impl<S: Store, T: Transport> Pass<'_, S, T> {
                     }
                 }
             };
-            records.push((claim, outcome));
+            records.push((held, outcome));
         }
         self.store.record(&records, now).await?;
         // Never handed over: back to due, no attempt counted.
@@ -589,6 +609,32 @@ impl<S: Store, T: Transport> Pass<'_, S, T> {
             None => Ok(()),
         }
     }
+}
+
+/// How many emails may go out now under `max_per_hour` and `max_per_day`,
+/// counting what the store says went out in the last hour and the last 24
+/// hours (earlier runs, and signup confirmations, included); `None` when
+/// neither is set.
+pub async fn budget(
+    delivery: &Delivery,
+    store: &(impl Store + Signups),
+    now: DateTime<Utc>,
+) -> anyhow::Result<Option<u64>> {
+    let quota = Quota {
+        per_hour: delivery.max_per_hour,
+        per_day: delivery.max_per_day,
+    };
+    if !quota.is_set() {
+        return Ok(None);
+    }
+    let (hour, day) = Quota::windows(now);
+    let (in_hour, in_day, mailed_in_hour, mailed_in_day) = tokio::try_join!(
+        store.sent_since(hour),
+        store.sent_since(day),
+        store.mailed_since(hour),
+        store.mailed_since(day)
+    )?;
+    Ok(quota.left(in_hour + mailed_in_hour, in_day + mailed_in_day))
 }
 
 /// How long to wait after the n-th transient failure: 5 minutes, doubling,

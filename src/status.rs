@@ -13,16 +13,24 @@ use serde::Serialize;
 use crate::schedule::due::{When, candidates};
 use crate::schedule::{Cadence, Timing};
 use crate::sequence::Sequence;
-use crate::store::{DeliveryRecord, RunRecord, SequenceState, StepCount, Store, Suppression};
+use crate::store::signups::{SignupCount, Signups};
+use crate::store::{
+    DeliveryRecord, InstanceRecord, Reason, RunRecord, SequenceState, StepCount, Store, Suppression,
+};
 use crate::subscribers::List;
 
 /// Progress per sequence and step, failures and the last run.
 #[derive(Debug, Serialize)]
 pub struct Status {
     pub last_run: Option<RunRecord>,
+    /// The instances sending from a shared database, with their claims
+    /// in flight; empty for a SQLite state.
+    pub instances: Vec<InstanceRecord>,
     pub sequences: Vec<SequenceStatus>,
     pub failures: Vec<DeliveryRecord>,
     pub suppressed: Vec<Suppressed>,
+    /// Signups through the form, per sequence that has any.
+    pub signups: Vec<SignupCount>,
     /// Emails due more than `catch_up` ago and not sent yet.
     pub overdue: Vec<Overdue>,
     /// Set when the runs are too far apart for `catch_up`: what that
@@ -104,7 +112,7 @@ pub struct StepStatus {
 pub struct Suppressed {
     pub email: String,
     /// `unsubscribed`, `bounced` or `complained`.
-    pub reason: String,
+    pub reason: Reason,
     pub at: DateTime<Utc>,
     /// How: `link`, `mailto request`, the bounce's status and server, …
     pub detail: String,
@@ -135,7 +143,7 @@ pub struct SubscriberStatus {
 /// Gathers the status of the sequence of every drip in `lists` and any
 /// other sequence the state knows, with the emails [`overdue`] at `now`.
 pub async fn status(
-    store: &impl Store,
+    store: &(impl Store + Signups),
     lists: &Lists<'_>,
     now: DateTime<Utc>,
 ) -> anyhow::Result<Status> {
@@ -174,9 +182,11 @@ pub async fn status(
     suppressed.sort_by(|a, b| a.email.cmp(&b.email));
     Ok(Status {
         last_run: store.last_run().await?,
+        instances: store.instances().await?,
         sequences: result,
         failures: store.failures().await?,
         suppressed,
+        signups: store.signup_counts(Utc::now()).await?,
         overdue: overdue(lists, now),
         runs_warning: lists.cadence.warning(lists.catch_up),
     })
@@ -252,6 +262,12 @@ impl fmt::Display for Status {
             )?,
             None => writeln!(f, "Last run: none yet")?,
         }
+        if !self.instances.is_empty() {
+            writeln!(f, "Instances:")?;
+            for instance in &self.instances {
+                writeln!(f, "  {instance}")?;
+            }
+        }
         for sequence in &self.sequences {
             writeln!(f)?;
             match &sequence.name {
@@ -263,6 +279,17 @@ impl fmt::Display for Status {
                 "  {:<4} {:<40} {:>7} {:>7} {:>7}",
                 "#", "step", "sent", "pending", "failed"
             )?;
+            if let Some(signups) = self
+                .signups
+                .iter()
+                .find(|count| count.sequence == sequence.id)
+            {
+                writeln!(
+                    f,
+                    "  signups: {} confirmed, {} waiting for their confirmation",
+                    signups.confirmed, signups.pending
+                )?;
+            }
             for step in &sequence.steps {
                 let number = step.number.map_or("?".to_owned(), |n| n.to_string());
                 let id = if step.exists {
@@ -312,13 +339,13 @@ impl fmt::Display for Status {
 
 /// The counts by reason, then the most recent suppressions by name.
 fn write_suppressed(f: &mut fmt::Formatter<'_>, suppressed: &[Suppressed]) -> fmt::Result {
-    let count = |reason: &str| suppressed.iter().filter(|s| s.reason == reason).count();
+    let count = |reason: Reason| suppressed.iter().filter(|s| s.reason == reason).count();
     write!(
         f,
         "\nSuppressed: {} unsubscribed, {} bounced, {} complained",
-        count("unsubscribed"),
-        count("bounced"),
-        count("complained")
+        count(Reason::Unsubscribed),
+        count(Reason::Bounced),
+        count(Reason::Complained)
     )?;
     let mut recent: Vec<&Suppressed> = suppressed.iter().collect();
     recent.sort_by(|a, b| b.at.cmp(&a.at).then_with(|| a.email.cmp(&b.email)));
@@ -348,6 +375,31 @@ fn write_suppressed(f: &mut fmt::Formatter<'_>, suppressed: &[Suppressed]) -> fm
         )?;
     }
     Ok(())
+}
+
+impl fmt::Display for InstanceRecord {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} on {} (pid {}), up since {}, last heartbeat {}{}: {} email{} in flight",
+            self.id,
+            if self.host.is_empty() {
+                "?"
+            } else {
+                &self.host
+            },
+            self.pid,
+            time(self.started_at),
+            self.heartbeat_at.format("%Y-%m-%d %H:%M:%S UTC"),
+            if self.alive {
+                ""
+            } else {
+                " (silent: its claims go to the others)"
+            },
+            self.in_flight,
+            if self.in_flight == 1 { "" } else { "s" }
+        )
+    }
 }
 
 impl fmt::Display for DeliveryRecord {

@@ -24,7 +24,7 @@ use sha2::Sha256;
 
 use crate::diagnostic::Problem;
 
-type HmacSha256 = Hmac<Sha256>;
+pub(crate) type HmacSha256 = Hmac<Sha256>;
 
 /// How to make a key, for every error about a missing or bad one.
 const HOW_TO_MAKE_ONE: &str = "run `dripline init`, or `openssl rand -hex 32 > .dripline-secret && chmod 600 .dripline-secret`";
@@ -99,7 +99,9 @@ impl Key {
         Ok(Key(bytes))
     }
 
-    fn mac(&self, payload: &[u8]) -> HmacSha256 {
+    /// An HMAC-SHA256 under this key, fed `payload` so far: for the
+    /// tokens of other modules ([`crate::signup::token`]).
+    pub(crate) fn mac(&self, payload: &[u8]) -> HmacSha256 {
         // HMAC takes keys of any length, so a 32-byte key never fails.
         let mut mac = <HmacSha256 as Mac>::new_from_slice(&self.0)
             .unwrap_or_else(|err| unreachable!("HMAC accepts any key length: {err}"));

@@ -28,7 +28,7 @@ pub(crate) fn project(tick: &str) -> Project {
 /// A running `dripline serve`, killed if the test ends without stopping it.
 pub(crate) struct Service {
     child: Child,
-    addr: SocketAddr,
+    pub(crate) addr: SocketAddr,
     stderr: std::path::PathBuf,
 }
 
@@ -120,7 +120,7 @@ impl Drop for Service {
 pub(crate) struct Reply {
     pub(crate) status: u16,
     /// Header lines as received, lower-case names, without `date`.
-    headers: Vec<String>,
+    pub(crate) headers: Vec<String>,
     pub(crate) body: String,
 }
 
@@ -203,7 +203,7 @@ impl Connection {
     }
 }
 
-fn secret(project: &Project) -> Key {
+pub(crate) fn secret(project: &Project) -> Key {
     Key::from_file(&project.path(".dripline-secret")).expect("the secret serve created")
 }
 
@@ -225,7 +225,7 @@ fn suppressed(project: &Project) -> Vec<String> {
 }
 
 /// The text of every email in the outbox.
-fn outbox(project: &Project) -> Vec<String> {
+pub(crate) fn outbox(project: &Project) -> Vec<String> {
     let Ok(entries) = fs::read_dir(project.path("outbox")) else {
         return Vec::new();
     };
@@ -533,7 +533,7 @@ impl XorShift {
     }
 }
 
-fn find_program(name: &str) -> Option<std::path::PathBuf> {
+pub(crate) fn find_program(name: &str) -> Option<std::path::PathBuf> {
     std::env::var_os("PATH").and_then(|paths| {
         std::env::split_paths(&paths)
             .map(|dir| dir.join(name))
@@ -585,7 +585,7 @@ fn a_browser_opens_the_link_and_clicks_unsubscribe() {
 
 /// Just enough WebDriver (plain HTTP and JSON) to drive headless Chromium
 /// through chromedriver.
-mod webdriver {
+pub(crate) mod webdriver {
     use std::net::{SocketAddr, TcpListener};
     use std::path::Path;
     use std::process::{Child, Command, Stdio};
@@ -660,18 +660,32 @@ mod webdriver {
         }
 
         pub fn click(&self, css: &str) {
+            let element = self.element(css);
+            self.session_call("POST", &format!("/element/{element}/click"), json!({}));
+        }
+
+        /// Types `text` into the element `css` finds.
+        pub fn type_into(&self, css: &str, text: &str) {
+            let element = self.element(css);
+            self.session_call(
+                "POST",
+                &format!("/element/{element}/value"),
+                json!({ "text": text }),
+            );
+        }
+
+        fn element(&self, css: &str) -> String {
             let found = self.session_call(
                 "POST",
                 "/element",
                 json!({ "using": "css selector", "value": css }),
             );
-            let element = found["value"]
+            found["value"]
                 .as_object()
                 .and_then(|object| object.values().next())
                 .and_then(Value::as_str)
                 .unwrap_or_else(|| panic!("no element {css}: {found}"))
-                .to_owned();
-            self.session_call("POST", &format!("/element/{element}/click"), json!({}));
+                .to_owned()
         }
 
         fn session_call(&self, method: &str, path: &str, body: Value) -> Value {

@@ -63,11 +63,26 @@ impl Project {
 
     /// Runs `dripline ARGS` in the project folder.
     pub fn dripline(&self, args: &[&str]) -> Run {
-        let output = Command::new(env!("CARGO_BIN_EXE_dripline"))
+        self.dripline_with(args, &[])
+    }
+
+    /// `dripline ARGS` in the project folder, not started yet.
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_dripline"));
+        command
             .args(args)
             .current_dir(self.dir.path())
             .env_remove("DRIPLINE_CONFIG")
-            .env_remove("DRIPLINE_LOG")
+            .env_remove("DRIPLINE_LOG");
+        command
+    }
+
+    /// Runs `dripline ARGS` in the project folder with these environment
+    /// variables set.
+    pub fn dripline_with(&self, args: &[&str], env: &[(&str, &str)]) -> Run {
+        let output = self
+            .command(args)
+            .envs(env.iter().copied())
             .output()
             .expect("run dripline");
         Run {

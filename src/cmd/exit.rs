@@ -3,7 +3,7 @@
 
 use crate::delivery::Unreachable;
 use crate::diagnostic::InvalidInput;
-use crate::lock::Locked;
+use crate::store::Locked;
 
 /// How a command ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

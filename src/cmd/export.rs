@@ -6,8 +6,8 @@ use super::{ExitStatus, runtime};
 use crate::config::Project;
 use crate::diagnostic::{InvalidInput, Problem};
 use crate::export;
-use crate::store::Store as _;
-use crate::store::sqlite::SqliteStore;
+use crate::store::signups::Signups as _;
+use crate::store::{self, Access, StateSettings, Store as _};
 
 /// The arguments of `dripline export`.
 #[derive(Debug, clap::Args)]
@@ -32,16 +32,20 @@ pub fn execute(config_file: &Path, args: &Args) -> anyhow::Result<ExitStatus> {
         ))
         .into());
     };
-    let state = project.resolve(&project.config.state.path);
+    let state = StateSettings::of(&project)?;
     runtime()?.block_on(async {
-        let store = SqliteStore::open(&state).await?;
-        let (sequence, suppressions) =
-            tokio::try_join!(store.load(&args.sequence), store.suppressions())?;
+        let store = store::open(&state, Access::Read).await?;
+        let (sequence, suppressions, signups) = tokio::try_join!(
+            store.load(&args.sequence),
+            store.suppressions(),
+            store.confirmed(&args.sequence)
+        )?;
         export::write(
             std::io::stdout().lock(),
             drip.sequence.steps.len(),
             &sequence,
             &suppressions,
+            &signups,
         )?;
         anyhow::Ok(())
     })?;

@@ -11,7 +11,7 @@ use crate::config::Project;
 use crate::diagnostic::{InvalidInput, Problem};
 use crate::feedback::mailbox;
 use crate::setup;
-use crate::store::sqlite::SqliteStore;
+use crate::store::{self, Access, StateSettings};
 
 /// Runs the command.
 pub fn execute(config_file: &Path) -> anyhow::Result<ExitStatus> {
@@ -25,9 +25,9 @@ pub fn execute(config_file: &Path) -> anyhow::Result<ExitStatus> {
     }
     let key = setup::signing_key(&project)?;
     let keys = setup::accepted_keys(&project, &key)?;
-    let state = project.resolve(&project.config.state.path);
+    let state = StateSettings::of(&project)?;
     let tally = runtime()?.block_on(async {
-        let store = SqliteStore::open(&state).await?;
+        let store = store::open(&state, Access::Read).await?;
         let tally = mailbox::read(&project, &store, &keys, Utc::now()).await;
         store.close().await;
         tally

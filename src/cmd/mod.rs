@@ -15,7 +15,9 @@ mod recipient;
 mod run;
 mod send_test;
 mod serve;
+mod signup_form;
 mod split;
+mod state;
 mod status;
 mod suppression;
 
@@ -86,6 +88,10 @@ pub enum Command {
     Resubscribe(suppression::Args),
     /// Run as a service: send on the `[serve] tick` schedule and answer unsubscribe links.
     Serve,
+    /// Print the HTML signup form of a sequence, to paste into a website.
+    SignupForm(signup_form::Args),
+    /// Move the send state: `state copy --to URL` copies SQLite into an empty PostgreSQL.
+    State(state::Args),
     /// Read the [mailbox] once: bounces (DSN), complaints (ARF), mailto unsubscribes.
     Mailbox,
     /// A sequence's signups and every suppression (who, why, when) as CSV.
@@ -108,6 +114,8 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitStatus> {
         Command::Unsubscribe(args) => suppression::execute(config, &args, true),
         Command::Resubscribe(args) => suppression::execute(config, &args, false),
         Command::Serve => serve::execute(config),
+        Command::SignupForm(args) => signup_form::execute(config, &args),
+        Command::State(args) => state::execute(config, &args),
         Command::Mailbox => mailbox::execute(config),
         Command::Export(args) => export::execute(config, &args),
         Command::Init(args) => init::execute(&args),

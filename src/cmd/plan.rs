@@ -10,8 +10,10 @@ use crate::engine;
 use crate::plan;
 use crate::schedule::Cadence;
 use crate::setup;
+use crate::signup;
 use crate::store::Store as _;
-use crate::store::sqlite::SqliteStore;
+use crate::store::signups::Signups as _;
+use crate::store::{self, Access, StateSettings};
 
 /// The arguments of `dripline plan`.
 #[derive(Debug, clap::Args)]
@@ -32,12 +34,13 @@ pub fn execute(config_file: &Path, args: &Args) -> anyhow::Result<ExitStatus> {
     let now = args.now.unwrap_or_else(Utc::now);
     let project = Project::load(config_file)?;
     let drips = setup::load_drips(&project)?;
-    let state = project.resolve(&project.config.state.path);
+    let state = StateSettings::of(&project)?;
     let forecast = runtime()?.block_on(async {
-        let store = SqliteStore::open(&state).await?;
+        let store = store::open(&state, Access::Read).await?;
         let mut inputs = Vec::new();
         for drip in drips {
-            let list = engine::read_list(&drip.list_file, &drip.columns)?;
+            let mut list = engine::read_list(&drip.list_file, &drip.columns)?;
+            signup::merge(&mut list, &store.confirmed(&drip.sequence.id).await?);
             let sequence_state = store.load(&drip.sequence.id).await?;
             inputs.push((drip, list, sequence_state));
         }

@@ -7,10 +7,9 @@ use chrono::{DateTime, Utc};
 
 use super::{ExitStatus, parse_time, plural, single_thread_runtime};
 use crate::engine::{self, Summary};
-use crate::lock::StateLock;
 use crate::progress::Reporter;
 use crate::setup::Setup;
-use crate::store::sqlite::SqliteStore;
+use crate::store::{self, Access, StateSettings};
 
 /// The arguments of `dripline run`.
 #[derive(Debug, clap::Args)]
@@ -32,15 +31,11 @@ pub fn execute(config_file: &Path, args: &Args) -> anyhow::Result<ExitStatus> {
     for warning in setup.warnings.problems() {
         eprintln!("{warning}");
     }
-    let state = setup.project.resolve(&setup.project.config.state.path);
-    let _lock = if dry_run {
-        None
-    } else {
-        Some(StateLock::acquire(&state)?)
-    };
+    let state = StateSettings::of(&setup.project)?;
+    let access = if dry_run { Access::Read } else { Access::Send };
     let progress = Reporter::new();
     let outcome = single_thread_runtime()?.block_on(async {
-        let store = SqliteStore::open(&state).await?;
+        let store = store::open(&state, access).await?;
         let transport = setup.transport(!dry_run).await?;
         let pass = engine::Pass {
             project: &setup.project,
@@ -51,17 +46,16 @@ pub fn execute(config_file: &Path, args: &Args) -> anyhow::Result<ExitStatus> {
             clock,
         };
         if dry_run {
-            return Ok((
-                pass.run(&setup.drips, &setup.renderers).await?,
-                String::new(),
-            ));
+            let summary = pass.run(&setup.drips, &setup.renderers).await;
+            store.close().await;
+            return Ok((summary?, String::new()));
         }
         let summary = pass
             .run_recorded(&setup.drips, &setup.renderers, &AtomicBool::new(false))
             .await;
         transport.close().await;
-        let summary = summary?;
         store.close().await;
+        let summary = summary?;
         anyhow::Ok((summary, transport.destination(&setup.project)))
     });
     progress.finish();

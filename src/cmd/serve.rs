@@ -1,10 +1,10 @@
-//! `dripline serve`: the service, holding the state lock until it stops.
+//! `dripline serve`: the service, working on the state until it stops.
 
 use std::path::Path;
 
 use super::{ExitStatus, runtime};
-use crate::lock::StateLock;
 use crate::setup::Setup;
+use crate::store::StateSettings;
 
 /// Runs the command.
 pub fn execute(config_file: &Path) -> anyhow::Result<ExitStatus> {
@@ -12,8 +12,7 @@ pub fn execute(config_file: &Path) -> anyhow::Result<ExitStatus> {
     for warning in setup.warnings.problems() {
         tracing::warn!("{warning}");
     }
-    let state = setup.project.resolve(&setup.project.config.state.path);
-    let _lock = StateLock::acquire(&state)?;
-    runtime()?.block_on(crate::serve::serve(setup))?;
+    let state = StateSettings::of(&setup.project)?;
+    runtime()?.block_on(crate::serve::serve(setup, state))?;
     Ok(ExitStatus::Success)
 }

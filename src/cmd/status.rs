@@ -10,9 +10,10 @@ use crate::diagnostic::Report;
 use crate::engine;
 use crate::schedule::Cadence;
 use crate::sequence::Sequence;
+use crate::signup;
 use crate::status;
-use crate::store::Store as _;
-use crate::store::sqlite::SqliteStore;
+use crate::store::signups::Signups as _;
+use crate::store::{self, Access, StateSettings, Store as _};
 
 /// The arguments of `dripline status`.
 #[derive(Debug, clap::Args)]
@@ -32,7 +33,7 @@ pub struct Args {
 pub fn execute(config_file: &Path, args: &Args) -> anyhow::Result<ExitStatus> {
     let project = Project::load(config_file)?;
     let now = args.now.unwrap_or_else(Utc::now);
-    let state = project.resolve(&project.config.state.path);
+    let state = StateSettings::of(&project)?;
     let mut report = Report::default();
     let drips: Vec<(Sequence, &config::Drip)> = project
         .config
@@ -48,7 +49,7 @@ pub fn execute(config_file: &Path, args: &Args) -> anyhow::Result<ExitStatus> {
         })
         .collect();
     runtime()?.block_on(async {
-        let store = SqliteStore::open(&state).await?;
+        let store = store::open(&state, Access::Read).await?;
         if let Some(email) = &args.subscriber {
             let found = status::subscriber(&store, email).await?;
             if args.json {
@@ -60,7 +61,9 @@ pub fn execute(config_file: &Path, args: &Args) -> anyhow::Result<ExitStatus> {
         }
         let mut lists = Vec::new();
         for (sequence, drip) in &drips {
-            let list = engine::read_list(&project.resolve(drip.list.get_ref()), &drip.columns)?;
+            let mut list = engine::read_list(&project.resolve(drip.list.get_ref()), &drip.columns)?;
+            // Confirmed signups are subscribers too, for the overdue emails.
+            signup::merge(&mut list, &store.confirmed(&sequence.id).await?);
             lists.push((sequence, list, store.load(&sequence.id).await?));
         }
         let suppressed = store.suppressions().await?;

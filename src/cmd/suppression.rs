@@ -7,8 +7,7 @@ use chrono::Utc;
 
 use super::{ExitStatus, parse_address, runtime};
 use crate::config::Project;
-use crate::store::sqlite::SqliteStore;
-use crate::store::{Reason, Store as _};
+use crate::store::{self, Access, Reason, StateSettings, Store as _};
 use crate::subscribers;
 
 /// The arguments of `dripline unsubscribe` and `dripline resubscribe`.
@@ -23,9 +22,9 @@ pub struct Args {
 pub fn execute(config_file: &Path, args: &Args, unsubscribe: bool) -> anyhow::Result<ExitStatus> {
     let project = Project::load(config_file)?;
     let key = subscribers::key(args.email.as_ref());
-    let state = project.resolve(&project.config.state.path);
+    let state = StateSettings::of(&project)?;
     let changed = runtime()?.block_on(async {
-        let store = SqliteStore::open(&state).await?;
+        let store = store::open(&state, Access::Read).await?;
         if unsubscribe {
             store
                 .suppress(

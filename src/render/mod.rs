@@ -9,6 +9,7 @@
 //! and text), wrapping the text, and the MIME message. Rendering takes the
 //! date it is given and never reads the clock; it sends nothing.
 
+pub mod confirmation;
 mod markdown;
 mod message;
 mod templates;
@@ -293,6 +294,18 @@ impl Renderer {
         self.steps.is_empty()
     }
 
+    /// The Message-ID of the real email of step `step` (an id) to
+    /// `address`: known before rendering, so the email can be claimed first.
+    pub fn message_id(&self, step: &str, address: &str) -> String {
+        message::message_id(&self.sequence_id, step, address, &self.domain)
+    }
+
+    /// The id the store keeps for that email, which its tokens carry:
+    /// known before rendering too.
+    pub fn delivery_id(&self, step: &str, address: &str) -> String {
+        DeliveryId::of(&self.links.key, &self.sequence_id, address, step).text()
+    }
+
     /// Renders step `index` (0-based) for `subscriber`. `next_date` is the
     /// day the next step is due (for the teaser), `date` the Date header;
     /// `test` prefixes the subject with `[TEST] `.
@@ -408,7 +421,7 @@ impl Renderer {
                 &self.domain,
             )
         } else {
-            message::message_id(&self.sequence_id, &step.id, &address, &self.domain)
+            self.message_id(&step.id, &address)
         };
         let to = message::mailbox(subscriber.name.as_deref(), subscriber.email.clone());
         let message = message::compose(message::Parts {

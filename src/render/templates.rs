@@ -54,6 +54,12 @@ const BUILT_IN: &[(&str, &str)] = &[
     ),
 ];
 
+/// The built-in default HTML layout, whose look other emails (the signup
+/// confirmation) share.
+pub fn built_in_layout() -> &'static str {
+    BUILT_IN[0].1
+}
+
 /// One template file as written, with where it came from.
 #[derive(Debug, Clone)]
 pub struct Source {

@@ -256,6 +256,17 @@ impl Progress<'_> {
     }
 }
 
+/// The start of the local day of `now` in `zone` (its first valid
+/// instant): a claim made now loses when the subscriber got an email
+/// since then.
+pub fn day_start(now: DateTime<Utc>, zone: Tz) -> DateTime<Utc> {
+    now.with_timezone(&zone)
+        .date_naive()
+        .and_hms_opt(0, 0, 0)
+        .and_then(|midnight| instant_of(zone, midnight))
+        .unwrap_or(now - Duration::days(1))
+}
+
 /// The instant of a local wall-clock time: the earlier one when clocks go
 /// back, the first valid instant after it in a DST gap.
 fn instant_of(zone: Tz, local: NaiveDateTime) -> Option<DateTime<Utc>> {

@@ -1,7 +1,8 @@
 //! The unsubscribe endpoint (DESIGN.md 11): `GET /u/{token}` asks,
-//! `POST /u/{token}` unsubscribes, `GET /healthz` reports, and
+//! `POST /u/{token}` unsubscribes, `GET /healthz` reports,
 //! `POST /webhooks/{provider}` takes the provider events `[webhooks]`
-//! configures.
+//! configures; and the routes of the signup endpoint ([`super::signup`]),
+//! which shares its limits.
 //!
 //! A GET never changes anything, because mail scanners follow links. A
 //! POST unsubscribes whatever its body (RFC 8058 one-click clients post
@@ -20,18 +21,17 @@ use std::time::Duration;
 use axum::Router;
 use axum::body::Body;
 use axum::extract::rejection::PathRejection;
-use axum::extract::{Path, State};
+use axum::extract::{ConnectInfo, Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use chrono::{DateTime, Utc};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
-use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, watch};
 
-use super::{SHUTDOWN_GRACE, Shared, pages, stopping};
+use super::{SHUTDOWN_GRACE, Shared, pages, signup, stopping};
 use crate::feedback::webhook::{self, Reply};
 use crate::store::{Reason, Store};
 use crate::token::{self, Purpose};
@@ -58,6 +58,8 @@ pub fn router(shared: Arc<Shared>) -> Router {
     Router::new()
         .route("/u/{token}", get(confirm).post(unsubscribe))
         .route("/healthz", get(healthz))
+        .route("/s/{sequence}", get(signup::form).post(signup::submit))
+        .route("/c/{token}", get(signup::ask).post(signup::confirm))
         .route("/webhooks/{provider}", post(webhook))
         .fallback(not_found)
         .method_not_allowed_fallback(not_found)
@@ -95,10 +97,13 @@ pub async fn serve(
             },
             () = stopping(&mut shutdown) => break,
         };
-        let connection = http.serve_connection(
-            TokioIo::new(stream),
-            TowerToHyperService::new(router.clone()),
-        );
+        // The client address, for the signup limits and consent records.
+        let router = router.clone();
+        let service = hyper::service::service_fn(move |mut request: hyper::Request<_>| {
+            request.extensions_mut().insert(ConnectInfo(peer));
+            tower_service::Service::call(&mut router.clone(), request)
+        });
+        let connection = http.serve_connection(TokioIo::new(stream), service);
         let connection = graceful.watch(connection);
         tokio::spawn(async move {
             if let Err(err) = connection.await {
@@ -147,20 +152,8 @@ async fn unsubscribe(
         return not_found().await;
     };
     // Read (and drop) the body within bounds, so the connection can be reused.
-    match tokio::time::timeout(READ_TIMEOUT, axum::body::to_bytes(body, MAX_BODY)).await {
-        Ok(Ok(_)) => {}
-        Ok(Err(_)) => {
-            return plain(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "The request is too large; nothing changed.\n",
-            );
-        }
-        Err(_) => {
-            return plain(
-                StatusCode::REQUEST_TIMEOUT,
-                "The request took too long; nothing changed.\n",
-            );
-        }
+    if let Err(refused) = read_body(body, MAX_BODY).await {
+        return refused;
     }
     match shared
         .store
@@ -277,8 +270,24 @@ struct HealthReport {
     next_pass: Option<DateTime<Utc>>,
 }
 
+/// Reads a request body of at most `limit` bytes within [`READ_TIMEOUT`];
+/// a larger or slower one gets its refusal, and changes nothing.
+pub(super) async fn read_body(body: Body, limit: usize) -> Result<axum::body::Bytes, Response> {
+    match tokio::time::timeout(READ_TIMEOUT, axum::body::to_bytes(body, limit)).await {
+        Ok(Ok(bytes)) => Ok(bytes),
+        Ok(Err(_)) => Err(plain(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "The request is too large; nothing changed.\n",
+        )),
+        Err(_) => Err(plain(
+            StatusCode::REQUEST_TIMEOUT,
+            "The request took too long; nothing changed.\n",
+        )),
+    }
+}
+
 /// The one response for unknown paths, other methods and bad tokens.
-async fn not_found() -> Response {
+pub(super) async fn not_found() -> Response {
     plain(StatusCode::NOT_FOUND, "Not found\n")
 }
 
@@ -304,7 +313,7 @@ async fn verified(
     }
 }
 
-fn plain(status: StatusCode, text: &'static str) -> Response {
+pub(super) fn plain(status: StatusCode, text: &'static str) -> Response {
     (
         status,
         [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
@@ -315,7 +324,7 @@ fn plain(status: StatusCode, text: &'static str) -> Response {
 
 /// An HTML page, with headers that keep the token out of referrers and
 /// caches and allow no script.
-fn page(status: StatusCode, html: String) -> Response {
+pub(super) fn page(status: StatusCode, html: String) -> Response {
     let mut response = (status, html).into_response();
     let headers = response.headers_mut();
     for (name, value) in [

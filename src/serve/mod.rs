@@ -4,7 +4,8 @@
 //! ([`engine::Pass`]): it waits for the next `[serve] tick`, re-reads the
 //! project (config, sequences, templates, lists) so edits apply without a
 //! restart, runs the pass, backs off after a failed one, and serves the
-//! unsubscribe endpoint ([`http`]) beside it. It decides nothing about
+//! unsubscribe and signup endpoints ([`http`]) beside it, with the sender
+//! of signup confirmations ([`confirmations`]). It decides nothing about
 //! who gets what: that is the engine's job.
 //!
 //! On SIGTERM or SIGINT it stops claiming (the engine checks between
@@ -13,10 +14,14 @@
 //! The listen address, the state file and the unsubscribe keys are read
 //! once, at start.
 
+mod confirmations;
 pub mod http;
 mod pages;
+mod signup;
+mod signup_pages;
 
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
@@ -25,15 +30,18 @@ use std::time::Duration;
 use anyhow::Context as _;
 use chrono::{DateTime, Utc};
 use tokio::net::TcpListener;
-use tokio::sync::watch;
+use tokio::sync::{Notify, watch};
 
+use crate::config::{Project, Signup};
 use crate::crontab::CronSchedule;
 use crate::engine::{self, Summary};
 use crate::feedback::mailbox;
 use crate::progress::Reporter;
 use crate::schedule;
 use crate::setup::Setup;
-use crate::store::sqlite::SqliteStore;
+use crate::signup::limits::ClientLimit;
+use crate::store::signups::Signups as _;
+use crate::store::{self, Access, StateSettings, StateStore};
 
 use crate::token::Key;
 
@@ -66,14 +74,35 @@ pub struct Shared {
     /// Every key whose tokens are accepted: the current one first.
     pub keys: Vec<Key>,
     /// The state, for suppressions.
-    pub store: SqliteStore,
+    pub store: StateStore,
     /// Sequence names by id, for the pages; refreshed by every pass.
     pub names: RwLock<HashMap<String, String>>,
     /// Who the emails come from, for the pages.
     pub sender: String,
     pub health: Mutex<Health>,
+    /// The signup forms by sequence id; refreshed by every pass.
+    pub signups: RwLock<HashMap<String, SignupForm>>,
+    /// The service's own origin (of `[unsubscribe] base_url`): its
+    /// hosted forms may always post.
+    pub origin: Option<String>,
+    /// `[serve] trusted_proxies`.
+    pub trusted_proxies: Vec<IpAddr>,
+    /// Signup posts per client address.
+    pub clients: Mutex<ClientLimit>,
+    /// Wakes the confirmation sender.
+    pub outgoing: Notify,
     /// The provider webhooks `[webhooks]` configures.
     pub webhooks: crate::feedback::webhook::Endpoints,
+}
+
+/// One sequence's signup form, as the endpoint needs it.
+#[derive(Debug, Clone)]
+pub struct SignupForm {
+    pub id: String,
+    pub name: String,
+    /// The course's time zone, named on the form.
+    pub zone: String,
+    pub settings: Signup,
 }
 
 impl Shared {
@@ -92,11 +121,11 @@ impl Shared {
     }
 }
 
-/// Runs the service until SIGTERM or SIGINT. The caller holds the state
-/// lock; the key of `setup`'s links signs (and verifies) unsubscribe
-/// links. `setup` is loaded once before, so that a broken project is
-/// refused at start, with exit code 3, like `run`.
-pub async fn serve(setup: Setup) -> anyhow::Result<()> {
+/// Runs the service on `state` until SIGTERM or SIGINT. The key of
+/// `setup`'s links signs (and verifies) unsubscribe links. `setup` is
+/// loaded once before, so that a broken project is refused at start, with
+/// exit code 3, like `run`.
+pub async fn serve(setup: Setup, state: StateSettings) -> anyhow::Result<()> {
     let Setup {
         project,
         drips,
@@ -112,8 +141,7 @@ pub async fn serve(setup: Setup) -> anyhow::Result<()> {
     let keys = crate::setup::accepted_keys(&project, &key)?;
     let webhooks = crate::feedback::webhook::Endpoints::load(&project)?;
 
-    let state = project.resolve(&project.config.state.path);
-    let store = SqliteStore::open(&state).await?;
+    let store = store::open(&state, Access::Send).await?;
     let listen = project.config.serve.listen;
     let listener = TcpListener::bind(listen).await.with_context(|| {
         format!("cannot listen on {listen}; set another address in [serve] listen")
@@ -143,7 +171,28 @@ pub async fn serve(setup: Setup) -> anyhow::Result<()> {
             .clone()
             .unwrap_or_else(|| project.config.sender.from.email.to_string()),
         health: Mutex::new(Health::default()),
+        signups: RwLock::new(signup_forms(&project, &drips)),
+        origin: project
+            .config
+            .unsubscribe
+            .base_url
+            .as_deref()
+            .and_then(crate::signup::origin_of),
+        trusted_proxies: project.config.serve.trusted_proxies.clone(),
+        clients: Mutex::new(ClientLimit::default()),
+        outgoing: Notify::new(),
         webhooks,
+    });
+    // A confirmation a stopped service was sending goes again.
+    store.resume_outgoing().await?;
+    let sender = tokio::spawn({
+        let (config_file, key, shared) = (
+            project.config_file.clone(),
+            key.clone(),
+            Arc::clone(&shared),
+        );
+        let shutdown = shutdown.clone();
+        async move { confirmations::run(&config_file, key, shared, shutdown).await }
     });
     for path in shared.webhooks.paths() {
         tracing::info!("webhook endpoint: POST http://{bound}{path}");
@@ -174,6 +223,9 @@ pub async fn serve(setup: Setup) -> anyhow::Result<()> {
             SHUTDOWN_GRACE.as_secs()
         ),
     }
+    if tokio::time::timeout(SHUTDOWN_GRACE, sender).await.is_err() {
+        tracing::warn!("signup confirmations still being sent at shutdown go at the next start");
+    }
     signals.abort();
     store.close().await;
     tracing::info!("stopped");
@@ -184,7 +236,7 @@ pub async fn serve(setup: Setup) -> anyhow::Result<()> {
 struct Service<'a> {
     config_file: PathBuf,
     key: Key,
-    store: &'a SqliteStore,
+    store: &'a StateStore,
     shared: &'a Shared,
     /// Set on shutdown; the engine checks it between batches.
     stop: &'a AtomicBool,
@@ -258,6 +310,11 @@ impl Service<'_> {
             .names
             .write()
             .unwrap_or_else(PoisonError::into_inner) = names(&setup.drips);
+        *self
+            .shared
+            .signups
+            .write()
+            .unwrap_or_else(PoisonError::into_inner) = signup_forms(&setup.project, &setup.drips);
         self.read_mailbox(&setup.project).await;
         // No probe: a pass with nothing due must not log in to the provider
         // every tick. A dead server stops the pass at its first batch (the
@@ -303,6 +360,30 @@ fn names(drips: &[engine::Drip]) -> HashMap<String, String> {
                 drip.sequence.id.clone(),
                 drip.sequence.settings.name.clone(),
             )
+        })
+        .collect()
+}
+
+/// The signup forms of the drips that `[signup]` turns on.
+fn signup_forms(project: &Project, drips: &[engine::Drip]) -> HashMap<String, SignupForm> {
+    drips
+        .iter()
+        .filter_map(|drip| {
+            let sequence = &drip.sequence;
+            let settings = project.config.signup.get(&sequence.id)?;
+            let zone = sequence
+                .settings
+                .timezone
+                .map_or(project.config.timezone.0, |zone| zone.0);
+            Some((
+                sequence.id.clone(),
+                SignupForm {
+                    id: sequence.id.clone(),
+                    name: sequence.settings.name.clone(),
+                    zone: zone.name().to_owned(),
+                    settings: settings.get_ref().clone(),
+                },
+            ))
         })
         .collect()
 }

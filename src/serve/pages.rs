@@ -15,6 +15,8 @@ p,form{margin:0 0 1rem}\
 button{font:inherit;font-weight:600;min-height:2.75rem;padding:.625rem 1.25rem;border:0;border-radius:.375rem;background:#1d4ed8;color:#fff;cursor:pointer}\
 button:focus-visible{outline:3px solid #f59e0b;outline-offset:2px}\
 .small{font-size:.9375rem;color:#555}\
+input,select{font:inherit;box-sizing:border-box;width:100%;min-height:2.75rem;padding:.5rem;border:1px solid #888;border-radius:.375rem}\
+.error{color:#b91c1c;font-weight:600}\
 @media (prefers-color-scheme:dark){body{background:#111;color:#eee}main{background:#1e1e1e}.small{color:#aaa}}\
 @media (max-width:34rem){main{margin:0;border-radius:0;min-height:100vh}}";
 
@@ -59,7 +61,7 @@ pub fn failed() -> String {
     )
 }
 
-fn document(title: &str, body: &str) -> String {
+pub(super) fn document(title: &str, body: &str) -> String {
     format!(
         "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
 <meta name=\"viewport\" content=\"width=device-width,initial-scale=1\">\

@@ -1,9 +1,12 @@
 //! The SQLite store: one file, WAL, `synchronous = FULL` so a commit that
 //! returned survives a crash, and migrations compiled into the binary.
+//! One process sends at a time (the lock beside the file), so a delivery
+//! left `claimed` is always a dead run's: any claim may take it over.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::path::Path;
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -14,14 +17,19 @@ use sqlx::sqlite::{
 };
 use sqlx::{QueryBuilder, Row, Sqlite, Transaction};
 
+use super::copy::{DeliveryRow, Snapshot};
+use super::lock::StateLock;
 use super::{
-    Addressed, Claim, DeliveryRecord, Enrollment, Outcome, Pending, PendingStatus, Reason, Result,
-    RunCounts, RunRecord, SequenceState, StepCount, Store, Suppression,
+    Addressed, Claim, Claimed, DeliveryRecord, DeliveryStatus, Enrollment, Held, InstanceRecord,
+    Outcome, Pending, PendingStatus, Quota, Reason, Result, RunCounts, RunRecord, SequenceState,
+    StepCount, Store, Suppression,
 };
 
 /// Schema changes, in order; `PRAGMA user_version` counts those applied.
 /// 2: how each suppression came about (and the `complained` reason), the
 /// delivery ids that tokens carry, and transient bounces.
+/// 3: signups and their consent ([`super::signups`]).
+/// 4: no list of sent steps beside the deliveries that record them.
 const MIGRATIONS: &[&str] = &[
     r#"
 CREATE TABLE enrollments (
@@ -82,6 +90,9 @@ CREATE TABLE soft_bounces (
     PRIMARY KEY (email, reference)
 ) WITHOUT ROWID;
 "#,
+    super::signups::SQLITE_MIGRATION,
+    // Sent steps are read from the deliveries themselves.
+    "ALTER TABLE enrollments DROP COLUMN sent_steps;",
 ];
 
 /// Rows in one multi-row statement: far below SQLite's parameter limit.
@@ -91,12 +102,14 @@ const ROWS_PER_STATEMENT: usize = 128;
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
     pool: SqlitePool,
+    /// Held by the one process that sends; released with the last clone.
+    _lock: Option<Arc<StateLock>>,
 }
 
 impl SqliteStore {
     /// Opens (creating if needed) the state file at `path` and brings its
-    /// schema up to date.
-    pub async fn open(path: &Path) -> Result<SqliteStore> {
+    /// schema up to date; `lock`, when given, is held until it closes.
+    pub(super) async fn open(path: &Path, lock: Option<StateLock>) -> Result<SqliteStore> {
         let options = SqliteConnectOptions::from_str("sqlite:")?
             .filename(path)
             .create_if_missing(true)
@@ -109,7 +122,10 @@ impl SqliteStore {
             .connect_with(options)
             .await
             .with_context(|| format!("cannot open the state file {}", path.display()))?;
-        let store = SqliteStore { pool };
+        let store = SqliteStore {
+            pool,
+            _lock: lock.map(Arc::new),
+        };
         store
             .migrate()
             .await
@@ -144,6 +160,57 @@ impl SqliteStore {
         Ok(())
     }
 
+    /// The connection pool, for the store's other tables ([`super::signups`]).
+    pub(super) fn pool(&self) -> &SqlitePool {
+        &self.pool
+    }
+
+    /// Every row, for `dripline state copy`.
+    pub(super) async fn snapshot(&self) -> Result<Snapshot> {
+        let mut tx = self.pool.begin().await?;
+        let snapshot = Snapshot {
+            enrollments: sqlx::query_as("SELECT sequence, email, enrolled_at FROM enrollments")
+                .fetch_all(&mut *tx)
+                .await?,
+            deliveries: sqlx::query(
+                "SELECT sequence, email, step, status, attempts, message_id, claimed_at,
+                        sent_at, retry_at, reply FROM deliveries",
+            )
+            .fetch_all(&mut *tx)
+            .await?
+            .iter()
+            .map(|row| DeliveryRow {
+                sequence: row.get("sequence"),
+                email: row.get("email"),
+                step: row.get("step"),
+                status: row.get("status"),
+                attempts: row.get("attempts"),
+                message_id: row.get("message_id"),
+                claimed_at: row.get("claimed_at"),
+                sent_at: row.get("sent_at"),
+                retry_at: row.get("retry_at"),
+                reply: row.get("reply"),
+            })
+            .collect(),
+            suppressions: sqlx::query_as("SELECT email, reason, at, detail FROM suppressions")
+                .fetch_all(&mut *tx)
+                .await?,
+            tokens: sqlx::query_as("SELECT id, sequence, email, step FROM tokens")
+                .fetch_all(&mut *tx)
+                .await?,
+            soft_bounces: sqlx::query_as("SELECT email, reference, at FROM soft_bounces")
+                .fetch_all(&mut *tx)
+                .await?,
+            runs: sqlx::query_as(
+                "SELECT started_at, finished_at, sent, failed, deferred FROM runs ORDER BY id",
+            )
+            .fetch_all(&mut *tx)
+            .await?,
+        };
+        tx.rollback().await?;
+        Ok(snapshot)
+    }
+
     /// Closes the pool, checkpointing the WAL.
     pub async fn close(self) {
         self.pool.close().await;
@@ -163,7 +230,7 @@ fn delivery(row: &sqlx::sqlite::SqliteRow) -> DeliveryRecord {
         sequence: row.get("sequence"),
         email: row.get("email"),
         step: row.get("step"),
-        status: row.get("status"),
+        status: DeliveryStatus::parse(row.get("status")),
         attempts: row.get::<i64, _>("attempts") as u32,
         message_id: row.get("message_id"),
         sent_at: optional_time(row.get("sent_at")),
@@ -177,7 +244,7 @@ const DELIVERY_COLUMNS: &str =
 
 async fn record_one(
     tx: &mut Transaction<'_, Sqlite>,
-    claim: &Claim,
+    held: &Held,
     outcome: &Outcome,
     now: i64,
 ) -> Result<()> {
@@ -185,13 +252,13 @@ async fn record_one(
         // Recorded in bulk by `record_sent`.
         Outcome::Sent { .. } => {}
         Outcome::Retry { at, reply } => {
-            finish_delivery(tx, claim, "retry", Some(at.timestamp()), reply).await?;
+            finish_delivery(tx, held, DeliveryStatus::Retry, Some(at.timestamp()), reply).await?;
         }
         Outcome::Failed { reply, bounced } => {
-            finish_delivery(tx, claim, "failed", None, reply).await?;
+            finish_delivery(tx, held, DeliveryStatus::Failed, None, reply).await?;
             if *bounced {
                 let detail = format!("rejected at RCPT: {reply}");
-                suppress_in(tx, &claim.email, Reason::Bounced, &detail, now).await?;
+                suppress_in(tx, &held.claim.email, Reason::Bounced, &detail, now).await?;
             }
         }
     }
@@ -199,7 +266,8 @@ async fn record_one(
 }
 
 /// Records sent emails, many rows a statement: per-statement overhead,
-/// not the commit, dominated a large run.
+/// not the commit, dominated a large run. `sent` lands whoever holds the
+/// claim now: the server took the email.
 async fn record_sent(
     tx: &mut Transaction<'_, Sqlite>,
     sent: &[(&Claim, &str)],
@@ -217,21 +285,22 @@ async fn record_sent(
     query.push(
         ", retry_at = NULL, reply = batch.reply FROM batch
          WHERE deliveries.sequence = batch.sequence AND deliveries.email = batch.email
-           AND deliveries.step = batch.step",
+           AND deliveries.step = batch.step AND deliveries.status IN ('claimed', 'retry')
+         RETURNING deliveries.sequence, deliveries.email, deliveries.step",
     );
-    query.build().execute(&mut **tx).await?;
-
+    let changed = query.build().fetch_all(&mut **tx).await?;
+    if changed.is_empty() {
+        return Ok(());
+    }
+    // Only the deliveries that just became sent move their enrollment's
+    // last sending time, so a late duplicate result never moves it back.
     let mut query = QueryBuilder::<Sqlite>::new("WITH batch (sequence, email, step) AS (");
-    query.push_values(sent, |mut row, (claim, _)| {
-        row.push_bind(&claim.sequence)
-            .push_bind(&claim.email)
-            .push_bind(&claim.step);
+    query.push_values(&changed, |mut row, changed| {
+        row.push_bind(changed.get::<String, _>("sequence"))
+            .push_bind(changed.get::<String, _>("email"))
+            .push_bind(changed.get::<String, _>("step"));
     });
-    query.push(
-        ") UPDATE enrollments
-         SET sent_steps = CASE sent_steps WHEN '' THEN batch.step ELSE sent_steps || ' ' || batch.step END,
-             last_sent_at = ",
-    );
+    query.push(") UPDATE enrollments SET last_sent_at = ");
     query.push_bind(now);
     query.push(
         " FROM batch WHERE enrollments.sequence = batch.sequence AND enrollments.email = batch.email",
@@ -240,27 +309,100 @@ async fn record_sent(
     Ok(())
 }
 
-/// Sets where a claimed delivery stands after an attempt that failed.
+/// Sets where a claimed delivery stands after an attempt that failed, if
+/// it is still that attempt's claim.
 async fn finish_delivery(
     tx: &mut Transaction<'_, Sqlite>,
-    claim: &Claim,
-    status: &str,
+    held: &Held,
+    status: DeliveryStatus,
     retry_at: Option<i64>,
     reply: &str,
 ) -> Result<()> {
     sqlx::query(
         "UPDATE deliveries SET status = ?, retry_at = ?, reply = ?
-         WHERE sequence = ? AND email = ? AND step = ?",
+         WHERE sequence = ? AND email = ? AND step = ? AND status = 'claimed' AND attempts = ?",
     )
-    .bind(status)
+    .bind(status.as_str())
     .bind(retry_at)
     .bind(reply)
-    .bind(&claim.sequence)
-    .bind(&claim.email)
-    .bind(&claim.step)
+    .bind(&held.claim.sequence)
+    .bind(&held.claim.email)
+    .bind(&held.claim.step)
+    .bind(i64::from(held.attempt))
     .execute(&mut **tx)
     .await?;
     Ok(())
+}
+
+/// Emails sent or in flight after `hour` and after `day`.
+async fn used_since(conn: &mut sqlx::SqliteConnection, hour: i64, day: i64) -> Result<(u64, u64)> {
+    let (in_hour, in_day): (i64, i64) = sqlx::query_as(
+        "SELECT COUNT(*) FILTER (WHERE at > ?1), COUNT(*) FILTER (WHERE at > ?2) FROM (
+             SELECT sent_at AS at FROM deliveries WHERE status = 'sent' AND sent_at > ?2
+             UNION ALL
+             SELECT claimed_at FROM deliveries WHERE status = 'claimed' AND claimed_at > ?2)",
+    )
+    .bind(hour)
+    .bind(day)
+    .fetch_one(conn)
+    .await?;
+    Ok((in_hour as u64, in_day as u64))
+}
+
+/// Claims one chunk, conditionally; returns the winners.
+async fn claim_chunk(
+    tx: &mut Transaction<'_, Sqlite>,
+    chunk: &[Claim],
+    now: i64,
+) -> Result<Vec<Held>> {
+    let mut query = QueryBuilder::<Sqlite>::new(
+        "WITH batch (sequence, email, step, message_id, day_start) AS (",
+    );
+    query.push_values(chunk, |mut row, claim| {
+        row.push_bind(&claim.sequence)
+            .push_bind(&claim.email)
+            .push_bind(&claim.step)
+            .push_bind(&claim.message_id)
+            .push_bind(claim.day_start.timestamp());
+    });
+    query.push(
+        ") INSERT INTO deliveries (sequence, email, step, status, attempts, message_id, claimed_at)
+         SELECT sequence, email, step, 'claimed', 1, message_id, ",
+    );
+    query.push_bind(now);
+    query.push(" FROM batch b WHERE ");
+    query.push(super::CLAIM_GATE);
+    query.push(
+        " ON CONFLICT (sequence, email, step) DO UPDATE
+         SET status = 'claimed', attempts = attempts + 1, claimed_at = excluded.claimed_at
+         WHERE deliveries.status IN ('claimed', 'retry')
+         RETURNING sequence, email, step, attempts",
+    );
+    let rows = query.build().fetch_all(&mut **tx).await?;
+    Ok(winners(chunk, &rows))
+}
+
+/// The claims of `chunk` that `rows` (sequence, email, step, attempts)
+/// say were won, in the order asked.
+fn winners(chunk: &[Claim], rows: &[sqlx::sqlite::SqliteRow]) -> Vec<Held> {
+    let attempts: HashMap<(String, String, String), u32> = rows
+        .iter()
+        .map(|row| {
+            (
+                (row.get("sequence"), row.get("email"), row.get("step")),
+                row.get::<i64, _>("attempts") as u32,
+            )
+        })
+        .collect();
+    super::winners(chunk, |claim| {
+        attempts
+            .get(&(
+                claim.sequence.clone(),
+                claim.email.clone(),
+                claim.step.clone(),
+            ))
+            .copied()
+    })
 }
 
 async fn suppress_in(
@@ -290,20 +432,32 @@ impl Store for SqliteStore {
         // Streamed row by row: a list of 100,000 must not be held twice,
         // once as rows and once as enrollments.
         let mut rows = sqlx::query(
-            "SELECT email, enrolled_at, sent_steps, last_sent_at FROM enrollments WHERE sequence = ?",
+            "SELECT email, enrolled_at, last_sent_at FROM enrollments WHERE sequence = ?",
         )
         .bind(sequence)
         .fetch(&mut *conn);
         while let Some(row) = rows.try_next().await? {
-            let sent_steps: &str = row.get("sent_steps");
             state.enrollments.insert(
                 row.get("email"),
                 Enrollment {
                     enrolled_at: time(row.get("enrolled_at")),
-                    sent_steps: sent_steps.split_whitespace().map(str::to_owned).collect(),
+                    sent_steps: Vec::new(),
                     last_sent_at: optional_time(row.get("last_sent_at")),
                 },
             );
+        }
+        drop(rows);
+        // Sent steps come from the deliveries themselves, in the order sent.
+        let mut rows = sqlx::query(
+            "SELECT email, step FROM deliveries
+             WHERE sequence = ? AND status = 'sent' ORDER BY email, sent_at, step",
+        )
+        .bind(sequence)
+        .fetch(&mut *conn);
+        while let Some(row) = rows.try_next().await? {
+            if let Some(enrollment) = state.enrollments.get_mut(row.get::<&str, _>("email")) {
+                enrollment.sent_steps.push(row.get("step"));
+            }
         }
         drop(rows);
         let mut rows = sqlx::query(
@@ -356,29 +510,13 @@ impl Store for SqliteStore {
                 (
                     row.get("email"),
                     Suppression {
-                        reason: row.get("reason"),
+                        reason: Reason::parse(row.get("reason")),
                         at: time(row.get("at")),
                         detail: row.get("detail"),
                     },
                 )
             })
             .collect())
-    }
-
-    async fn suppressed_among(&self, emails: &[&str]) -> Result<HashSet<String>> {
-        let mut found = HashSet::new();
-        for chunk in emails.chunks(ROWS_PER_STATEMENT) {
-            let mut query =
-                QueryBuilder::<Sqlite>::new("SELECT email FROM suppressions WHERE email IN (");
-            let mut list = query.separated(", ");
-            for email in chunk {
-                list.push_bind(*email);
-            }
-            query.push(")");
-            let rows = query.build().fetch_all(&self.pool).await?;
-            found.extend(rows.iter().map(|row| row.get::<String, _>("email")));
-        }
-        Ok(found)
     }
 
     async fn enroll(&self, sequence: &str, new: &[(String, DateTime<Utc>)]) -> Result<()> {
@@ -399,32 +537,27 @@ impl Store for SqliteStore {
         Ok(())
     }
 
-    async fn claim(&self, claims: &[Claim], now: DateTime<Utc>) -> Result<()> {
+    async fn claim(&self, claims: Vec<Claim>, now: DateTime<Utc>, quota: Quota) -> Result<Claimed> {
         let mut tx = self.pool.begin().await?;
+        let mut claims = claims;
+        let mut over_quota = 0;
+        if quota.is_set() {
+            let (hour, day) = Quota::windows(now);
+            let (in_hour, in_day) = used_since(&mut tx, hour.timestamp(), day.timestamp()).await?;
+            let left = quota.left(in_hour, in_day).unwrap_or(u64::MAX);
+            over_quota = super::cut(&mut claims, left);
+        }
+        let mut won = Vec::with_capacity(claims.len());
         for chunk in claims.chunks(ROWS_PER_STATEMENT) {
-            let mut query = QueryBuilder::<Sqlite>::new(
-                "INSERT INTO deliveries (sequence, email, step, status, attempts, message_id, claimed_at) ",
-            );
-            query.push_values(chunk, |mut row, claim| {
-                row.push_bind(&claim.sequence)
-                    .push_bind(&claim.email)
-                    .push_bind(&claim.step)
-                    .push_bind("claimed")
-                    .push_bind(1i64)
-                    .push_bind(&claim.message_id)
-                    .push_bind(now.timestamp());
-            });
-            query.push(
-                " ON CONFLICT (sequence, email, step) DO UPDATE
-                 SET status = 'claimed', attempts = attempts + 1, claimed_at = excluded.claimed_at
-                 WHERE deliveries.status != 'sent'",
-            );
-            query.build().execute(&mut *tx).await?;
+            let held = claim_chunk(&mut tx, chunk, now.timestamp()).await?;
+            if held.is_empty() {
+                continue;
+            }
             // Every id ever sent stays: a resend after a key rotation gets a
             // new one, and the old email's tokens must still resolve.
             let mut query =
                 QueryBuilder::<Sqlite>::new("INSERT INTO tokens (id, sequence, email, step) ");
-            query.push_values(chunk, |mut row, claim| {
+            query.push_values(&held, |mut row, Held { claim, .. }| {
                 row.push_bind(&claim.delivery_id)
                     .push_bind(&claim.sequence)
                     .push_bind(&claim.email)
@@ -432,32 +565,37 @@ impl Store for SqliteStore {
             });
             query.push(" ON CONFLICT (id) DO NOTHING");
             query.build().execute(&mut *tx).await?;
+            won.extend(held);
         }
         tx.commit().await?;
-        Ok(())
+        Ok(Claimed { won, over_quota })
     }
 
-    async fn release(&self, claims: &[Claim]) -> Result<()> {
+    async fn release(&self, held: &[Held]) -> Result<()> {
         let mut tx = self.pool.begin().await?;
-        for claim in claims {
-            let key = (&claim.sequence, &claim.email, &claim.step);
+        for held in held {
+            let claim = &held.claim;
+            let attempt = i64::from(held.attempt);
             // A first attempt leaves no trace; a later one goes back to retry.
             sqlx::query(
                 "DELETE FROM deliveries
-                 WHERE sequence = ? AND email = ? AND step = ? AND status = 'claimed' AND attempts <= 1",
+                 WHERE sequence = ? AND email = ? AND step = ? AND status = 'claimed'
+                   AND attempts = ? AND attempts <= 1",
             )
-            .bind(key.0)
-            .bind(key.1)
-            .bind(key.2)
+            .bind(&claim.sequence)
+            .bind(&claim.email)
+            .bind(&claim.step)
+            .bind(attempt)
             .execute(&mut *tx)
             .await?;
             sqlx::query(
                 "UPDATE deliveries SET status = 'retry', attempts = attempts - 1
-                 WHERE sequence = ? AND email = ? AND step = ? AND status = 'claimed'",
+                 WHERE sequence = ? AND email = ? AND step = ? AND status = 'claimed' AND attempts = ?",
             )
-            .bind(key.0)
-            .bind(key.1)
-            .bind(key.2)
+            .bind(&claim.sequence)
+            .bind(&claim.email)
+            .bind(&claim.step)
+            .bind(attempt)
             .execute(&mut *tx)
             .await?;
         }
@@ -466,29 +604,25 @@ impl Store for SqliteStore {
     }
 
     async fn sent_since(&self, since: DateTime<Utc>) -> Result<u64> {
-        let count: i64 = sqlx::query_scalar(
-            "SELECT COUNT(*) FROM deliveries WHERE status = 'sent' AND sent_at > ?",
-        )
-        .bind(since.timestamp())
-        .fetch_one(&self.pool)
-        .await?;
-        Ok(count as u64)
+        let mut conn = self.pool.acquire().await?;
+        let (used, _) = used_since(&mut conn, since.timestamp(), since.timestamp()).await?;
+        Ok(used)
     }
 
-    async fn record(&self, results: &[(Claim, Outcome)], now: DateTime<Utc>) -> Result<()> {
+    async fn record(&self, results: &[(Held, Outcome)], now: DateTime<Utc>) -> Result<()> {
         let mut tx = self.pool.begin().await?;
         let sent: Vec<(&Claim, &str)> = results
             .iter()
-            .filter_map(|(claim, outcome)| match outcome {
-                Outcome::Sent { reply } => Some((claim, reply.as_str())),
+            .filter_map(|(held, outcome)| match outcome {
+                Outcome::Sent { reply } => Some((&held.claim, reply.as_str())),
                 _ => None,
             })
             .collect();
         for chunk in sent.chunks(ROWS_PER_STATEMENT) {
             record_sent(&mut tx, chunk, now.timestamp()).await?;
         }
-        for (claim, outcome) in results {
-            record_one(&mut tx, claim, outcome, now.timestamp()).await?;
+        for (held, outcome) in results {
+            record_one(&mut tx, held, outcome, now.timestamp()).await?;
         }
         tx.commit().await?;
         Ok(())
@@ -646,6 +780,15 @@ impl Store for SqliteStore {
         }))
     }
 
+    async fn instances(&self) -> Result<Vec<InstanceRecord>> {
+        // One sender at a time, held by the file lock: none to list.
+        Ok(Vec::new())
+    }
+
+    fn walk_offset(&self) -> u64 {
+        0
+    }
+
     async fn run_starts(&self, before: DateTime<Utc>, limit: usize) -> Result<Vec<DateTime<Utc>>> {
         let rows = sqlx::query(
             "SELECT started_at FROM runs WHERE started_at < ? ORDER BY started_at DESC LIMIT ?",
@@ -686,7 +829,7 @@ mod tests {
             .unwrap();
             pool.close().await;
         }
-        let store = SqliteStore::open(&path).await.unwrap();
+        let store = SqliteStore::open(&path, None).await.unwrap();
         let old = &store.suppressions().await.unwrap()["old@example.com"];
         assert_eq!(
             (old.reason.as_str(), old.at, old.detail.as_str()),
@@ -726,12 +869,13 @@ mod tests {
             step: "one".to_owned(),
             message_id: "<m@x>".to_owned(),
             delivery_id: "aaaabbbbccccdddd".to_owned(),
+            day_start: at(0),
         };
-        store
-            .claim(std::slice::from_ref(&claim), at(1))
-            .await
-            .unwrap();
-        store.claim(&[claim], at(2)).await.unwrap();
+        let quota = Quota::default();
+        for now in [at(1), at(2)] {
+            let claimed = store.claim(vec![claim.clone()], now, quota).await.unwrap();
+            assert_eq!(claimed.won.len(), 1, "a dead run's claim is taken over");
+        }
         assert_eq!(
             store.addressed("aaaabbbbccccdddd").await.unwrap(),
             Some(Addressed {

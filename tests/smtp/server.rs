@@ -51,6 +51,10 @@ pub enum Action {
     Stall,
     /// Accept, then go down: every connection is closed from now on.
     AcceptThenGoDown,
+    /// Take the message (it counts as accepted), then answer 250 only
+    /// after this long: a slow server, and a window in which a killed
+    /// client leaves a delivered email unrecorded.
+    AcceptSlowly(std::time::Duration),
 }
 
 /// Decides per stage, recipient and how many times this recipient reached
@@ -454,7 +458,7 @@ impl Shared {
                         continue;
                     }
                     match self.ask(Stage::Rcpt, &address) {
-                        Action::Accept | Action::AcceptThenGoDown => {
+                        Action::Accept | Action::AcceptThenGoDown | Action::AcceptSlowly(_) => {
                             to.push(address);
                             "250 ok\r\n".to_owned()
                         }
@@ -506,6 +510,11 @@ impl Shared {
                     match self.ask(Stage::DataEnd, &recipient) {
                         Action::Accept => {
                             self.state.lock().unwrap().accepted.push(received);
+                            "250 queued\r\n".to_owned()
+                        }
+                        Action::AcceptSlowly(wait) => {
+                            self.state.lock().unwrap().accepted.push(received);
+                            tokio::time::sleep(wait).await;
                             "250 queued\r\n".to_owned()
                         }
                         Action::AcceptThenGoDown => {

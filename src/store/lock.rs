@@ -1,4 +1,4 @@
-//! One `run` or `serve` per state file: an OS file lock beside it.
+//! One `run` or `serve` per SQLite state file: an OS file lock beside it.
 //!
 //! The lock is held by an open file, so the operating system releases it
 //! when the process ends in any way, SIGKILL included: there is never a

@@ -1,0 +1,1069 @@
+//! The PostgreSQL store: one database shared by any number of `run` and
+//! `serve` processes, on any number of hosts.
+//!
+//! Correctness comes from the database: every claim locks its
+//! subscribers' rows (`FOR UPDATE SKIP LOCKED`: a row another instance is
+//! claiming is skipped, never waited for), then checks the claim gate in
+//! a new statement that sees everything committed before the locks, and
+//! upserts the delivery only if it is new, waiting for a retry, or held
+//! by an instance that stopped heartbeating. Instances register a row
+//! and beat on the database's clock, so hosts need not agree on the
+//! time; `--now` moves only the schedule. The hour and day quotas are
+//! counted and reserved inside the claim transaction, under one advisory
+//! lock, so they hold across instances. Migrations run under another.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use chrono::{DateTime, Utc};
+use futures_util::TryStreamExt as _;
+use sqlx::postgres::{PgConnection, PgPool, PgPoolOptions, PgRow};
+use sqlx::{Connection as _, Postgres, QueryBuilder, Row, Transaction};
+
+use super::copy::Snapshot;
+use super::settings::PostgresTarget;
+use super::{
+    Addressed, Claim, Claimed, DeliveryRecord, DeliveryStatus, Enrollment, Held, InstanceRecord,
+    Outcome, Pending, PendingStatus, Quota, Reason, Result, RunCounts, RunRecord, SequenceState,
+    StepCount, Store, Suppression,
+};
+
+/// Schema changes, in order; `schema_version` counts those applied.
+/// Times are seconds since the epoch, as in SQLite, except the
+/// instances' own, which are the database's clock.
+const MIGRATIONS: &[&str] = &[r#"
+CREATE TABLE enrollments (
+    sequence    text NOT NULL,
+    email       text NOT NULL,
+    enrolled_at bigint NOT NULL,
+    PRIMARY KEY (sequence, email)
+);
+
+-- One row per address, all sequences: the row a claim locks.
+CREATE TABLE recipients (
+    email        text PRIMARY KEY,
+    last_sent_at bigint
+);
+
+CREATE TABLE deliveries (
+    sequence   text NOT NULL,
+    email      text NOT NULL,
+    step       text NOT NULL,
+    status     text NOT NULL CHECK (status IN ('claimed', 'sent', 'retry', 'failed')),
+    attempts   integer NOT NULL,
+    message_id text NOT NULL,
+    claimed_at bigint NOT NULL,
+    claimed_by text NOT NULL,
+    sent_at    bigint,
+    retry_at   bigint,
+    reply      text,
+    PRIMARY KEY (sequence, email, step)
+);
+
+CREATE INDEX deliveries_unfinished ON deliveries (sequence) WHERE status <> 'sent';
+CREATE INDEX deliveries_by_email ON deliveries (email);
+CREATE INDEX deliveries_sent_at ON deliveries (sent_at) WHERE status = 'sent';
+CREATE INDEX deliveries_in_flight ON deliveries (claimed_by) WHERE status = 'claimed';
+
+CREATE TABLE suppressions (
+    email  text PRIMARY KEY,
+    reason text NOT NULL,
+    at     bigint NOT NULL,
+    detail text NOT NULL DEFAULT ''
+);
+
+-- The opaque ids unsubscribe and bounce tokens carry.
+CREATE TABLE tokens (
+    id       text PRIMARY KEY,
+    sequence text NOT NULL,
+    email    text NOT NULL,
+    step     text NOT NULL
+);
+
+CREATE TABLE soft_bounces (
+    email     text NOT NULL,
+    reference text NOT NULL,
+    at        bigint NOT NULL,
+    PRIMARY KEY (email, reference)
+);
+
+CREATE TABLE instances (
+    id           text PRIMARY KEY,
+    host         text NOT NULL,
+    pid          integer NOT NULL,
+    started_at   timestamptz NOT NULL,
+    heartbeat_at timestamptz NOT NULL
+);
+
+CREATE TABLE runs (
+    id          bigserial PRIMARY KEY,
+    instance    text,
+    started_at  bigint NOT NULL,
+    finished_at bigint,
+    sent        bigint NOT NULL DEFAULT 0,
+    failed      bigint NOT NULL DEFAULT 0,
+    deferred    bigint NOT NULL DEFAULT 0
+);
+"#];
+
+/// Advisory lock keys: "dripline" in ASCII, then one more.
+const MIGRATION_LOCK: i64 = 0x6472_6970_6c69_6e65;
+const QUOTA_LOCK: i64 = MIGRATION_LOCK + 1;
+
+/// Rows in one statement, bound as arrays.
+const ROWS_PER_STATEMENT: usize = 10_000;
+
+/// Send state in a PostgreSQL database.
+#[derive(Debug, Clone)]
+pub struct PostgresStore {
+    pool: PgPool,
+    /// This process's registration, when it sends.
+    instance: Option<Arc<Instance>>,
+    /// Seconds without a heartbeat after which an instance counts as dead.
+    timeout: f64,
+}
+
+/// A registered instance and the task that keeps its heartbeat.
+#[derive(Debug)]
+struct Instance {
+    id: String,
+    beat: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Instance {
+    fn drop(&mut self) {
+        self.beat.abort();
+    }
+}
+
+impl PostgresStore {
+    /// Connects to `target` and brings its schema up to date; with
+    /// `register`, this process becomes an instance that may claim.
+    pub(super) async fn open(target: &PostgresTarget, register: bool) -> Result<PostgresStore> {
+        let cannot_connect = || format!("cannot connect to the PostgreSQL state {}", target.shown);
+        // One connection first: its error says why (the pool's only says
+        // that it timed out).
+        PgConnection::connect_with(&target.options)
+            .await
+            .with_context(cannot_connect)?
+            .close()
+            .await
+            .with_context(cannot_connect)?;
+        let pool = PgPoolOptions::new()
+            .max_connections(8)
+            .acquire_timeout(Duration::from_secs(15))
+            .connect_with(target.options.clone())
+            .await
+            .with_context(cannot_connect)?;
+        migrate(&pool)
+            .await
+            .with_context(|| format!("cannot prepare the PostgreSQL state {}", target.shown))?;
+        let timeout = target.instance_timeout.as_secs_f64();
+        let instance = if register {
+            Some(Arc::new(register_instance(&pool, target).await?))
+        } else {
+            None
+        };
+        Ok(PostgresStore {
+            pool,
+            instance,
+            timeout,
+        })
+    }
+
+    /// Deregisters this instance (its claims in flight are then free for
+    /// the others at once) and closes the pool.
+    pub async fn close(self) {
+        if let Some(instance) = &self.instance {
+            instance.beat.abort();
+            if let Err(err) = sqlx::query("DELETE FROM instances WHERE id = $1")
+                .bind(&instance.id)
+                .execute(&self.pool)
+                .await
+            {
+                tracing::warn!("cannot deregister instance {}: {err}", instance.id);
+            }
+        }
+        self.pool.close().await;
+    }
+
+    /// Whether the database holds no dripline state yet.
+    pub(super) async fn is_empty(&self) -> Result<bool> {
+        let used: bool = sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM enrollments) OR EXISTS (SELECT 1 FROM deliveries)
+                 OR EXISTS (SELECT 1 FROM suppressions) OR EXISTS (SELECT 1 FROM runs)
+                 OR EXISTS (SELECT 1 FROM tokens) OR EXISTS (SELECT 1 FROM soft_bounces)",
+        )
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(!used)
+    }
+
+    /// Writes every row of `snapshot`, in one transaction. Deliveries
+    /// left claimed belong to no instance, so the first one resends them.
+    pub(super) async fn import(&self, snapshot: &Snapshot) -> Result<()> {
+        const ROWS: usize = 1000;
+        let mut tx = self.pool.begin().await?;
+        for chunk in snapshot.enrollments.chunks(ROWS) {
+            let mut query = QueryBuilder::<Postgres>::new(
+                "INSERT INTO enrollments (sequence, email, enrolled_at) ",
+            );
+            query.push_values(chunk, |mut row, (sequence, email, at)| {
+                row.push_bind(sequence).push_bind(email).push_bind(at);
+            });
+            query.build().execute(&mut *tx).await?;
+        }
+        for chunk in snapshot.deliveries.chunks(ROWS) {
+            let mut query = QueryBuilder::<Postgres>::new(
+                "INSERT INTO deliveries (sequence, email, step, status, attempts, message_id,
+                     claimed_at, claimed_by, sent_at, retry_at, reply) ",
+            );
+            query.push_values(chunk, |mut row, delivery| {
+                row.push_bind(&delivery.sequence)
+                    .push_bind(&delivery.email)
+                    .push_bind(&delivery.step)
+                    .push_bind(&delivery.status)
+                    .push_bind(delivery.attempts as i32)
+                    .push_bind(&delivery.message_id)
+                    .push_bind(delivery.claimed_at)
+                    .push_bind("sqlite")
+                    .push_bind(delivery.sent_at)
+                    .push_bind(delivery.retry_at)
+                    .push_bind(&delivery.reply);
+            });
+            query.build().execute(&mut *tx).await?;
+        }
+        for chunk in snapshot.suppressions.chunks(ROWS) {
+            let mut query = QueryBuilder::<Postgres>::new(
+                "INSERT INTO suppressions (email, reason, at, detail) ",
+            );
+            query.push_values(chunk, |mut row, (email, reason, at, detail)| {
+                row.push_bind(email)
+                    .push_bind(reason)
+                    .push_bind(at)
+                    .push_bind(detail);
+            });
+            query.build().execute(&mut *tx).await?;
+        }
+        for chunk in snapshot.tokens.chunks(ROWS) {
+            let mut query =
+                QueryBuilder::<Postgres>::new("INSERT INTO tokens (id, sequence, email, step) ");
+            query.push_values(chunk, |mut row, (id, sequence, email, step)| {
+                row.push_bind(id)
+                    .push_bind(sequence)
+                    .push_bind(email)
+                    .push_bind(step);
+            });
+            query.build().execute(&mut *tx).await?;
+        }
+        for chunk in snapshot.soft_bounces.chunks(ROWS) {
+            let mut query =
+                QueryBuilder::<Postgres>::new("INSERT INTO soft_bounces (email, reference, at) ");
+            query.push_values(chunk, |mut row, (email, reference, at)| {
+                row.push_bind(email).push_bind(reference).push_bind(at);
+            });
+            query.build().execute(&mut *tx).await?;
+        }
+        for chunk in snapshot.runs.chunks(ROWS) {
+            let mut query = QueryBuilder::<Postgres>::new(
+                "INSERT INTO runs (started_at, finished_at, sent, failed, deferred) ",
+            );
+            query.push_values(chunk, |mut row, run| {
+                row.push_bind(run.0)
+                    .push_bind(run.1)
+                    .push_bind(run.2)
+                    .push_bind(run.3)
+                    .push_bind(run.4);
+            });
+            query.build().execute(&mut *tx).await?;
+        }
+        sqlx::query(
+            "INSERT INTO recipients (email, last_sent_at)
+             SELECT e.email, (SELECT max(d.sent_at) FROM deliveries d
+                               WHERE d.email = e.email AND d.status = 'sent')
+             FROM (SELECT DISTINCT email FROM enrollments) e",
+        )
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// This instance's id; claiming needs one.
+    fn me(&self) -> Result<&str> {
+        self.instance
+            .as_ref()
+            .map(|instance| instance.id.as_str())
+            .context("this command opened the state to read it, not to send")
+    }
+}
+
+/// Applies the migrations not applied yet, one instance at a time.
+async fn migrate(pool: &PgPool) -> Result<()> {
+    let mut tx = pool.begin().await?;
+    sqlx::query("SELECT pg_advisory_xact_lock($1)")
+        .bind(MIGRATION_LOCK)
+        .execute(&mut *tx)
+        .await?;
+    sqlx::raw_sql("CREATE TABLE IF NOT EXISTS schema_version (version integer NOT NULL)")
+        .execute(&mut *tx)
+        .await?;
+    let version: i32 = sqlx::query_scalar("SELECT coalesce(max(version), 0) FROM schema_version")
+        .fetch_one(&mut *tx)
+        .await?;
+    let known = MIGRATIONS.len() as i32;
+    if version > known {
+        anyhow::bail!(
+            "it was written by a newer dripline (schema {version}, this one knows {known}); upgrade dripline"
+        );
+    }
+    for migration in &MIGRATIONS[version as usize..] {
+        sqlx::raw_sql(migration).execute(&mut *tx).await?;
+    }
+    if version < known {
+        sqlx::query("DELETE FROM schema_version")
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("INSERT INTO schema_version (version) VALUES ($1)")
+            .bind(known)
+            .execute(&mut *tx)
+            .await?;
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Registers this process and starts its heartbeat; prunes instances
+/// that have been silent for a day.
+async fn register_instance(pool: &PgPool, target: &PostgresTarget) -> Result<Instance> {
+    let mut bytes = [0u8; 8];
+    getrandom::fill(&mut bytes).context("cannot draw an instance id")?;
+    let id = hex::encode(bytes);
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|name| name.trim().to_owned())
+        .unwrap_or_default();
+    sqlx::query("DELETE FROM instances WHERE heartbeat_at < now() - interval '1 day'")
+        .execute(pool)
+        .await?;
+    sqlx::query(
+        "INSERT INTO instances (id, host, pid, started_at, heartbeat_at)
+         VALUES ($1, $2, $3, now(), now())",
+    )
+    .bind(&id)
+    .bind(&host)
+    .bind(std::process::id() as i32)
+    .execute(pool)
+    .await?;
+    tracing::info!("instance {id} works on {}", target.shown);
+    let every = (target.instance_timeout / 6).max(Duration::from_millis(100));
+    let beat = tokio::spawn(heartbeat(pool.clone(), id.clone(), every));
+    Ok(Instance { id, beat })
+}
+
+/// Beats every `every` until aborted; a failed beat is logged, and the
+/// claim refuses to go on once too many were missed.
+async fn heartbeat(pool: PgPool, id: String, every: Duration) {
+    let mut interval = tokio::time::interval(every);
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        interval.tick().await;
+        if let Err(err) = sqlx::query("UPDATE instances SET heartbeat_at = now() WHERE id = $1")
+            .bind(&id)
+            .execute(&pool)
+            .await
+        {
+            tracing::warn!("instance {id} cannot beat: {err}");
+        }
+    }
+}
+
+fn time(seconds: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp(seconds, 0).unwrap_or_default()
+}
+
+fn optional_time(seconds: Option<i64>) -> Option<DateTime<Utc>> {
+    seconds.map(time)
+}
+
+const DELIVERY_COLUMNS: &str =
+    "sequence, email, step, status, attempts, message_id, sent_at, retry_at, reply";
+
+fn delivery(row: &PgRow) -> DeliveryRecord {
+    DeliveryRecord {
+        sequence: row.get("sequence"),
+        email: row.get("email"),
+        step: row.get("step"),
+        status: DeliveryStatus::parse(row.get("status")),
+        attempts: row.get::<i32, _>("attempts") as u32,
+        message_id: row.get("message_id"),
+        sent_at: optional_time(row.get("sent_at")),
+        retry_at: optional_time(row.get("retry_at")),
+        reply: row.get("reply"),
+    }
+}
+
+/// Emails sent or in flight after `hour` and after `day`.
+async fn used_since(
+    conn: &mut sqlx::PgConnection,
+    hour: DateTime<Utc>,
+    day: DateTime<Utc>,
+) -> Result<(u64, u64)> {
+    let (in_hour, in_day): (i64, i64) = sqlx::query_as(
+        "SELECT count(*) FILTER (WHERE at > $1), count(*) FILTER (WHERE at > $2) FROM (
+             SELECT sent_at AS at FROM deliveries WHERE status = 'sent' AND sent_at > $2
+             UNION ALL
+             SELECT claimed_at FROM deliveries WHERE status = 'claimed' AND claimed_at > $2) used",
+    )
+    .bind(hour.timestamp())
+    .bind(day.timestamp())
+    .fetch_one(conn)
+    .await?;
+    Ok((in_hour as u64, in_day as u64))
+}
+
+/// Refreshes this instance's heartbeat inside the claim: a process that
+/// was silent too long may have lost its claims to another, so it is no
+/// longer trusted to claim.
+async fn still_alive(tx: &mut Transaction<'_, Postgres>, me: &str, timeout: f64) -> Result<()> {
+    let beat = sqlx::query(
+        "UPDATE instances SET heartbeat_at = now()
+         WHERE id = $1 AND heartbeat_at > now() - make_interval(secs => $2)",
+    )
+    .bind(me)
+    .bind(timeout)
+    .execute(&mut **tx)
+    .await?;
+    if beat.rows_affected() == 0 {
+        anyhow::bail!(
+            "instance {me} missed its heartbeats for more than {timeout}s (database unreachable or the process stalled): another instance may have taken over its claims, so it stops claiming; restart it"
+        );
+    }
+    Ok(())
+}
+
+/// Locks the subscribers of `claims` that no other transaction holds, and
+/// keeps only their claims.
+async fn lock_subscribers(
+    tx: &mut Transaction<'_, Postgres>,
+    claims: Vec<Claim>,
+) -> Result<Vec<Claim>> {
+    let mut emails: Vec<&str> = claims.iter().map(|claim| claim.email.as_str()).collect();
+    emails.sort_unstable();
+    let locked: Vec<String> = sqlx::query_scalar(
+        "SELECT email FROM recipients WHERE email = ANY($1) ORDER BY email FOR UPDATE SKIP LOCKED",
+    )
+    .bind(&emails)
+    .fetch_all(&mut **tx)
+    .await?;
+    let locked: std::collections::HashSet<String> = locked.into_iter().collect();
+    Ok(claims
+        .into_iter()
+        .filter(|claim| locked.contains(&claim.email))
+        .collect())
+}
+
+/// Upserts the claims whose subscribers this transaction holds; returns
+/// the winners.
+async fn claim_locked(
+    tx: &mut Transaction<'_, Postgres>,
+    claims: &[Claim],
+    now: DateTime<Utc>,
+    me: &str,
+    timeout: f64,
+) -> Result<Vec<Held>> {
+    let column = |get: fn(&Claim) -> &str| claims.iter().map(get).collect::<Vec<&str>>();
+    let day_starts: Vec<i64> = claims
+        .iter()
+        .map(|claim| claim.day_start.timestamp())
+        .collect();
+    let rows = sqlx::query(&format!(
+        "WITH b AS (
+             SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bigint[])
+                 AS b (sequence, email, step, message_id, day_start))
+         INSERT INTO deliveries AS d
+             (sequence, email, step, status, attempts, message_id, claimed_at, claimed_by)
+         SELECT b.sequence, b.email, b.step, 'claimed', 1, b.message_id, $6, $7 FROM b
+         WHERE {gate}
+         ON CONFLICT (sequence, email, step) DO UPDATE
+             SET status = 'claimed', attempts = d.attempts + 1,
+                 claimed_at = excluded.claimed_at, claimed_by = excluded.claimed_by
+             WHERE d.status = 'retry'
+                OR (d.status = 'claimed' AND NOT EXISTS (
+                     SELECT 1 FROM instances i WHERE i.id = d.claimed_by
+                        AND i.heartbeat_at > now() - make_interval(secs => $8)))
+         RETURNING d.sequence, d.email, d.step, d.attempts",
+        gate = super::CLAIM_GATE
+    ))
+    .bind(column(|claim| &claim.sequence))
+    .bind(column(|claim| &claim.email))
+    .bind(column(|claim| &claim.step))
+    .bind(column(|claim| &claim.message_id))
+    .bind(&day_starts)
+    .bind(now.timestamp())
+    .bind(me)
+    .bind(timeout)
+    .fetch_all(&mut **tx)
+    .await?;
+    let attempts: HashMap<(String, String, String), u32> = rows
+        .iter()
+        .map(|row| {
+            (
+                (row.get("sequence"), row.get("email"), row.get("step")),
+                row.get::<i32, _>("attempts") as u32,
+            )
+        })
+        .collect();
+    let won = super::winners(claims, |claim| {
+        attempts
+            .get(&(
+                claim.sequence.clone(),
+                claim.email.clone(),
+                claim.step.clone(),
+            ))
+            .copied()
+    });
+    // Every id ever sent stays: a resend after a key rotation gets a new
+    // one, and the old email's tokens must still resolve.
+    let column = |get: fn(&Claim) -> &str| {
+        won.iter()
+            .map(|held| get(&held.claim))
+            .collect::<Vec<&str>>()
+    };
+    sqlx::query(
+        "INSERT INTO tokens (id, sequence, email, step)
+         SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[])
+         ON CONFLICT (id) DO NOTHING",
+    )
+    .bind(column(|claim| &claim.delivery_id))
+    .bind(column(|claim| &claim.sequence))
+    .bind(column(|claim| &claim.email))
+    .bind(column(|claim| &claim.step))
+    .execute(&mut **tx)
+    .await?;
+    Ok(won)
+}
+
+/// Records sent emails: terminal, whoever holds the claim now.
+async fn record_sent(
+    tx: &mut Transaction<'_, Postgres>,
+    sent: &[(&Claim, &str)],
+    now: i64,
+) -> Result<()> {
+    let sequences: Vec<&str> = sent
+        .iter()
+        .map(|(claim, _)| claim.sequence.as_str())
+        .collect();
+    let emails: Vec<&str> = sent.iter().map(|(claim, _)| claim.email.as_str()).collect();
+    let steps: Vec<&str> = sent.iter().map(|(claim, _)| claim.step.as_str()).collect();
+    let replies: Vec<&str> = sent.iter().map(|(_, reply)| *reply).collect();
+    let changed: Vec<String> = sqlx::query_scalar(
+        "UPDATE deliveries d SET status = 'sent', sent_at = $5, retry_at = NULL, reply = b.reply
+         FROM unnest($1::text[], $2::text[], $3::text[], $4::text[]) AS b (sequence, email, step, reply)
+         WHERE d.sequence = b.sequence AND d.email = b.email AND d.step = b.step
+           AND d.status IN ('claimed', 'retry')
+         RETURNING d.email",
+    )
+    .bind(&sequences)
+    .bind(&emails)
+    .bind(&steps)
+    .bind(&replies)
+    .bind(now)
+    .fetch_all(&mut **tx)
+    .await?;
+    sqlx::query(
+        "UPDATE recipients SET last_sent_at = greatest(coalesce(last_sent_at, $2), $2)
+         WHERE email = ANY($1)",
+    )
+    .bind(&changed)
+    .bind(now)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// Sets where a claimed delivery stands after an attempt that failed, if
+/// it is still this instance's claim of that attempt.
+async fn finish_delivery(
+    tx: &mut Transaction<'_, Postgres>,
+    (held, me): (&Held, &str),
+    status: DeliveryStatus,
+    retry_at: Option<i64>,
+    reply: &str,
+) -> Result<()> {
+    sqlx::query(
+        "UPDATE deliveries SET status = $1, retry_at = $2, reply = $3
+         WHERE sequence = $4 AND email = $5 AND step = $6
+           AND status = 'claimed' AND claimed_by = $7 AND attempts = $8",
+    )
+    .bind(status.as_str())
+    .bind(retry_at)
+    .bind(reply)
+    .bind(&held.claim.sequence)
+    .bind(&held.claim.email)
+    .bind(&held.claim.step)
+    .bind(me)
+    .bind(held.attempt as i32)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+async fn suppress_in(
+    tx: &mut Transaction<'_, Postgres>,
+    email: &str,
+    (reason, detail): (Reason, &str),
+    now: i64,
+) -> Result<bool> {
+    let inserted = sqlx::query(
+        "INSERT INTO suppressions (email, reason, at, detail) VALUES ($1, $2, $3, $4)
+         ON CONFLICT (email) DO NOTHING",
+    )
+    .bind(email)
+    .bind(reason.as_str())
+    .bind(now)
+    .bind(detail)
+    .execute(&mut **tx)
+    .await?;
+    Ok(inserted.rows_affected() > 0)
+}
+
+impl Store for PostgresStore {
+    async fn load(&self, sequence: &str) -> Result<SequenceState> {
+        let mut conn = self.pool.acquire().await?;
+        let mut state = SequenceState::default();
+        let mut rows =
+            sqlx::query("SELECT email, enrolled_at FROM enrollments WHERE sequence = $1")
+                .bind(sequence)
+                .fetch(&mut *conn);
+        while let Some(row) = rows.try_next().await? {
+            state.enrollments.insert(
+                row.get("email"),
+                Enrollment {
+                    enrolled_at: time(row.get("enrolled_at")),
+                    sent_steps: Vec::new(),
+                    last_sent_at: None,
+                },
+            );
+        }
+        drop(rows);
+        // Sent steps come from the deliveries themselves, in the order sent.
+        let mut rows = sqlx::query(
+            "SELECT email, step, sent_at FROM deliveries
+             WHERE sequence = $1 AND status = 'sent' ORDER BY email, sent_at, step",
+        )
+        .bind(sequence)
+        .fetch(&mut *conn);
+        while let Some(row) = rows.try_next().await? {
+            if let Some(enrollment) = state.enrollments.get_mut(row.get::<&str, _>("email")) {
+                let sent_at = time(row.get("sent_at"));
+                enrollment.sent_steps.push(row.get("step"));
+                enrollment.last_sent_at = enrollment.last_sent_at.max(Some(sent_at));
+            }
+        }
+        drop(rows);
+        let mut rows = sqlx::query(
+            "SELECT email, step, status, attempts, retry_at FROM deliveries
+             WHERE sequence = $1 AND status <> 'sent'",
+        )
+        .bind(sequence)
+        .fetch(&mut *conn);
+        while let Some(row) = rows.try_next().await? {
+            let status = match DeliveryStatus::parse(row.get("status")) {
+                DeliveryStatus::Claimed => PendingStatus::Claimed,
+                DeliveryStatus::Retry => {
+                    PendingStatus::Retry(time(row.get::<Option<i64>, _>("retry_at").unwrap_or(0)))
+                }
+                DeliveryStatus::Sent | DeliveryStatus::Failed => PendingStatus::Failed,
+            };
+            state
+                .pending
+                .entry(row.get("email"))
+                .or_default()
+                .push(Pending {
+                    step: row.get("step"),
+                    status,
+                    attempts: row.get::<i32, _>("attempts") as u32,
+                });
+        }
+        Ok(state)
+    }
+
+    async fn last_sent(&self) -> Result<HashMap<String, DateTime<Utc>>> {
+        let mut rows = sqlx::query(
+            "SELECT email, last_sent_at FROM recipients WHERE last_sent_at IS NOT NULL",
+        )
+        .fetch(&self.pool);
+        let mut last_sent = HashMap::new();
+        while let Some(row) = rows.try_next().await? {
+            last_sent.insert(row.get("email"), time(row.get("last_sent_at")));
+        }
+        Ok(last_sent)
+    }
+
+    async fn suppressions(&self) -> Result<HashMap<String, Suppression>> {
+        let rows = sqlx::query("SELECT email, reason, at, detail FROM suppressions")
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows
+            .iter()
+            .map(|row| {
+                (
+                    row.get("email"),
+                    Suppression {
+                        reason: Reason::parse(row.get("reason")),
+                        at: time(row.get("at")),
+                        detail: row.get("detail"),
+                    },
+                )
+            })
+            .collect())
+    }
+
+    async fn enroll(&self, sequence: &str, new: &[(String, DateTime<Utc>)]) -> Result<()> {
+        // In address order, as every instance does: two enrolling the same
+        // subscribers at once never wait for each other in a cycle.
+        let mut new: Vec<&(String, DateTime<Utc>)> = new.iter().collect();
+        new.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        let mut tx = self.pool.begin().await?;
+        for chunk in new.chunks(ROWS_PER_STATEMENT) {
+            let emails: Vec<&str> = chunk.iter().map(|(email, _)| email.as_str()).collect();
+            let times: Vec<i64> = chunk.iter().map(|(_, at)| at.timestamp()).collect();
+            sqlx::query(
+                "INSERT INTO recipients (email) SELECT unnest($1::text[])
+                 ON CONFLICT (email) DO NOTHING",
+            )
+            .bind(&emails)
+            .execute(&mut *tx)
+            .await?;
+            sqlx::query(
+                "INSERT INTO enrollments (sequence, email, enrolled_at)
+                 SELECT $1, * FROM unnest($2::text[], $3::bigint[])
+                 ON CONFLICT (sequence, email) DO NOTHING",
+            )
+            .bind(sequence)
+            .bind(&emails)
+            .bind(&times)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn claim(&self, claims: Vec<Claim>, now: DateTime<Utc>, quota: Quota) -> Result<Claimed> {
+        let me = self.me()?;
+        let mut tx = self.pool.begin().await?;
+        still_alive(&mut tx, me, self.timeout).await?;
+        let mut claims = claims;
+        let mut over_quota = 0;
+        if quota.is_set() {
+            // One claimer at a time counts and spends the shared budget.
+            sqlx::query("SELECT pg_advisory_xact_lock($1)")
+                .bind(QUOTA_LOCK)
+                .execute(&mut *tx)
+                .await?;
+            let (hour, day) = Quota::windows(now);
+            let (in_hour, in_day) = used_since(&mut tx, hour, day).await?;
+            let left = quota.left(in_hour, in_day).unwrap_or(u64::MAX);
+            over_quota = super::cut(&mut claims, left);
+        }
+        let locked = lock_subscribers(&mut tx, claims).await?;
+        let won = if locked.is_empty() {
+            Vec::new()
+        } else {
+            claim_locked(&mut tx, &locked, now, me, self.timeout).await?
+        };
+        tx.commit().await?;
+        Ok(Claimed { won, over_quota })
+    }
+
+    async fn release(&self, held: &[Held]) -> Result<()> {
+        let me = self.me()?;
+        let mut tx = self.pool.begin().await?;
+        for held in held {
+            let claim = &held.claim;
+            // A first attempt leaves no trace; a later one goes back to retry.
+            sqlx::query(
+                "DELETE FROM deliveries
+                 WHERE sequence = $1 AND email = $2 AND step = $3 AND status = 'claimed'
+                   AND claimed_by = $4 AND attempts = $5 AND attempts <= 1",
+            )
+            .bind(&claim.sequence)
+            .bind(&claim.email)
+            .bind(&claim.step)
+            .bind(me)
+            .bind(held.attempt as i32)
+            .execute(&mut *tx)
+            .await?;
+            sqlx::query(
+                "UPDATE deliveries SET status = 'retry', attempts = attempts - 1
+                 WHERE sequence = $1 AND email = $2 AND step = $3 AND status = 'claimed'
+                   AND claimed_by = $4 AND attempts = $5",
+            )
+            .bind(&claim.sequence)
+            .bind(&claim.email)
+            .bind(&claim.step)
+            .bind(me)
+            .bind(held.attempt as i32)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn sent_since(&self, since: DateTime<Utc>) -> Result<u64> {
+        let mut conn = self.pool.acquire().await?;
+        let (used, _) = used_since(&mut conn, since, since).await?;
+        Ok(used)
+    }
+
+    async fn record(&self, results: &[(Held, Outcome)], now: DateTime<Utc>) -> Result<()> {
+        let me = self.me()?;
+        let mut tx = self.pool.begin().await?;
+        // The subscribers' rows first, in address order, as claims take
+        // them: a record waits for a claim in progress, never in a cycle.
+        let mut emails: Vec<&str> = results
+            .iter()
+            .map(|(held, _)| held.claim.email.as_str())
+            .collect();
+        emails.sort_unstable();
+        sqlx::query("SELECT 1 FROM recipients WHERE email = ANY($1) ORDER BY email FOR UPDATE")
+            .bind(&emails)
+            .execute(&mut *tx)
+            .await?;
+        let sent: Vec<(&Claim, &str)> = results
+            .iter()
+            .filter_map(|(held, outcome)| match outcome {
+                Outcome::Sent { reply } => Some((&held.claim, reply.as_str())),
+                _ => None,
+            })
+            .collect();
+        for chunk in sent.chunks(ROWS_PER_STATEMENT) {
+            record_sent(&mut tx, chunk, now.timestamp()).await?;
+        }
+        for (held, outcome) in results {
+            match outcome {
+                Outcome::Sent { .. } => {}
+                Outcome::Retry { at, reply } => {
+                    let retry_at = Some(at.timestamp());
+                    finish_delivery(&mut tx, (held, me), DeliveryStatus::Retry, retry_at, reply)
+                        .await?;
+                }
+                Outcome::Failed { reply, bounced } => {
+                    finish_delivery(&mut tx, (held, me), DeliveryStatus::Failed, None, reply)
+                        .await?;
+                    if *bounced {
+                        let detail = format!("rejected at RCPT: {reply}");
+                        let why = (Reason::Bounced, detail.as_str());
+                        suppress_in(&mut tx, &held.claim.email, why, now.timestamp()).await?;
+                    }
+                }
+            }
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn suppress(
+        &self,
+        email: &str,
+        reason: Reason,
+        detail: &str,
+        now: DateTime<Utc>,
+    ) -> Result<bool> {
+        let mut tx = self.pool.begin().await?;
+        let inserted = suppress_in(&mut tx, email, (reason, detail), now.timestamp()).await?;
+        tx.commit().await?;
+        Ok(inserted)
+    }
+
+    async fn addressed(&self, delivery_id: &str) -> Result<Option<Addressed>> {
+        let row = sqlx::query("SELECT sequence, email, step FROM tokens WHERE id = $1")
+            .bind(delivery_id)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.map(|row| Addressed {
+            sequence: row.get("sequence"),
+            email: row.get("email"),
+            step: row.get("step"),
+        }))
+    }
+
+    async fn soft_bounce(
+        &self,
+        email: &str,
+        reference: &str,
+        now: DateTime<Utc>,
+        since: DateTime<Utc>,
+    ) -> Result<u64> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(
+            "INSERT INTO soft_bounces (email, reference, at) VALUES ($1, $2, $3)
+             ON CONFLICT (email, reference) DO NOTHING",
+        )
+        .bind(email)
+        .bind(reference)
+        .bind(now.timestamp())
+        .execute(&mut *tx)
+        .await?;
+        let count: i64 =
+            sqlx::query_scalar("SELECT count(*) FROM soft_bounces WHERE email = $1 AND at > $2")
+                .bind(email)
+                .bind(since.timestamp())
+                .fetch_one(&mut *tx)
+                .await?;
+        tx.commit().await?;
+        Ok(count as u64)
+    }
+
+    async fn resubscribe(&self, email: &str) -> Result<bool> {
+        let mut tx = self.pool.begin().await?;
+        let deleted = sqlx::query("DELETE FROM suppressions WHERE email = $1")
+            .bind(email)
+            .execute(&mut *tx)
+            .await?;
+        // Emails that failed for good get a fresh start, attempts and all.
+        let failed = sqlx::query("DELETE FROM deliveries WHERE email = $1 AND status = 'failed'")
+            .bind(email)
+            .execute(&mut *tx)
+            .await?;
+        // Old transient bounces do not count against a fresh start.
+        sqlx::query("DELETE FROM soft_bounces WHERE email = $1")
+            .bind(email)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(deleted.rows_affected() + failed.rows_affected() > 0)
+    }
+
+    async fn begin_run(&self, now: DateTime<Utc>) -> Result<i64> {
+        let id = sqlx::query_scalar(
+            "INSERT INTO runs (instance, started_at) VALUES ($1, $2) RETURNING id",
+        )
+        .bind(self.instance.as_ref().map(|instance| instance.id.as_str()))
+        .bind(now.timestamp())
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(id)
+    }
+
+    async fn finish_run(&self, id: i64, finished: DateTime<Utc>, counts: RunCounts) -> Result<()> {
+        sqlx::query(
+            "UPDATE runs SET finished_at = $1, sent = $2, failed = $3, deferred = $4 WHERE id = $5",
+        )
+        .bind(finished.timestamp())
+        .bind(counts.sent as i64)
+        .bind(counts.failed as i64)
+        .bind(counts.deferred as i64)
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn step_counts(&self) -> Result<Vec<StepCount>> {
+        let rows = sqlx::query(
+            "SELECT sequence, step,
+                    count(*) FILTER (WHERE status = 'sent') AS sent,
+                    count(*) FILTER (WHERE status IN ('claimed', 'retry')) AS pending,
+                    count(*) FILTER (WHERE status = 'failed') AS failed
+             FROM deliveries GROUP BY sequence, step ORDER BY sequence, step",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .iter()
+            .map(|row| StepCount {
+                sequence: row.get("sequence"),
+                step: row.get("step"),
+                sent: row.get::<i64, _>("sent") as u64,
+                pending: row.get::<i64, _>("pending") as u64,
+                failed: row.get::<i64, _>("failed") as u64,
+            })
+            .collect())
+    }
+
+    async fn failures(&self) -> Result<Vec<DeliveryRecord>> {
+        let rows = sqlx::query(&format!(
+            "SELECT {DELIVERY_COLUMNS} FROM deliveries WHERE status IN ('retry', 'failed')
+             ORDER BY sequence, email"
+        ))
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.iter().map(delivery).collect())
+    }
+
+    async fn deliveries_to(&self, email: &str) -> Result<Vec<DeliveryRecord>> {
+        let rows = sqlx::query(&format!(
+            "SELECT {DELIVERY_COLUMNS} FROM deliveries WHERE email = $1 ORDER BY claimed_at, sequence"
+        ))
+        .bind(email)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.iter().map(delivery).collect())
+    }
+
+    async fn last_run(&self) -> Result<Option<RunRecord>> {
+        let row = sqlx::query(
+            "SELECT started_at, finished_at, sent, failed, deferred FROM runs ORDER BY id DESC LIMIT 1",
+        )
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.map(|row| RunRecord {
+            started_at: time(row.get("started_at")),
+            finished_at: optional_time(row.get("finished_at")),
+            sent: row.get::<i64, _>("sent") as u64,
+            failed: row.get::<i64, _>("failed") as u64,
+            deferred: row.get::<i64, _>("deferred") as u64,
+        }))
+    }
+
+    async fn instances(&self) -> Result<Vec<InstanceRecord>> {
+        let rows = sqlx::query(
+            "SELECT i.id, i.host, i.pid,
+                    extract(epoch FROM i.started_at)::bigint AS started_at,
+                    extract(epoch FROM i.heartbeat_at)::bigint AS heartbeat_at,
+                    i.heartbeat_at > now() - make_interval(secs => $1) AS alive,
+                    (SELECT count(*) FROM deliveries d
+                      WHERE d.status = 'claimed' AND d.claimed_by = i.id) AS in_flight
+             FROM instances i ORDER BY i.started_at, i.id",
+        )
+        .bind(self.timeout)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .iter()
+            .map(|row| InstanceRecord {
+                id: row.get("id"),
+                host: row.get("host"),
+                pid: row.get::<i32, _>("pid") as u32,
+                started_at: time(row.get("started_at")),
+                heartbeat_at: time(row.get("heartbeat_at")),
+                alive: row.get("alive"),
+                in_flight: row.get::<i64, _>("in_flight") as u64,
+            })
+            .collect())
+    }
+
+    async fn run_starts(&self, before: DateTime<Utc>, limit: usize) -> Result<Vec<DateTime<Utc>>> {
+        let starts: Vec<i64> = sqlx::query_scalar(
+            "SELECT started_at FROM runs WHERE started_at < $1 ORDER BY started_at DESC LIMIT $2",
+        )
+        .bind(before.timestamp())
+        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(starts.into_iter().map(time).collect())
+    }
+
+    fn walk_offset(&self) -> u64 {
+        // The instance id is random: so is the starting point.
+        self.instance
+            .as_ref()
+            .and_then(|instance| u64::from_str_radix(&instance.id, 16).ok())
+            .unwrap_or(0)
+    }
+}

@@ -1,0 +1,527 @@
+//! The contract of the `Store` trait, run against both backends: a real
+//! SQLite file and a real PostgreSQL database (tests/postgres.rs). What
+//! one backend promises, the other does; the PostgreSQL-only tests at the
+//! end are about several instances at once, which SQLite's lock forbids.
+
+use std::future::Future;
+use std::time::Duration;
+
+use chrono::{DateTime, TimeZone as _, Utc};
+use dripline::store::{
+    self, Access, Claim, DeliveryStatus, Held, Outcome, PendingStatus, PostgresTarget, Quota,
+    Reason, StateSettings, StateStore, Store as _,
+};
+
+use crate::postgres;
+
+/// A state of one backend, and what keeps it alive.
+struct Fixture {
+    backend: &'static str,
+    settings: StateSettings,
+    _dir: tempfile::TempDir,
+}
+
+impl Fixture {
+    async fn open(&self) -> StateStore {
+        store::open(&self.settings, Access::Send)
+            .await
+            .unwrap_or_else(|err| panic!("{}: open: {err:#}", self.backend))
+    }
+}
+
+/// How long a PostgreSQL instance may be silent in these tests.
+const TIMEOUT: Duration = Duration::from_secs(1);
+
+fn sqlite() -> Fixture {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    Fixture {
+        backend: "sqlite",
+        settings: StateSettings::Sqlite {
+            path: dir.path().join("state.db"),
+        },
+        _dir: dir,
+    }
+}
+
+fn postgresql() -> Fixture {
+    let target = PostgresTarget::new(&postgres::database(), None, TIMEOUT).expect("target");
+    Fixture {
+        backend: "postgres",
+        settings: StateSettings::Postgres(Box::new(target)),
+        _dir: tempfile::tempdir().expect("temporary directory"),
+    }
+}
+
+/// Runs `test` against a fresh state of each backend.
+fn contract<F, Fut>(test: F)
+where
+    F: Fn(Fixture) -> Fut,
+    Fut: Future<Output = ()>,
+{
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    for fixture in [sqlite(), postgresql()] {
+        runtime.block_on(test(fixture));
+    }
+}
+
+fn at(day: u32, hour: u32) -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 12, day, hour, 0, 0).unwrap()
+}
+
+fn claim(sequence: &str, email: &str, step: &str, day: u32) -> Claim {
+    Claim {
+        sequence: sequence.to_owned(),
+        email: email.to_owned(),
+        step: step.to_owned(),
+        message_id: format!("<{sequence}.{step}.{email}>"),
+        delivery_id: format!("{sequence}-{step}-{email}"),
+        day_start: at(day, 0),
+    }
+}
+
+fn sent() -> Outcome {
+    Outcome::Sent {
+        reply: "250 ok".to_owned(),
+    }
+}
+
+async fn enroll(store: &StateStore, sequence: &str, emails: &[&str]) {
+    let new: Vec<(String, DateTime<Utc>)> = emails
+        .iter()
+        .map(|email| ((*email).to_owned(), at(1, 0)))
+        .collect();
+    store.enroll(sequence, &new).await.expect("enroll");
+}
+
+/// Claims one and returns it if won.
+async fn claim_one(store: &StateStore, claim: Claim, now: DateTime<Utc>) -> Option<Held> {
+    let claimed = store
+        .claim(vec![claim], now, Quota::default())
+        .await
+        .expect("claim");
+    claimed.won.into_iter().next()
+}
+
+#[test]
+fn a_claim_is_won_once_and_a_sent_email_is_never_claimed_again() {
+    contract(|fixture| async move {
+        let store = fixture.open().await;
+        let name = fixture.backend;
+        enroll(&store, "demo", &["a@x.org", "b@x.org"]).await;
+        let claimed = store
+            .claim(
+                vec![
+                    claim("demo", "a@x.org", "one", 1),
+                    claim("demo", "b@x.org", "one", 1),
+                ],
+                at(1, 8),
+                Quota::default(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(claimed.won.len(), 2, "{name}");
+        assert!(claimed.won.iter().all(|held| held.attempt == 1), "{name}");
+        let results: Vec<(Held, Outcome)> =
+            claimed.won.into_iter().map(|held| (held, sent())).collect();
+        store.record(&results, at(1, 8)).await.unwrap();
+        // Another day, the same delivery: sent, so never again.
+        assert_eq!(
+            claim_one(&store, claim("demo", "a@x.org", "one", 2), at(2, 8)).await,
+            None,
+            "{name}"
+        );
+        let state = store.load("demo").await.unwrap();
+        assert_eq!(state.enrollments["a@x.org"].sent_steps, ["one"], "{name}");
+        assert_eq!(
+            state.enrollments["a@x.org"].last_sent_at,
+            Some(at(1, 8)),
+            "{name}"
+        );
+        assert!(state.pending.is_empty(), "{name}");
+        assert_eq!(
+            store.last_sent().await.unwrap()["b@x.org"],
+            at(1, 8),
+            "{name}"
+        );
+        // The next step, the next day.
+        let next = claim_one(&store, claim("demo", "a@x.org", "two", 2), at(2, 8)).await;
+        assert_eq!(next.map(|held| held.attempt), Some(1), "{name}");
+        store.close().await;
+    });
+}
+
+#[test]
+fn one_email_a_day_counts_sent_and_in_flight_emails_of_every_sequence() {
+    contract(|fixture| async move {
+        let store = fixture.open().await;
+        let name = fixture.backend;
+        enroll(&store, "first", &["a@x.org", "b@x.org"]).await;
+        enroll(&store, "second", &["a@x.org", "b@x.org"]).await;
+        let a = claim_one(&store, claim("first", "a@x.org", "one", 1), at(1, 8))
+            .await
+            .unwrap();
+        store.record(&[(a, sent())], at(1, 8)).await.unwrap();
+        // b's first email is in flight, not recorded.
+        let b = claim_one(&store, claim("first", "b@x.org", "one", 1), at(1, 8)).await;
+        assert!(b.is_some(), "{name}");
+        for email in ["a@x.org", "b@x.org"] {
+            let other = claim_one(&store, claim("second", email, "one", 1), at(1, 9)).await;
+            assert_eq!(
+                other, None,
+                "{name}: {email} got a second email the same day"
+            );
+        }
+        // The next local day, a@ may have the other sequence's email.
+        let next = claim_one(&store, claim("second", "a@x.org", "one", 2), at(2, 8)).await;
+        assert!(next.is_some(), "{name}");
+        store.close().await;
+    });
+}
+
+#[test]
+fn a_suppressed_address_is_never_claimed_until_resubscribed() {
+    contract(|fixture| async move {
+        let store = fixture.open().await;
+        let name = fixture.backend;
+        enroll(&store, "demo", &["a@x.org"]).await;
+        assert!(
+            store
+                .suppress("a@x.org", Reason::Unsubscribed, "by hand", at(1, 7))
+                .await
+                .unwrap()
+        );
+        assert!(
+            !store
+                .suppress("a@x.org", Reason::Bounced, "DSN 5.1.1", at(1, 7))
+                .await
+                .unwrap()
+        );
+        assert_eq!(
+            claim_one(&store, claim("demo", "a@x.org", "one", 1), at(1, 8)).await,
+            None,
+            "{name}"
+        );
+        let suppressions = store.suppressions().await.unwrap();
+        assert_eq!(
+            suppressions["a@x.org"].reason,
+            Reason::Unsubscribed,
+            "{name}"
+        );
+        assert!(store.resubscribe("a@x.org").await.unwrap(), "{name}");
+        assert!(
+            claim_one(&store, claim("demo", "a@x.org", "one", 1), at(1, 8))
+                .await
+                .is_some(),
+            "{name}"
+        );
+        store.close().await;
+    });
+}
+
+#[test]
+fn results_are_fenced_by_attempt_and_sent_always_wins() {
+    contract(|fixture| async move {
+        let store = fixture.open().await;
+        let name = fixture.backend;
+        enroll(&store, "demo", &["a@x.org"]).await;
+        let first = claim_one(&store, claim("demo", "a@x.org", "one", 1), at(1, 8))
+            .await
+            .unwrap();
+        let retry = Outcome::Retry {
+            at: at(1, 9),
+            reply: "451 later".to_owned(),
+        };
+        store
+            .record(&[(first.clone(), retry.clone())], at(1, 8))
+            .await
+            .unwrap();
+        let second = claim_one(&store, claim("demo", "a@x.org", "one", 1), at(1, 9))
+            .await
+            .unwrap();
+        assert_eq!(second.attempt, 2, "{name}");
+        // A late result of the first attempt changes nothing...
+        let failed = Outcome::Failed {
+            reply: "550 no".to_owned(),
+            bounced: true,
+        };
+        store
+            .record(&[(first.clone(), failed)], at(1, 9))
+            .await
+            .unwrap();
+        store
+            .record(&[(first.clone(), retry)], at(1, 9))
+            .await
+            .unwrap();
+        let state = store.load("demo").await.unwrap();
+        assert_eq!(
+            state.pending("a@x.org", "one").unwrap().status,
+            PendingStatus::Claimed,
+            "{name}"
+        );
+        // The server did reject the address, whichever attempt heard it.
+        let suppressions = store.suppressions().await.unwrap();
+        assert_eq!(suppressions["a@x.org"].reason, Reason::Bounced, "{name}");
+        // ...to the delivery, but the server took it: sent lands, whichever attempt says so.
+        store.record(&[(first, sent())], at(1, 9)).await.unwrap();
+        let deliveries = store.deliveries_to("a@x.org").await.unwrap();
+        assert_eq!(deliveries[0].status, DeliveryStatus::Sent, "{name}");
+        assert_eq!(deliveries[0].attempts, 2, "{name}");
+        // Once sent, no later result undoes it.
+        store
+            .record(
+                &[(
+                    second,
+                    Outcome::Retry {
+                        at: at(2, 0),
+                        reply: "451".to_owned(),
+                    },
+                )],
+                at(1, 9),
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            store.deliveries_to("a@x.org").await.unwrap()[0].status,
+            DeliveryStatus::Sent,
+            "{name}"
+        );
+        store.close().await;
+    });
+}
+
+#[test]
+fn a_released_claim_is_due_again_without_spending_an_attempt() {
+    contract(|fixture| async move {
+        let store = fixture.open().await;
+        let name = fixture.backend;
+        enroll(&store, "demo", &["a@x.org"]).await;
+        let first = claim_one(&store, claim("demo", "a@x.org", "one", 1), at(1, 8))
+            .await
+            .unwrap();
+        store.release(&[first]).await.unwrap();
+        assert!(
+            store.deliveries_to("a@x.org").await.unwrap().is_empty(),
+            "{name}"
+        );
+        let again = claim_one(&store, claim("demo", "a@x.org", "one", 1), at(1, 8))
+            .await
+            .unwrap();
+        assert_eq!(again.attempt, 1, "{name}");
+        let retry = Outcome::Retry {
+            at: at(1, 9),
+            reply: "451".to_owned(),
+        };
+        store.record(&[(again, retry)], at(1, 8)).await.unwrap();
+        let second = claim_one(&store, claim("demo", "a@x.org", "one", 1), at(1, 9))
+            .await
+            .unwrap();
+        store.release(&[second]).await.unwrap();
+        let state = store.load("demo").await.unwrap();
+        let pending = state.pending("a@x.org", "one").unwrap();
+        assert_eq!(
+            (pending.status, pending.attempts),
+            (PendingStatus::Retry(at(1, 9)), 1),
+            "{name}"
+        );
+        store.close().await;
+    });
+}
+
+#[test]
+fn quotas_count_sent_and_in_flight_emails_and_cut_the_batch() {
+    contract(|fixture| async move {
+        let store = fixture.open().await;
+        let name = fixture.backend;
+        let emails = ["a@x.org", "b@x.org", "c@x.org", "d@x.org"];
+        enroll(&store, "demo", &emails).await;
+        let quota = Quota {
+            per_hour: 0,
+            per_day: 3,
+        };
+        let first = store
+            .claim(vec![claim("demo", emails[0], "one", 1)], at(1, 8), quota)
+            .await
+            .unwrap();
+        let results: Vec<(Held, Outcome)> =
+            first.won.into_iter().map(|held| (held, sent())).collect();
+        store.record(&results, at(1, 8)).await.unwrap();
+        let batch = emails[1..]
+            .iter()
+            .map(|email| claim("demo", email, "one", 1))
+            .collect();
+        let claimed = store.claim(batch, at(1, 9), quota).await.unwrap();
+        assert_eq!((claimed.won.len(), claimed.over_quota), (2, 1), "{name}");
+        assert_eq!(
+            store.sent_since(at(1, 0)).await.unwrap(),
+            3,
+            "{name}: sent + in flight"
+        );
+        // 24 hours after the first, it no longer counts.
+        let later = store
+            .claim(
+                vec![claim("demo", emails[3], "one", 2)],
+                at(2, 8) + chrono::Duration::seconds(1),
+                quota,
+            )
+            .await
+            .unwrap();
+        assert_eq!(later.won.len(), 1, "{name}");
+        store.close().await;
+    });
+}
+
+#[test]
+fn a_claim_left_by_a_process_that_is_gone_is_taken_over_with_its_message_id() {
+    contract(|fixture| async move {
+        let name = fixture.backend;
+        let store = fixture.open().await;
+        enroll(&store, "demo", &["a@x.org"]).await;
+        claim_one(&store, claim("demo", "a@x.org", "one", 1), at(1, 8))
+            .await
+            .unwrap();
+        store.close().await;
+        let next = fixture.open().await;
+        let mut asked = claim("demo", "a@x.org", "one", 1);
+        asked.message_id = "<a different id>".to_owned();
+        let held = claim_one(&next, asked, at(1, 8)).await.unwrap();
+        assert_eq!(held.attempt, 2, "{name}");
+        let deliveries = next.deliveries_to("a@x.org").await.unwrap();
+        assert_eq!(deliveries[0].message_id, "<demo.one.a@x.org>", "{name}");
+        next.record(&[(held, sent())], at(1, 8)).await.unwrap();
+        let counts = next.step_counts().await.unwrap();
+        assert_eq!((counts[0].sent, counts[0].pending), (1, 0), "{name}");
+        let run = next.begin_run(at(1, 8)).await.unwrap();
+        let counts = store::RunCounts {
+            sent: 1,
+            failed: 0,
+            deferred: 0,
+        };
+        next.finish_run(run, at(1, 9), counts).await.unwrap();
+        let last = next.last_run().await.unwrap().unwrap();
+        assert_eq!((last.sent, last.finished_at), (1, Some(at(1, 9))), "{name}");
+        next.close().await;
+    });
+}
+
+#[test]
+fn tokens_suppression_details_and_soft_bounces_are_kept() {
+    contract(|fixture| async move {
+        let store = fixture.open().await;
+        let name = fixture.backend;
+        enroll(&store, "demo", &["a@x.org"]).await;
+        claim_one(&store, claim("demo", "a@x.org", "one", 1), at(1, 8))
+            .await
+            .unwrap();
+        let addressed = store.addressed("demo-one-a@x.org").await.unwrap().unwrap();
+        assert_eq!(
+            (
+                addressed.sequence.as_str(),
+                addressed.email.as_str(),
+                addressed.step.as_str()
+            ),
+            ("demo", "a@x.org", "one"),
+            "{name}"
+        );
+        assert_eq!(store.addressed("unknown").await.unwrap(), None, "{name}");
+        store
+            .suppress("a@x.org", Reason::Complained, "ARF abuse report", at(1, 9))
+            .await
+            .unwrap();
+        let suppression = &store.suppressions().await.unwrap()["a@x.org"];
+        assert_eq!(
+            (suppression.reason, suppression.detail.as_str()),
+            (Reason::Complained, "ARF abuse report"),
+            "{name}"
+        );
+        let bounce = |reference: &'static str, day: u32| {
+            let store = &store;
+            async move {
+                store
+                    .soft_bounce("a@x.org", reference, at(day, 0), at(1, 0))
+                    .await
+                    .unwrap()
+            }
+        };
+        assert_eq!(bounce("demo/one", 2).await, 1, "{name}");
+        assert_eq!(
+            bounce("demo/one", 3).await,
+            1,
+            "{name}: the same email counts once"
+        );
+        assert_eq!(bounce("demo/two", 3).await, 2, "{name}");
+        assert!(store.resubscribe("a@x.org").await.unwrap(), "{name}");
+        assert_eq!(bounce("demo/two", 4).await, 1, "{name}: a fresh start");
+        store.close().await;
+    });
+}
+
+/// PostgreSQL: a live instance keeps its claims; one that stopped
+/// beating loses them to the others, and can no longer claim itself.
+#[test]
+fn postgres_a_live_instance_keeps_its_claims_and_a_silent_one_loses_them() {
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    runtime.block_on(async {
+        let fixture = postgresql();
+        let first = fixture.open().await;
+        let second = fixture.open().await;
+        enroll(&first, "demo", &["a@x.org"]).await;
+        claim_one(&first, claim("demo", "a@x.org", "one", 1), at(1, 8))
+            .await
+            .unwrap();
+        assert_eq!(
+            claim_one(&second, claim("demo", "a@x.org", "one", 1), at(1, 8)).await,
+            None,
+            "the claim of a live instance was taken"
+        );
+        let instances = second.instances().await.unwrap();
+        assert_eq!(instances.len(), 2);
+        assert_eq!(instances.iter().map(|i| i.in_flight).sum::<u64>(), 1);
+        assert!(instances.iter().all(|i| i.alive));
+        // Dropped without closing: its heartbeat stops, its row stays.
+        drop(first);
+        tokio::time::sleep(TIMEOUT + Duration::from_millis(700)).await;
+        let held = claim_one(&second, claim("demo", "a@x.org", "one", 1), at(1, 8)).await;
+        assert_eq!(held.map(|held| held.attempt), Some(2));
+        let silent = second.instances().await.unwrap();
+        assert_eq!(silent.iter().filter(|i| !i.alive).count(), 1);
+        second.close().await;
+    });
+}
+
+/// PostgreSQL: many instances claiming the same batch at once win each
+/// delivery exactly once.
+#[test]
+fn postgres_instances_racing_for_one_batch_win_each_delivery_once() {
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    runtime.block_on(async {
+        let fixture = postgresql();
+        let mut stores = Vec::new();
+        for _ in 0..4 {
+            stores.push(fixture.open().await);
+        }
+        let emails: Vec<String> = (0..300).map(|n| format!("r{n}@x.org")).collect();
+        let refs: Vec<&str> = emails.iter().map(String::as_str).collect();
+        enroll(&stores[0], "demo", &refs).await;
+        let batch: Vec<Claim> = emails
+            .iter()
+            .map(|email| claim("demo", email, "one", 1))
+            .collect();
+        let mut total = 0;
+        for _round in 0..3 {
+            let claims = futures_util::future::join_all(
+                stores
+                    .iter()
+                    .map(|store| store.claim(batch.clone(), at(1, 8), Quota::default())),
+            )
+            .await;
+            total += claims
+                .into_iter()
+                .map(|claimed| claimed.unwrap().won.len())
+                .sum::<usize>();
+        }
+        assert_eq!(total, 300, "each delivery exactly once");
+        for store in stores {
+            store.close().await;
+        }
+    });
+}
