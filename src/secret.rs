@@ -1,6 +1,6 @@
 //! Secrets that come from an environment variable or a file named in
-//! `dripline.toml` (never from the file itself): webhook credentials and
-//! the IMAP password. A [`Secret`] never prints, and errors name where it
+//! `dripline.toml` (never from the file itself): the SMTP, database and
+//! IMAP passwords and the webhook credentials. A [`Secret`] never prints, and errors name where it
 //! should come from, never what it holds.
 
 use std::fmt;
@@ -29,6 +29,12 @@ impl From<String> for Secret {
 impl fmt::Debug for Secret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("Secret([redacted])")
+    }
+}
+
+impl fmt::Display for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("[redacted]")
     }
 }
 
@@ -99,5 +105,8 @@ mod tests {
         assert!(!same(b"secret", b"secrets"));
         assert!(same(b"", b""));
         assert_eq!(format!("{:?}", Secret("x".into())), "Secret([redacted])");
+        let secret = Secret::from("hunter2".to_owned());
+        assert_eq!(secret.to_string(), "[redacted]");
+        assert!(!format!("{:?}", Some(("user", secret))).contains("hunter2"));
     }
 }

@@ -48,6 +48,7 @@ use super::wire::{self, Group};
 use super::{DeliveryError, Parcel, Transport, Unreachable, hello};
 use crate::config::{Project, Security};
 use crate::diagnostic::{InvalidInput, Problem};
+use crate::secret::{self, Secret};
 
 /// Failures in a row after which the transport stops trying: sessions
 /// that could not be opened, or that stopped answering before a message
@@ -58,33 +59,6 @@ const GIVE_UP_AFTER: u32 = 3;
 
 /// A pooled connection idle longer than this is checked with NOOP first.
 const IDLE_CHECK: Duration = Duration::from_secs(10);
-
-/// A password, read from the environment or a file. It never prints.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
-
-impl Secret {
-    /// Wraps a password.
-    pub fn new(password: String) -> Secret {
-        Secret(password)
-    }
-
-    fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Secret([redacted])")
-    }
-}
-
-impl fmt::Display for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("[redacted]")
-    }
-}
 
 /// Sends through the `[smtp]` server of a project.
 pub struct Smtp {
@@ -184,35 +158,21 @@ impl AsyncTokioStream for TlsSocket {
     }
 }
 
-/// Reads the password `[smtp]` names, if any.
+/// Reads the password `[smtp]` names, if any, and where it came from.
 fn password(project: &Project) -> Result<Option<(Secret, String)>, InvalidInput> {
     let smtp = &project.config.smtp;
-    let file = &project.config_file;
-    if let Some(name) = &smtp.password_env {
-        return match std::env::var(name) {
-            Ok(value) => Ok(Some((Secret::new(value), format!("${name}")))),
-            Err(_) => Err(Problem::error(
-                file,
-                format!("[smtp] password_env names `{name}`, which is not set: export {name} before running dripline"),
-            )
-            .into()),
-        };
-    }
-    if let Some(path) = &smtp.password_file {
-        let path = project.resolve(path);
-        return match std::fs::read_to_string(&path) {
-            Ok(text) => Ok(Some((
-                Secret::new(text.trim_end_matches(['\r', '\n']).to_owned()),
-                path.display().to_string(),
-            ))),
-            Err(err) => Err(Problem::error(
-                &path,
-                format!("cannot read the SMTP password file named by [smtp] password_file: {err}"),
-            )
-            .into()),
-        };
-    }
-    Ok(None)
+    let secret = secret::read_optional(
+        project,
+        "smtp",
+        smtp.password_env.as_deref(),
+        smtp.password_file.as_deref(),
+    )?;
+    let source = match (&smtp.password_env, &smtp.password_file) {
+        (Some(name), _) => format!("${name}"),
+        (None, Some(path)) => project.resolve(path).display().to_string(),
+        (None, None) => String::new(),
+    };
+    Ok(secret.map(|secret| (secret, source)))
 }
 
 /// TLS settings for STARTTLS (lettre's) and for implicit TLS (a
@@ -866,13 +826,5 @@ mod tests {
             chain(&tls),
             "STARTTLS: verify failed (self-signed certificate)"
         );
-    }
-
-    #[test]
-    fn a_secret_never_prints() {
-        let secret = Secret::new("hunter2".to_owned());
-        assert_eq!(secret.to_string(), "[redacted]");
-        assert!(!format!("{secret:?}").contains("hunter2"));
-        assert!(!format!("{:?}", Some(("user", secret))).contains("hunter2"));
     }
 }
