@@ -2,7 +2,8 @@
 //! the hosted form posted over HTTP to `dripline serve`, the confirmation
 //! read from the outbox, the link pressed, and `dripline run` sending day
 //! 1; and two instances on one database, where a signup confirmed through
-//! one is mailed, enrolled and sent once between them.
+//! one is mailed, enrolled and sent once between them; and `state copy`
+//! moving signups from SQLite.
 
 use std::time::Duration;
 
@@ -144,4 +145,55 @@ fn two_instances_mail_enroll_and_send_a_signup_once() {
     sent.extend(course_emails_to(&second, "omar@example.net"));
     assert_eq!(sent.len(), 1, "{sent:?}");
     assert!(sent[0].starts_with("Day 1"), "{sent:?}");
+}
+
+#[test]
+fn state_copy_moves_signups_with_their_consent_into_postgres() {
+    let port = free_port();
+    let project = project(port, "https://coach.example.com", "");
+    let service = Service::start(&project);
+    let own = format!("http://127.0.0.1:{port}");
+    for body in ["email=nina%40example.org", "email=omar%40example.net"] {
+        assert_eq!(
+            post(&service, "/s/gut-immune", Some(&own), body).status,
+            200
+        );
+    }
+    let path = path_of(&link_to(&project, "nina@example.org"), port);
+    link_to(&project, "omar@example.net");
+    let done = service.request("POST", &path, &[("Content-Type", FORM)], b"");
+    assert!(done.body.contains("You are subscribed"), "{}", done.body);
+    let (status, _) = service.terminate(Duration::from_secs(15));
+    assert!(status.success());
+
+    let url = postgres::database();
+    let copy = project.dripline(&["state", "copy", "--to", &url]);
+    assert_eq!(copy.code, 0, "{copy:?}");
+    assert!(copy.stdout.contains(", 2 signups and "), "{}", copy.stdout);
+    let config = project
+        .read("dripline.toml")
+        .replace("path = \"dripline.db\"", &format!("url = \"{url}\""));
+    project.write("dripline.toml", config);
+    std::fs::remove_file(project.path("dripline.db")).expect("the SQLite state");
+
+    assert!(
+        status_text(&project).contains("1 confirmed, 1 waiting"),
+        "{}",
+        status_text(&project)
+    );
+    let export = project.dripline(&["export", "gut-immune"]);
+    assert_eq!(export.code, 0, "{export:?}");
+    let nina = export
+        .stdout
+        .lines()
+        .find(|line| line.starts_with("nina@example.org,"))
+        .unwrap_or_else(|| panic!("no consent row: {}", export.stdout));
+    assert!(
+        nina.contains("hosted") && nina.contains("127.0.0.1"),
+        "{nina}"
+    );
+    let run = project.dripline(&["run"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert_eq!(course_emails_to(&project, "nina@example.org").len(), 1);
+    assert!(course_emails_to(&project, "omar@example.net").is_empty());
 }
