@@ -69,6 +69,20 @@ pub fn read(
     }
 }
 
+/// Like [`read`], for a secret that may be left out: `None` when `[table]`
+/// names neither a variable nor a file.
+pub fn read_optional(
+    project: &Project,
+    table: &str,
+    env: Option<&str>,
+    file: Option<&Path>,
+) -> Result<Option<Secret>, InvalidInput> {
+    match (env, file) {
+        (None, None) => Ok(None),
+        _ => read(project, table, env, file).map(Some),
+    }
+}
+
 /// Whether `a` and `b` are equal, in time that depends on their lengths only.
 pub fn same(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |diff, (x, y)| diff | (x ^ y)) == 0

@@ -7,11 +7,11 @@ use std::path::PathBuf;
 use std::str::FromStr as _;
 use std::time::Duration;
 
-use anyhow::Context as _;
 use sqlx::postgres::PgConnectOptions;
 
 use crate::config::Project;
 use crate::diagnostic::{InvalidInput, Problem};
+use crate::secret::{self, Secret};
 
 /// Where the state lives, resolved from `[state]`.
 #[derive(Debug, Clone)]
@@ -102,26 +102,18 @@ impl StateSettings {
             })?,
             (None, None) => unreachable!("sqlite_path covers a config without a URL"),
         };
-        let password = if let Some(name) = &state.password_env {
-            Some(std::env::var(name).map_err(|_| {
-                problem(format!(
-                    "[state] password_env names `{name}`, which is not set: export {name} before running dripline"
-                ))
-            })?)
-        } else if let Some(path) = &state.password_file {
-            let path = project.resolve(path);
-            let text = std::fs::read_to_string(&path).with_context(|| {
-                format!(
-                    "cannot read the database password file {} named by [state] password_file",
-                    path.display()
-                )
-            })?;
-            Some(text.trim_end_matches(['\n', '\r']).to_owned())
-        } else {
-            None
-        };
-        let target = PostgresTarget::new(&url, password.as_deref(), state.instance_timeout)
-            .map_err(|err| problem(format!("[state]: {err}")))?;
+        let password = secret::read_optional(
+            project,
+            "state",
+            state.password_env.as_deref(),
+            state.password_file.as_deref(),
+        )?;
+        let target = PostgresTarget::new(
+            &url,
+            password.as_ref().map(Secret::expose),
+            state.instance_timeout,
+        )
+        .map_err(|err| problem(format!("[state]: {err}")))?;
         Ok(StateSettings::Postgres(Box::new(target)))
     }
 

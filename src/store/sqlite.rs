@@ -29,6 +29,7 @@ use super::{
 /// 2: how each suppression came about (and the `complained` reason), the
 /// delivery ids that tokens carry, and transient bounces.
 /// 3: signups and their consent ([`super::signups`]).
+/// 4: no list of sent steps beside the deliveries that record them.
 const MIGRATIONS: &[&str] = &[
     r#"
 CREATE TABLE enrollments (
@@ -90,6 +91,8 @@ CREATE TABLE soft_bounces (
 ) WITHOUT ROWID;
 "#,
     super::signups::SQLITE_MIGRATION,
+    // Sent steps are read from the deliveries themselves.
+    "ALTER TABLE enrollments DROP COLUMN sent_steps;",
 ];
 
 /// Rows in one multi-row statement: far below SQLite's parameter limit.
@@ -321,19 +324,15 @@ async fn record_sent(
     if changed.is_empty() {
         return Ok(());
     }
-    // Only the deliveries that just became sent join their enrollment's
-    // list, so a late duplicate result never lists a step twice.
+    // Only the deliveries that just became sent move their enrollment's
+    // last sending time, so a late duplicate result never moves it back.
     let mut query = QueryBuilder::<Sqlite>::new("WITH batch (sequence, email, step) AS (");
     query.push_values(&changed, |mut row, changed| {
         row.push_bind(changed.get::<String, _>("sequence"))
             .push_bind(changed.get::<String, _>("email"))
             .push_bind(changed.get::<String, _>("step"));
     });
-    query.push(
-        ") UPDATE enrollments
-         SET sent_steps = CASE sent_steps WHEN '' THEN batch.step ELSE sent_steps || ' ' || batch.step END,
-             last_sent_at = ",
-    );
+    query.push(") UPDATE enrollments SET last_sent_at = ");
     query.push_bind(now);
     query.push(
         " FROM batch WHERE enrollments.sequence = batch.sequence AND enrollments.email = batch.email",
@@ -482,20 +481,32 @@ impl Store for SqliteStore {
         // Streamed row by row: a list of 100,000 must not be held twice,
         // once as rows and once as enrollments.
         let mut rows = sqlx::query(
-            "SELECT email, enrolled_at, sent_steps, last_sent_at FROM enrollments WHERE sequence = ?",
+            "SELECT email, enrolled_at, last_sent_at FROM enrollments WHERE sequence = ?",
         )
         .bind(sequence)
         .fetch(&mut *conn);
         while let Some(row) = rows.try_next().await? {
-            let sent_steps: &str = row.get("sent_steps");
             state.enrollments.insert(
                 row.get("email"),
                 Enrollment {
                     enrolled_at: time(row.get("enrolled_at")),
-                    sent_steps: sent_steps.split_whitespace().map(str::to_owned).collect(),
+                    sent_steps: Vec::new(),
                     last_sent_at: optional_time(row.get("last_sent_at")),
                 },
             );
+        }
+        drop(rows);
+        // Sent steps come from the deliveries themselves, in the order sent.
+        let mut rows = sqlx::query(
+            "SELECT email, step FROM deliveries
+             WHERE sequence = ? AND status = 'sent' ORDER BY email, sent_at, step",
+        )
+        .bind(sequence)
+        .fetch(&mut *conn);
+        while let Some(row) = rows.try_next().await? {
+            if let Some(enrollment) = state.enrollments.get_mut(row.get::<&str, _>("email")) {
+                enrollment.sent_steps.push(row.get("step"));
+            }
         }
         drop(rows);
         let mut rows = sqlx::query(
