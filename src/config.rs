@@ -644,14 +644,7 @@ impl Project {
                 "transport = \"smtp\" needs an unsubscribe method (bulk senders must offer one): set base_url (where `dripline serve` is reachable) or mailto in [unsubscribe], e.g.\n  [unsubscribe]\n  base_url = \"https://news.example.com/dripline\"\n  mailto = \"unsubscribe@example.com\"",
             ));
         }
-        let postgres = self.config.state.url_env.is_some() || self.config.state.url.is_some();
         for (sequence, signup) in &self.config.signup {
-            if postgres {
-                report.push(at(
-                    signup.span(),
-                    format!("[signup.{sequence}] needs the SQLite state for now: the PostgreSQL state ([state] url_env or url) does not keep signups yet"),
-                ));
-            }
             for reason in crate::signup::problems(
                 sequence,
                 signup.get_ref(),

@@ -269,7 +269,7 @@ fn state_copy_moves_a_sqlite_state_into_an_empty_database_once() {
     let copy = ok(&project, &url, &["state", "copy", "--to-env", URL_ENV]);
     assert!(
         copy.stdout
-            .contains("Copied 3 enrollments, 3 deliveries, 1 suppressions and 1 runs"),
+            .contains("Copied 3 enrollments, 3 deliveries, 1 suppressions, 0 signups and 1 runs"),
         "{}",
         copy.stdout
     );

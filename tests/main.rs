@@ -16,6 +16,7 @@ mod preview;
 mod run;
 mod serve;
 mod signup;
+mod signup_postgres;
 mod smtp;
 mod spam;
 mod split;

@@ -12,10 +12,10 @@ use crate::serve::{Reply, Service, find_program, outbox, secret, wait_for, webdr
 use crate::smtp::server::{Action, Options, Server, Stage};
 use crate::support::Project;
 
-const FORM: &str = "application/x-www-form-urlencoded";
+pub(crate) const FORM: &str = "application/x-www-form-urlencoded";
 
 /// A free port on 127.0.0.1.
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .and_then(|listener| listener.local_addr())
         .expect("a free port")
@@ -24,7 +24,7 @@ fn free_port() -> u16 {
 
 /// The example project with a signup form for gut-immune, serving on
 /// `port` (its base_url), with `allowed` as the embedding site.
-fn project(port: u16, allowed: &str, extra: &str) -> Project {
+pub(crate) fn project(port: u16, allowed: &str, extra: &str) -> Project {
     let project = Project::example();
     let config = project
         .read("dripline.toml")
@@ -39,7 +39,7 @@ fn project(port: u16, allowed: &str, extra: &str) -> Project {
 }
 
 /// The confirmation emails in the outbox, as (To, text part).
-fn confirmations(project: &Project) -> Vec<(String, String)> {
+pub(crate) fn confirmations(project: &Project) -> Vec<(String, String)> {
     outbox(project)
         .iter()
         .filter_map(|raw| {
@@ -59,7 +59,7 @@ fn confirmations(project: &Project) -> Vec<(String, String)> {
 }
 
 /// The confirmation link of the one email to `to`.
-fn link_to(project: &Project, to: &str) -> String {
+pub(crate) fn link_to(project: &Project, to: &str) -> String {
     wait_for("the confirmation email", Duration::from_secs(10), || {
         confirmations(project)
             .iter()
@@ -77,7 +77,7 @@ fn link_to(project: &Project, to: &str) -> String {
 }
 
 /// The emails of the course to `to`, by subject.
-fn course_emails_to(project: &Project, to: &str) -> Vec<String> {
+pub(crate) fn course_emails_to(project: &Project, to: &str) -> Vec<String> {
     outbox(project)
         .iter()
         .filter_map(|raw| {
@@ -89,7 +89,7 @@ fn course_emails_to(project: &Project, to: &str) -> Vec<String> {
         .collect()
 }
 
-fn post(service: &Service, path: &str, origin: Option<&str>, body: &str) -> Reply {
+pub(crate) fn post(service: &Service, path: &str, origin: Option<&str>, body: &str) -> Reply {
     let mut headers = vec![("Content-Type", FORM)];
     if let Some(origin) = origin {
         headers.push(("Origin", origin));
@@ -97,7 +97,7 @@ fn post(service: &Service, path: &str, origin: Option<&str>, body: &str) -> Repl
     service.request("POST", path, &headers, body.as_bytes())
 }
 
-fn status_text(project: &Project) -> String {
+pub(crate) fn status_text(project: &Project) -> String {
     let run = project.dripline(&["status"]);
     assert_eq!(run.code, 0, "{run:?}");
     run.stdout

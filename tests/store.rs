@@ -2,11 +2,14 @@
 //! SQLite file and a real PostgreSQL database (tests/postgres.rs). What
 //! one backend promises, the other does; the PostgreSQL-only tests at the
 //! end are about several instances at once, which SQLite's lock forbids.
+//! The `Signups` contract is here too (`signups_` tests).
 
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::time::Duration;
 
 use chrono::{DateTime, TimeZone as _, Utc};
+use dripline::store::signups::{Mailed, Request, Signups as _};
 use dripline::store::{
     self, Access, Claim, DeliveryStatus, Held, Outcome, PendingStatus, PostgresTarget, Quota,
     Reason, StateSettings, StateStore, Store as _,
@@ -520,6 +523,270 @@ fn postgres_instances_racing_for_one_batch_win_each_delivery_once() {
                 .sum::<usize>();
         }
         assert_eq!(total, 300, "each delivery exactly once");
+        for store in stores {
+            store.close().await;
+        }
+    });
+}
+
+/// A signup request of `email` on `gut` at `now` seconds, its link
+/// working for 100 seconds.
+fn signup_request(email: &str, token_id: &str, now: i64) -> Request {
+    Request {
+        sequence: "gut".into(),
+        email: email.to_lowercase(),
+        address: email.into(),
+        name: Some("Ada".into()),
+        timezone: Some("Europe/Paris".into()),
+        fields: BTreeMap::from([("company".into(), "ACME".into())]),
+        token_id: token_id.into(),
+        at: seconds(now),
+        ip: "192.0.2.1".into(),
+        form: "hosted".into(),
+        expires_at: seconds(now + 100),
+    }
+}
+
+fn seconds(seconds: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp(seconds, 0).unwrap()
+}
+
+#[test]
+fn signups_a_request_is_mailed_once_confirmed_once_and_enrolled() {
+    contract(|fixture| async move {
+        let store = fixture.open().await;
+        let name = fixture.backend;
+        store
+            .request(&signup_request("Ada@Example.com", "t1", 1000))
+            .await
+            .unwrap();
+        let standing = store.standing("gut", "ada@example.com").await.unwrap();
+        assert_eq!(standing.map(|s| s.confirmed_at), Some(None), "{name}");
+        assert_eq!(store.pending_count("gut", seconds(1050)).await.unwrap(), 1);
+        assert_eq!(
+            store.pending_count("gut", seconds(1100)).await.unwrap(),
+            0,
+            "{name}: expired"
+        );
+
+        let outgoing = store.take_outgoing(10).await.unwrap();
+        assert_eq!(outgoing.len(), 1, "{name}");
+        assert_eq!(
+            (outgoing[0].address.as_str(), outgoing[0].attempt),
+            ("Ada@Example.com", 1),
+            "{name}"
+        );
+        assert!(
+            store.take_outgoing(10).await.unwrap().is_empty(),
+            "{name}: taken once"
+        );
+        store
+            .mailed("t1", Mailed::Sent, seconds(1001))
+            .await
+            .unwrap();
+        assert_eq!(store.mailed_since(seconds(1000)).await.unwrap(), 1);
+
+        assert!(
+            !store
+                .confirm("t1", seconds(1200), "192.0.2.9")
+                .await
+                .unwrap(),
+            "{name}: expired link"
+        );
+        assert!(
+            store
+                .confirm("t1", seconds(1010), "192.0.2.9")
+                .await
+                .unwrap()
+        );
+        assert!(
+            !store
+                .confirm("t1", seconds(1011), "192.0.2.9")
+                .await
+                .unwrap(),
+            "{name}: once"
+        );
+        let pointed = store.pointed("t1").await.unwrap().unwrap();
+        assert_eq!(pointed.confirmed_at, Some(seconds(1010)), "{name}");
+        let confirmed = store.confirmed("gut").await.unwrap();
+        assert_eq!(confirmed.len(), 1, "{name}");
+        assert_eq!(
+            (
+                confirmed[0].confirmed_ip.as_str(),
+                confirmed[0].confirmed_form.as_str(),
+                confirmed[0].confirmed_at,
+            ),
+            ("192.0.2.9", "hosted", seconds(1010)),
+            "{name}: the consent"
+        );
+        assert_eq!(
+            confirmed[0].fields.get("company").map(String::as_str),
+            Some("ACME"),
+            "{name}"
+        );
+        let state = store.load("gut").await.unwrap();
+        assert_eq!(
+            state.enrollments["ada@example.com"].enrolled_at,
+            seconds(1010),
+            "{name}: the clock starts at the confirmation"
+        );
+        let counts = store.signup_counts(seconds(1020)).await.unwrap();
+        assert_eq!((counts[0].confirmed, counts[0].pending), (1, 0), "{name}");
+        store.close().await;
+    });
+}
+
+#[test]
+fn signups_confirming_again_lifts_an_unsubscribe_but_never_a_bounce() {
+    contract(|fixture| async move {
+        let store = fixture.open().await;
+        let name = fixture.backend;
+        for (email, reason) in [
+            ("u@example.com", Reason::Unsubscribed),
+            ("b@example.com", Reason::Bounced),
+        ] {
+            store
+                .suppress(email, reason, "by hand", seconds(10))
+                .await
+                .unwrap();
+            store
+                .request(&signup_request(email, email, 1000))
+                .await
+                .unwrap();
+            assert!(
+                store
+                    .confirm(email, seconds(1001), "192.0.2.9")
+                    .await
+                    .unwrap()
+            );
+        }
+        let left: Vec<String> = store.suppressions().await.unwrap().into_keys().collect();
+        assert_eq!(left, ["b@example.com"], "{name}");
+        assert_eq!(
+            store.suppression_reason("b@example.com").await.unwrap(),
+            Some("bounced".to_owned()),
+            "{name}"
+        );
+        store.close().await;
+    });
+}
+
+#[test]
+fn signups_a_retried_or_failed_confirmation_email_goes_again_or_never() {
+    contract(|fixture| async move {
+        let store = fixture.open().await;
+        let name = fixture.backend;
+        store
+            .request(&signup_request("a@example.com", "t1", 1000))
+            .await
+            .unwrap();
+        assert_eq!(store.take_outgoing(10).await.unwrap().len(), 1, "{name}");
+        store
+            .mailed("t1", Mailed::Retry, seconds(1001))
+            .await
+            .unwrap();
+        let again = store.take_outgoing(10).await.unwrap();
+        assert_eq!(again.iter().map(|o| o.attempt).collect::<Vec<_>>(), [2]);
+        store
+            .mailed("t1", Mailed::Failed, seconds(1002))
+            .await
+            .unwrap();
+        assert!(store.take_outgoing(10).await.unwrap().is_empty(), "{name}");
+        assert_eq!(store.mailed_since(seconds(0)).await.unwrap(), 0, "{name}");
+        // A new request of the same address starts over.
+        store
+            .request(&signup_request("a@example.com", "t2", 2000))
+            .await
+            .unwrap();
+        let fresh = store.take_outgoing(10).await.unwrap();
+        assert_eq!(
+            fresh
+                .iter()
+                .map(|o| (o.token_id.as_str(), o.attempt))
+                .collect::<Vec<_>>(),
+            [("t2", 1)],
+            "{name}"
+        );
+        store.close().await;
+    });
+}
+
+#[test]
+fn signups_confirmations_sent_spend_the_claim_quota() {
+    contract(|fixture| async move {
+        let store = fixture.open().await;
+        let name = fixture.backend;
+        let now = at(1, 9);
+        let mut request = signup_request("c@example.com", "t1", now.timestamp() - 60);
+        request.expires_at = now + chrono::Duration::days(1);
+        store.request(&request).await.unwrap();
+        store.take_outgoing(1).await.unwrap();
+        store
+            .mailed("t1", Mailed::Sent, now - chrono::Duration::minutes(1))
+            .await
+            .unwrap();
+        enroll(&store, "demo", &["a@x.org", "b@x.org"]).await;
+        let quota = Quota {
+            per_hour: 2,
+            per_day: 0,
+        };
+        let batch = vec![
+            claim("demo", "a@x.org", "one", 1),
+            claim("demo", "b@x.org", "one", 1),
+        ];
+        let claimed = store.claim(batch, now, quota).await.unwrap();
+        assert_eq!(
+            (claimed.won.len(), claimed.over_quota),
+            (1, 1),
+            "{name}: the confirmation used one of the two"
+        );
+        store.close().await;
+    });
+}
+
+/// PostgreSQL: instances confirming one link at once enroll it once, and
+/// instances taking confirmation emails at once take each once.
+#[test]
+fn postgres_instances_racing_on_signups_confirm_and_mail_each_once() {
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    runtime.block_on(async {
+        let fixture = postgresql();
+        let mut stores = Vec::new();
+        for _ in 0..4 {
+            stores.push(fixture.open().await);
+        }
+        for n in 0..40 {
+            let email = format!("s{n}@example.com");
+            stores[0]
+                .request(&signup_request(&email, &email, 1000))
+                .await
+                .unwrap();
+        }
+        let taken =
+            futures_util::future::join_all(stores.iter().map(|store| store.take_outgoing(15)))
+                .await;
+        let mut tokens: Vec<String> = taken
+            .into_iter()
+            .flat_map(|taken| taken.unwrap())
+            .map(|outgoing| outgoing.token_id)
+            .collect();
+        tokens.sort();
+        let before = tokens.len();
+        tokens.dedup();
+        assert_eq!((before, tokens.len()), (40, 40), "each email taken once");
+        let confirms = futures_util::future::join_all(
+            stores
+                .iter()
+                .map(|store| store.confirm("s7@example.com", seconds(1010), "192.0.2.9")),
+        )
+        .await;
+        let won = confirms
+            .into_iter()
+            .filter(|confirmed| *confirmed.as_ref().unwrap())
+            .count();
+        assert_eq!(won, 1, "one confirmation wins");
+        let state = stores[1].load("gut").await.unwrap();
+        assert_eq!(state.enrollments.len(), 1);
         for store in stores {
             store.close().await;
         }

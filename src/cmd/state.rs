@@ -48,11 +48,12 @@ pub fn execute(config_file: &Path, args: &Args) -> anyhow::Result<ExitStatus> {
     let target = PostgresTarget::new(&url, None, project.config.state.instance_timeout)?;
     let copied = runtime()?.block_on(copy(&from, &target))?;
     println!(
-        "Copied {} enrollments, {} deliveries, {} suppressions and {} runs from {} into {}.\n\
+        "Copied {} enrollments, {} deliveries, {} suppressions, {} signups and {} runs from {} into {}.\n\
          To use it, replace `path` in [state] with `url_env` (or `url` and a password setting); the state file stays as it was.",
         copied.enrollments,
         copied.deliveries,
         copied.suppressions,
+        copied.signups,
         copied.runs,
         from.describe(),
         target.shown

@@ -28,6 +28,29 @@ pub struct Snapshot {
     pub soft_bounces: Vec<(String, String, i64)>,
     /// (started_at, finished_at, sent, failed, deferred)
     pub runs: Vec<(i64, Option<i64>, i64, i64, i64)>,
+    pub signups: Vec<SignupRow>,
+}
+
+/// One signup, every column.
+#[derive(Debug, Clone)]
+pub struct SignupRow {
+    pub sequence: String,
+    pub email: String,
+    pub address: String,
+    pub name: Option<String>,
+    pub timezone: Option<String>,
+    pub fields: String,
+    pub token_id: String,
+    pub requested_at: i64,
+    pub requested_ip: String,
+    pub form: String,
+    pub expires_at: i64,
+    pub mail_status: String,
+    pub mail_attempts: i64,
+    pub mailed_at: Option<i64>,
+    pub confirmed_at: Option<i64>,
+    pub confirmed_ip: Option<String>,
+    pub confirmed_form: Option<String>,
 }
 
 /// One delivery, every column.
@@ -52,6 +75,7 @@ pub struct Copied {
     pub deliveries: usize,
     pub suppressions: usize,
     pub runs: usize,
+    pub signups: usize,
 }
 
 /// Copies the SQLite state `from` into the empty PostgreSQL database `to`.
@@ -95,6 +119,7 @@ async fn move_rows(
         deliveries: snapshot.deliveries.len(),
         suppressions: snapshot.suppressions.len(),
         runs: snapshot.runs.len(),
+        signups: snapshot.signups.len(),
     };
     target
         .import(&snapshot)

@@ -15,6 +15,7 @@
 pub mod copy;
 mod lock;
 pub mod postgres;
+mod postgres_signups;
 mod settings;
 pub mod signups;
 pub mod sqlite;

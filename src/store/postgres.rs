@@ -33,7 +33,8 @@ use super::{
 /// Schema changes, in order; `schema_version` counts those applied.
 /// Times are seconds since the epoch, as in SQLite, except the
 /// instances' own, which are the database's clock.
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE enrollments (
     sequence    text NOT NULL,
     email       text NOT NULL,
@@ -106,7 +107,9 @@ CREATE TABLE runs (
     failed      bigint NOT NULL DEFAULT 0,
     deferred    bigint NOT NULL DEFAULT 0
 );
-"#];
+"#,
+    super::postgres_signups::POSTGRES_MIGRATION,
+];
 
 /// Advisory lock keys: "dripline" in ASCII, then one more.
 const MIGRATION_LOCK: i64 = 0x6472_6970_6c69_6e65;
@@ -194,7 +197,8 @@ impl PostgresStore {
         let used: bool = sqlx::query_scalar(
             "SELECT EXISTS (SELECT 1 FROM enrollments) OR EXISTS (SELECT 1 FROM deliveries)
                  OR EXISTS (SELECT 1 FROM suppressions) OR EXISTS (SELECT 1 FROM runs)
-                 OR EXISTS (SELECT 1 FROM tokens) OR EXISTS (SELECT 1 FROM soft_bounces)",
+                 OR EXISTS (SELECT 1 FROM tokens) OR EXISTS (SELECT 1 FROM soft_bounces)
+                 OR EXISTS (SELECT 1 FROM signups)",
         )
         .fetch_one(&self.pool)
         .await?;
@@ -279,6 +283,38 @@ impl PostgresStore {
             });
             query.build().execute(&mut *tx).await?;
         }
+        for chunk in snapshot.signups.chunks(ROWS) {
+            let mut query = QueryBuilder::<Postgres>::new(
+                "INSERT INTO signups (sequence, email, address, name, timezone, fields, token_id,
+                     requested_at, requested_ip, form, expires_at, mail_status, mail_attempts,
+                     mailed_at, confirmed_at, confirmed_ip, confirmed_form) ",
+            );
+            query.push_values(chunk, |mut row, signup| {
+                row.push_bind(&signup.sequence)
+                    .push_bind(&signup.email)
+                    .push_bind(&signup.address)
+                    .push_bind(&signup.name)
+                    .push_bind(&signup.timezone)
+                    .push_bind(&signup.fields)
+                    .push_bind(&signup.token_id)
+                    .push_bind(signup.requested_at)
+                    .push_bind(&signup.requested_ip)
+                    .push_bind(&signup.form)
+                    .push_bind(signup.expires_at)
+                    // One the stopped SQLite service was sending goes again.
+                    .push_bind(if signup.mail_status == "sending" {
+                        "due"
+                    } else {
+                        signup.mail_status.as_str()
+                    })
+                    .push_bind(signup.mail_attempts as i32)
+                    .push_bind(signup.mailed_at)
+                    .push_bind(signup.confirmed_at)
+                    .push_bind(&signup.confirmed_ip)
+                    .push_bind(&signup.confirmed_form);
+            });
+            query.build().execute(&mut *tx).await?;
+        }
         sqlx::query(
             "INSERT INTO recipients (email, last_sent_at)
              SELECT e.email, (SELECT max(d.sent_at) FROM deliveries d
@@ -289,6 +325,11 @@ impl PostgresStore {
         .await?;
         tx.commit().await?;
         Ok(())
+    }
+
+    /// The connection pool, for the signups (`postgres_signups`).
+    pub(super) fn pool(&self) -> &PgPool {
+        &self.pool
     }
 
     /// This instance's id; claiming needs one.
@@ -415,6 +456,23 @@ async fn used_since(
              SELECT sent_at AS at FROM deliveries WHERE status = 'sent' AND sent_at > $2
              UNION ALL
              SELECT claimed_at FROM deliveries WHERE status = 'claimed' AND claimed_at > $2) used",
+    )
+    .bind(hour.timestamp())
+    .bind(day.timestamp())
+    .fetch_one(conn)
+    .await?;
+    Ok((in_hour as u64, in_day as u64))
+}
+
+/// Signup confirmations sent after `hour` and after `day`: they spend the
+/// same quotas as course emails (`engine::budget`).
+async fn confirmations_since(
+    conn: &mut sqlx::PgConnection,
+    hour: DateTime<Utc>,
+    day: DateTime<Utc>,
+) -> Result<(u64, u64)> {
+    let (in_hour, in_day): (i64, i64) = sqlx::query_as(
+        "SELECT count(*) FILTER (WHERE mailed_at > $1), count(*) FROM signups WHERE mailed_at > $2",
     )
     .bind(hour.timestamp())
     .bind(day.timestamp())
@@ -766,7 +824,10 @@ impl Store for PostgresStore {
                 .await?;
             let (hour, day) = Quota::windows(now);
             let (in_hour, in_day) = used_since(&mut tx, hour, day).await?;
-            let left = quota.left(in_hour, in_day).unwrap_or(u64::MAX);
+            let (mailed_in_hour, mailed_in_day) = confirmations_since(&mut tx, hour, day).await?;
+            let left = quota
+                .left(in_hour + mailed_in_hour, in_day + mailed_in_day)
+                .unwrap_or(u64::MAX);
             over_quota = super::cut(&mut claims, left);
         }
         let locked = lock_subscribers(&mut tx, claims).await?;

@@ -6,8 +6,8 @@
 //! subscriber key (lower-case address): one row per person per course,
 //! holding the latest request (its token id, expiry and confirmation
 //! email) and, once confirmed, the consent (time, client address, form).
-//! This file owns the [`Signups`] trait and its SQLite implementation; it
-//! decides nothing about who may sign up ([`crate::signup`] does).
+//! This file owns the [`Signups`] trait and its SQLite implementation
+//! (PostgreSQL's is in `postgres_signups`); it decides nothing about who may sign up ([`crate::signup`] does).
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -165,7 +165,8 @@ pub trait Signups {
     ) -> impl Future<Output = Result<Option<String>>> + Send;
 
     /// Makes confirmation emails that a stopped service was sending due
-    /// again. Only for a service that holds the state alone (SQLite).
+    /// again. Only for a service that holds the state alone (SQLite);
+    /// PostgreSQL takes an abandoned one again by its age instead.
     fn resume_outgoing(&self) -> impl Future<Output = Result<()>> + Send;
 
     /// Up to `limit` confirmation emails that are due, marked as being sent.
@@ -206,19 +207,12 @@ pub trait Signups {
     ) -> impl Future<Output = Result<Vec<SignupCount>>> + Send;
 }
 
-/// The PostgreSQL backend keeps no signups yet: every call says so.
-fn not_on_postgres<T>() -> Result<T> {
-    anyhow::bail!(
-        "signups need the SQLite state for now: the PostgreSQL state ([state] url_env) does not keep them yet; remove the [signup] tables or use [state] path"
-    )
-}
-
-/// Forwards to the backend; PostgreSQL refuses (see [`not_on_postgres`]).
+/// Forwards to the backend.
 macro_rules! forward {
     ($self:ident, $store:ident => $call:expr) => {
         match $self {
             StateStore::Sqlite($store) => $call.await,
-            StateStore::Postgres(_) => not_on_postgres(),
+            StateStore::Postgres($store) => $call.await,
         }
     };
 }
@@ -237,27 +231,16 @@ impl Signups for StateStore {
         forward!(self, store => store.suppression_reason(email))
     }
     async fn resume_outgoing(&self) -> Result<()> {
-        match self {
-            StateStore::Sqlite(store) => store.resume_outgoing().await,
-            StateStore::Postgres(_) => Ok(()),
-        }
+        forward!(self, store => store.resume_outgoing())
     }
     async fn take_outgoing(&self, limit: u32) -> Result<Vec<Outgoing>> {
-        // Nothing is ever due without signups.
-        match self {
-            StateStore::Sqlite(store) => store.take_outgoing(limit).await,
-            StateStore::Postgres(_) => Ok(Vec::new()),
-        }
+        forward!(self, store => store.take_outgoing(limit))
     }
     async fn mailed(&self, token_id: &str, result: Mailed, now: DateTime<Utc>) -> Result<()> {
         forward!(self, store => store.mailed(token_id, result, now))
     }
     async fn mailed_since(&self, since: DateTime<Utc>) -> Result<u64> {
-        // No signups, so no confirmations: the quotas need not fail.
-        match self {
-            StateStore::Sqlite(store) => store.mailed_since(since).await,
-            StateStore::Postgres(_) => Ok(0),
-        }
+        forward!(self, store => store.mailed_since(since))
     }
     async fn pointed(&self, token_id: &str) -> Result<Option<Pointed>> {
         forward!(self, store => store.pointed(token_id))
@@ -266,17 +249,10 @@ impl Signups for StateStore {
         forward!(self, store => store.confirm(token_id, now, ip))
     }
     async fn confirmed(&self, sequence: &str) -> Result<Vec<Confirmed>> {
-        // No signups: the list files alone are the subscribers.
-        match self {
-            StateStore::Sqlite(store) => store.confirmed(sequence).await,
-            StateStore::Postgres(_) => Ok(Vec::new()),
-        }
+        forward!(self, store => store.confirmed(sequence))
     }
     async fn signup_counts(&self, now: DateTime<Utc>) -> Result<Vec<SignupCount>> {
-        match self {
-            StateStore::Sqlite(store) => store.signup_counts(now).await,
-            StateStore::Postgres(_) => Ok(Vec::new()),
-        }
+        forward!(self, store => store.signup_counts(now))
     }
 }
 
@@ -511,146 +487,5 @@ impl Signups for SqliteStore {
                 pending: row.get::<i64, _>(2).max(0) as u64,
             })
             .collect())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::store::{Reason, Store as _};
-
-    fn at(seconds: i64) -> DateTime<Utc> {
-        DateTime::from_timestamp(seconds, 0).unwrap()
-    }
-
-    fn request(email: &str, token_id: &str, now: i64) -> Request {
-        Request {
-            sequence: "gut".into(),
-            email: email.to_lowercase(),
-            address: email.into(),
-            name: Some("Ada".into()),
-            timezone: Some("Europe/Paris".into()),
-            fields: BTreeMap::from([("company".into(), "ACME".into())]),
-            token_id: token_id.into(),
-            at: at(now),
-            ip: "192.0.2.1".into(),
-            form: "hosted".into(),
-            expires_at: at(now + 100),
-        }
-    }
-
-    async fn store() -> (tempfile::TempDir, SqliteStore) {
-        let dir = tempfile::tempdir().unwrap();
-        let store = SqliteStore::open(&dir.path().join("state.db"), None)
-            .await
-            .unwrap();
-        (dir, store)
-    }
-
-    #[tokio::test]
-    async fn a_request_is_mailed_once_confirmed_once_and_enrolled() {
-        let (_dir, store) = store().await;
-        store
-            .request(&request("Ada@Example.com", "t1", 1000))
-            .await
-            .unwrap();
-        let standing = store
-            .standing("gut", "ada@example.com")
-            .await
-            .unwrap()
-            .unwrap();
-        assert_eq!(standing.confirmed_at, None);
-        assert_eq!(store.pending_count("gut", at(1050)).await.unwrap(), 1);
-        assert_eq!(
-            store.pending_count("gut", at(1100)).await.unwrap(),
-            0,
-            "expired"
-        );
-
-        let outgoing = store.take_outgoing(10).await.unwrap();
-        assert_eq!(outgoing.len(), 1);
-        assert_eq!(
-            (outgoing[0].address.as_str(), outgoing[0].attempt),
-            ("Ada@Example.com", 1)
-        );
-        assert!(
-            store.take_outgoing(10).await.unwrap().is_empty(),
-            "taken once"
-        );
-        store.mailed("t1", Mailed::Sent, at(1001)).await.unwrap();
-        assert_eq!(store.mailed_since(at(1000)).await.unwrap(), 1);
-
-        assert!(
-            !store.confirm("t1", at(1200), "192.0.2.9").await.unwrap(),
-            "expired link"
-        );
-        assert!(store.confirm("t1", at(1010), "192.0.2.9").await.unwrap());
-        assert!(
-            !store.confirm("t1", at(1011), "192.0.2.9").await.unwrap(),
-            "once"
-        );
-        let pointed = store.pointed("t1").await.unwrap().unwrap();
-        assert_eq!(pointed.confirmed_at, Some(at(1010)));
-        let confirmed = store.confirmed("gut").await.unwrap();
-        assert_eq!(confirmed.len(), 1);
-        assert_eq!(
-            (
-                confirmed[0].confirmed_ip.as_str(),
-                confirmed[0].confirmed_form.as_str()
-            ),
-            ("192.0.2.9", "hosted")
-        );
-        assert_eq!(
-            confirmed[0].fields.get("company").map(String::as_str),
-            Some("ACME")
-        );
-        let state = store.load("gut").await.unwrap();
-        assert_eq!(state.enrollments["ada@example.com"].enrolled_at, at(1010));
-        let counts = store.signup_counts(at(1020)).await.unwrap();
-        assert_eq!((counts[0].confirmed, counts[0].pending), (1, 0));
-    }
-
-    #[tokio::test]
-    async fn confirming_again_lifts_an_unsubscribe_but_never_a_bounce() {
-        let (_dir, store) = store().await;
-        for (email, reason) in [
-            ("u@example.com", Reason::Unsubscribed),
-            ("b@example.com", Reason::Bounced),
-        ] {
-            store
-                .suppress(email, reason, "by hand", at(10))
-                .await
-                .unwrap();
-            store.request(&request(email, email, 1000)).await.unwrap();
-            assert!(store.confirm(email, at(1001), "192.0.2.9").await.unwrap());
-        }
-        let left: Vec<String> = store.suppressions().await.unwrap().into_keys().collect();
-        assert_eq!(left, ["b@example.com"]);
-        assert_eq!(
-            store
-                .suppression_reason("b@example.com")
-                .await
-                .unwrap()
-                .as_deref(),
-            Some("bounced")
-        );
-    }
-
-    #[tokio::test]
-    async fn an_interrupted_or_failed_email_goes_again() {
-        let (_dir, store) = store().await;
-        store
-            .request(&request("a@example.com", "t1", 1000))
-            .await
-            .unwrap();
-        assert_eq!(store.take_outgoing(10).await.unwrap().len(), 1);
-        store.resume_outgoing().await.unwrap();
-        let again = store.take_outgoing(10).await.unwrap();
-        assert_eq!(again[0].attempt, 2);
-        store.mailed("t1", Mailed::Retry, at(1001)).await.unwrap();
-        assert_eq!(store.take_outgoing(10).await.unwrap().len(), 1);
-        store.mailed("t1", Mailed::Failed, at(1002)).await.unwrap();
-        assert!(store.take_outgoing(10).await.unwrap().is_empty());
-        assert_eq!(store.mailed_since(at(0)).await.unwrap(), 0);
     }
 }

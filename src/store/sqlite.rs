@@ -17,7 +17,7 @@ use sqlx::sqlite::{
 };
 use sqlx::{QueryBuilder, Row, Sqlite, Transaction};
 
-use super::copy::{DeliveryRow, Snapshot};
+use super::copy::{DeliveryRow, SignupRow, Snapshot};
 use super::lock::StateLock;
 use super::{
     Addressed, Claim, Claimed, DeliveryRecord, DeliveryStatus, Enrollment, Held, InstanceRecord,
@@ -206,6 +206,16 @@ impl SqliteStore {
             )
             .fetch_all(&mut *tx)
             .await?,
+            signups: sqlx::query(
+                "SELECT sequence, email, address, name, timezone, fields, token_id, requested_at,
+                        requested_ip, form, expires_at, mail_status, mail_attempts, mailed_at,
+                        confirmed_at, confirmed_ip, confirmed_form FROM signups",
+            )
+            .fetch_all(&mut *tx)
+            .await?
+            .iter()
+            .map(signup_row)
+            .collect(),
         };
         tx.rollback().await?;
         Ok(snapshot)
@@ -214,6 +224,28 @@ impl SqliteStore {
     /// Closes the pool, checkpointing the WAL.
     pub async fn close(self) {
         self.pool.close().await;
+    }
+}
+
+fn signup_row(row: &sqlx::sqlite::SqliteRow) -> SignupRow {
+    SignupRow {
+        sequence: row.get("sequence"),
+        email: row.get("email"),
+        address: row.get("address"),
+        name: row.get("name"),
+        timezone: row.get("timezone"),
+        fields: row.get("fields"),
+        token_id: row.get("token_id"),
+        requested_at: row.get("requested_at"),
+        requested_ip: row.get("requested_ip"),
+        form: row.get("form"),
+        expires_at: row.get("expires_at"),
+        mail_status: row.get("mail_status"),
+        mail_attempts: row.get("mail_attempts"),
+        mailed_at: row.get("mailed_at"),
+        confirmed_at: row.get("confirmed_at"),
+        confirmed_ip: row.get("confirmed_ip"),
+        confirmed_form: row.get("confirmed_form"),
     }
 }
 
@@ -341,6 +373,23 @@ async fn used_since(conn: &mut sqlx::SqliteConnection, hour: i64, day: i64) -> R
              SELECT sent_at AS at FROM deliveries WHERE status = 'sent' AND sent_at > ?2
              UNION ALL
              SELECT claimed_at FROM deliveries WHERE status = 'claimed' AND claimed_at > ?2)",
+    )
+    .bind(hour)
+    .bind(day)
+    .fetch_one(conn)
+    .await?;
+    Ok((in_hour as u64, in_day as u64))
+}
+
+/// Signup confirmations sent after `hour` and after `day`: they spend the
+/// same quotas as course emails (`engine::budget`).
+async fn confirmations_since(
+    conn: &mut sqlx::SqliteConnection,
+    hour: i64,
+    day: i64,
+) -> Result<(u64, u64)> {
+    let (in_hour, in_day): (i64, i64) = sqlx::query_as(
+        "SELECT COUNT(*) FILTER (WHERE mailed_at > ?1), COUNT(*) FROM signups WHERE mailed_at > ?2",
     )
     .bind(hour)
     .bind(day)
@@ -543,8 +592,12 @@ impl Store for SqliteStore {
         let mut over_quota = 0;
         if quota.is_set() {
             let (hour, day) = Quota::windows(now);
-            let (in_hour, in_day) = used_since(&mut tx, hour.timestamp(), day.timestamp()).await?;
-            let left = quota.left(in_hour, in_day).unwrap_or(u64::MAX);
+            let (hour, day) = (hour.timestamp(), day.timestamp());
+            let (in_hour, in_day) = used_since(&mut tx, hour, day).await?;
+            let (mailed_in_hour, mailed_in_day) = confirmations_since(&mut tx, hour, day).await?;
+            let left = quota
+                .left(in_hour + mailed_in_hour, in_day + mailed_in_day)
+                .unwrap_or(u64::MAX);
             over_quota = super::cut(&mut claims, left);
         }
         let mut won = Vec::with_capacity(claims.len());
