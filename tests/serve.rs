@@ -597,10 +597,18 @@ pub(crate) mod webdriver {
         driver: Child,
         addr: SocketAddr,
         session: String,
+        /// Browser tests take turns: two Chromiums beside the rest of the
+        /// suite on two cores made page loads miss the driver's timeout.
+        _turn: std::sync::MutexGuard<'static, ()>,
     }
+
+    static ONE_BROWSER_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
     impl Browser {
         pub fn start(driver: &Path, chromium: &Path, profile: &Path) -> Browser {
+            let turn = ONE_BROWSER_AT_A_TIME
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
             let port = TcpListener::bind("127.0.0.1:0")
                 .and_then(|listener| listener.local_addr())
                 .expect("a free port")
@@ -616,6 +624,7 @@ pub(crate) mod webdriver {
                 driver: child,
                 addr,
                 session: String::new(),
+                _turn: turn,
             };
             let started = Instant::now();
             while browser.call("GET", "/status", None).is_none() {
