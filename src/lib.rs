@@ -16,6 +16,7 @@ pub mod preflight;
 pub mod preview;
 pub mod progress;
 pub mod render;
+pub mod roster;
 pub mod schedule;
 pub mod secret;
 pub mod sequence;

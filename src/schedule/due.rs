@@ -142,6 +142,28 @@ impl Candidate<'_> {
     }
 }
 
+impl Candidate<'_> {
+    /// When the step after this one is scheduled if this one is sent at
+    /// `sent`: where a pass next looks at them. `None` when it is the last.
+    pub fn next_if_sent(
+        &self,
+        timing: &Timing,
+        sequence: &Sequence,
+        sent: DateTime<Utc>,
+    ) -> Option<DateTime<Utc>> {
+        let steps = &sequence.steps;
+        let mut sent_steps = self.progress.sent_steps.to_vec();
+        sent_steps.push(steps[self.step].id.clone());
+        let progress = Progress {
+            enrolled_at: self.progress.enrolled_at,
+            sent_steps: &sent_steps,
+            last_sent_at: Some(sent),
+        };
+        let next = progress.next_step(steps)?;
+        progress.scheduled(timing, &sequence.settings, &steps[next])
+    }
+}
+
 /// When a subscriber's clock starts: their `subscribed_at`, or now. A
 /// date means the start of that local day: its midnight, or the first
 /// valid instant after it when midnight falls in a DST gap (or the whole

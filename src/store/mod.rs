@@ -16,6 +16,7 @@ pub mod copy;
 mod lock;
 pub mod postgres;
 mod postgres_signups;
+pub mod roster;
 mod settings;
 pub mod signups;
 pub mod sqlite;

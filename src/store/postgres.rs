@@ -109,6 +109,7 @@ CREATE TABLE runs (
 );
 "#,
     super::postgres_signups::POSTGRES_MIGRATION,
+    super::roster::POSTGRES_MIGRATION,
 ];
 
 /// Advisory lock keys: "dripline" in ASCII, then one more.
@@ -121,7 +122,7 @@ const ROWS_PER_STATEMENT: usize = 10_000;
 /// Send state in a PostgreSQL database.
 #[derive(Debug, Clone)]
 pub struct PostgresStore {
-    pool: PgPool,
+    pub(super) pool: PgPool,
     /// This process's registration, when it sends.
     instance: Option<Arc<Instance>>,
     /// Seconds without a heartbeat after which an instance counts as dead.
@@ -993,6 +994,11 @@ impl Store for PostgresStore {
             .await?;
         // Old transient bounces do not count against a fresh start.
         sqlx::query("DELETE FROM soft_bounces WHERE email = $1")
+            .bind(email)
+            .execute(&mut *tx)
+            .await?;
+        // Their next emails may be due at once: the roster looks again.
+        sqlx::query("UPDATE members SET next_due_at = 0 WHERE email = $1")
             .bind(email)
             .execute(&mut *tx)
             .await?;

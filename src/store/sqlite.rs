@@ -30,6 +30,7 @@ use super::{
 /// delivery ids that tokens carry, and transient bounces.
 /// 3: signups and their consent ([`super::signups`]).
 /// 4: no list of sent steps beside the deliveries that record them.
+/// 5: the roster of each drip and when each member is next due ([`super::roster`]).
 const MIGRATIONS: &[&str] = &[
     r#"
 CREATE TABLE enrollments (
@@ -93,6 +94,7 @@ CREATE TABLE soft_bounces (
     super::signups::SQLITE_MIGRATION,
     // Sent steps are read from the deliveries themselves.
     "ALTER TABLE enrollments DROP COLUMN sent_steps;",
+    super::roster::SQLITE_MIGRATION,
 ];
 
 /// Rows in one multi-row statement: far below SQLite's parameter limit.
@@ -101,7 +103,7 @@ const ROWS_PER_STATEMENT: usize = 128;
 /// Send state in a SQLite file.
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
-    pool: SqlitePool,
+    pub(super) pool: SqlitePool,
     /// Held by the one process that sends; released with the last clone.
     _lock: Option<Arc<StateLock>>,
 }
@@ -746,6 +748,11 @@ impl Store for SqliteStore {
             .await?;
         // Old transient bounces do not count against a fresh start.
         sqlx::query("DELETE FROM soft_bounces WHERE email = ?")
+            .bind(email)
+            .execute(&mut *tx)
+            .await?;
+        // Their next emails may be due at once: the roster looks again.
+        sqlx::query("UPDATE members SET next_due_at = 0 WHERE email = ?")
             .bind(email)
             .execute(&mut *tx)
             .await?;

@@ -128,113 +128,194 @@ impl List {
 /// Reads a list file from `reader`; `file` names it in problems and
 /// `mapping` is its `[[drip]] columns`.
 pub fn parse(reader: impl Read, file: &Path, mapping: &Columns) -> List {
-    let mut csv = csv::ReaderBuilder::new()
-        .has_headers(false)
-        .flexible(true)
-        .from_reader(LineCounting::new(reader));
-    let mut record = csv::ByteRecord::new();
-    match csv.read_byte_record(&mut record) {
-        Ok(true) => {}
-        Ok(false) => {
-            return List::unusable(
-                file,
-                "the list is empty: the first line must be a header such as `email,name`"
-                    .to_owned(),
-            );
-        }
-        Err(err) => return List::unusable(file, format!("cannot read the list: {err}")),
-    }
-    let header = match header_names(&record) {
-        Ok(header) => header,
-        Err(message) => return List::unusable(file, message),
+    let mut rows = match Reader::open(reader, file, mapping) {
+        Ok(rows) => rows,
+        Err(list) => return list,
     };
-    let roles = columns::roles(&header, mapping);
-    if !roles.contains(&Role::Email) {
-        return List::unusable(
-            file,
-            format!(
-                "no email column: the header has {}; name the address column `email` (exports' `Email Address` and `email_address` work too), or map yours in dripline.toml, e.g. [[drip]] columns = {{ email = \"E-mail\" }}",
-                header
-                    .iter()
-                    .map(|name| format!("`{name}`"))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ),
-        );
-    }
-    let mut list = List::default();
-    for (role, name) in mapped_but_missing(&header, mapping) {
-        list.report.push(Problem::warning(
-            file,
-            format!("[[drip]] columns maps {role} to `{name}`, but the header has no such column"),
-        ));
-    }
-    let layout = Layout {
-        signup: columns::signup_columns(&header, &roles),
-        fields: header
-            .iter()
-            .zip(&roles)
-            .map(|(name, role)| (*role == Role::Field).then(|| name.to_lowercase()))
-            .collect(),
-        header,
-        roles,
+    let mut list = List {
+        report: std::mem::take(&mut rows.report),
+        ..List::default()
     };
     let mut first_lines: HashMap<String, usize> = HashMap::new();
-    loop {
-        let line = match csv.read_byte_record(&mut record) {
-            Ok(false) => break,
-            Ok(true) => line_of(&mut csv, record.position()),
-            Err(err) => {
-                let line = line_of(&mut csv, err.position());
-                list.report.push(
-                    Problem::error(file, format!("skipped: cannot read this row ({err})"))
-                        .at_line(line),
-                );
+    let mut record = csv::ByteRecord::new();
+    while let Some(line) = rows.next_record(&mut record) {
+        let line = match line {
+            Ok(line) => line,
+            Err(problem) => {
+                list.report.push(problem);
                 continue;
             }
         };
-        if record
-            .iter()
-            .all(|value| value.iter().all(u8::is_ascii_whitespace))
-        {
-            continue;
-        }
-        let (row, warning) = match parse_row(&record, &layout) {
-            Ok(row) => row,
-            Err(reason) => {
-                list.report
-                    .push(Problem::error(file, format!("skipped: {reason}")).at_line(line));
+        let row = match rows.subscriber(&record, line) {
+            Ok((row, warning)) => {
+                if let Some(warning) = warning {
+                    list.report.push(warning);
+                }
+                row
+            }
+            Err(problem) => {
+                list.report.push(problem);
                 continue;
             }
         };
-        if let Some(warning) = warning {
-            list.report
-                .push(Problem::warning(file, warning).at_line(line));
-        }
         let key = row.key();
-        if let Some(first) = first_lines.get(&key) {
-            list.report.push(
-                Problem::warning(
-                    file,
-                    format!(
-                        "skipped: {} is already on line {first}; the first row wins",
-                        row.email
-                    ),
-                )
-                .at_line(line),
-            );
+        if let Some(&first) = first_lines.get(&key) {
+            list.report.push(rows.duplicate(&row, line, first));
             continue;
         }
         first_lines.insert(key, line);
         list.subscribers.push(row);
     }
     if list.subscribers.is_empty() && !list.report.has_errors() {
-        list.report.push(Problem::warning(
-            file,
-            "the list has a header but no subscribers",
-        ));
+        list.report.push(rows.empty());
     }
     list
+}
+
+/// A list file read a record at a time, for callers that must not hold
+/// the whole list ([`parse`] is one of them that does).
+pub struct Reader<R: Read> {
+    csv: csv::Reader<LineCounting<R>>,
+    file: std::path::PathBuf,
+    layout: Layout,
+    /// Problems with the header and the column mapping.
+    pub report: Report,
+}
+
+impl<R: Read> Reader<R> {
+    /// Reads the header; a list with no usable header is returned as the
+    /// unusable [`List`] it is.
+    pub fn open(reader: R, file: &Path, mapping: &Columns) -> Result<Reader<R>, List> {
+        let mut csv = csv::ReaderBuilder::new()
+            .has_headers(false)
+            .flexible(true)
+            .from_reader(LineCounting::new(reader));
+        let mut record = csv::ByteRecord::new();
+        match csv.read_byte_record(&mut record) {
+            Ok(true) => {}
+            Ok(false) => {
+                return Err(List::unusable(
+                    file,
+                    "the list is empty: the first line must be a header such as `email,name`"
+                        .to_owned(),
+                ));
+            }
+            Err(err) => return Err(List::unusable(file, format!("cannot read the list: {err}"))),
+        }
+        let header = header_names(&record).map_err(|message| List::unusable(file, message))?;
+        let roles = columns::roles(&header, mapping);
+        if !roles.contains(&Role::Email) {
+            return Err(List::unusable(file, no_email_column(&header)));
+        }
+        let mut report = Report::default();
+        for (role, name) in mapped_but_missing(&header, mapping) {
+            report.push(Problem::warning(
+                file,
+                format!(
+                    "[[drip]] columns maps {role} to `{name}`, but the header has no such column"
+                ),
+            ));
+        }
+        let layout = Layout {
+            signup: columns::signup_columns(&header, &roles),
+            fields: header
+                .iter()
+                .zip(&roles)
+                .map(|(name, role)| (*role == Role::Field).then(|| name.to_lowercase()))
+                .collect(),
+            header,
+            roles,
+        };
+        Ok(Reader {
+            csv,
+            file: file.to_owned(),
+            layout,
+            report,
+        })
+    }
+
+    /// What each column means, as text: rows read under another layout
+    /// mean something else, even when their bytes are the same.
+    pub fn layout(&self) -> String {
+        self.layout
+            .header
+            .iter()
+            .zip(&self.layout.roles)
+            .map(|(name, role)| format!("{name}={role:?}\n"))
+            .collect()
+    }
+
+    /// Reads the next record that is not blank into `record`: its line,
+    /// or the problem that made it unreadable; `None` at the end.
+    pub fn next_record(&mut self, record: &mut csv::ByteRecord) -> Option<Result<usize, Problem>> {
+        loop {
+            let line = match self.csv.read_byte_record(record) {
+                Ok(false) => return None,
+                Ok(true) => line_of(&mut self.csv, record.position()),
+                Err(err) => {
+                    let line = line_of(&mut self.csv, err.position());
+                    return Some(Err(Problem::error(
+                        &self.file,
+                        format!("skipped: cannot read this row ({err})"),
+                    )
+                    .at_line(line)));
+                }
+            };
+            let blank = record
+                .iter()
+                .all(|value| value.iter().all(u8::is_ascii_whitespace));
+            if !blank {
+                return Some(Ok(line));
+            }
+        }
+    }
+
+    /// The subscriber a record on `line` describes, with a warning about a
+    /// value set aside; or the problem that makes it skipped.
+    pub fn subscriber(
+        &self,
+        record: &csv::ByteRecord,
+        line: usize,
+    ) -> Result<(Subscriber, Option<Problem>), Problem> {
+        let (row, warning) = parse_row(record, &self.layout).map_err(|reason| {
+            Problem::error(&self.file, format!("skipped: {reason}")).at_line(line)
+        })?;
+        let warning = warning.map(|warning| Problem::warning(&self.file, warning).at_line(line));
+        Ok((row, warning))
+    }
+
+    /// The warning for a second row of an address, on `line`, whose
+    /// first row is on `first`.
+    pub fn duplicate(&self, row: &Subscriber, line: usize, first: usize) -> Problem {
+        duplicate(&self.file, row.email.as_ref(), line, first)
+    }
+
+    /// The warning for a list with a header and no subscribers.
+    pub fn empty(&self) -> Problem {
+        Problem::warning(&self.file, "the list has a header but no subscribers")
+    }
+}
+
+/// The warning for a second row of `address` in `file`, on `line`, whose
+/// kept row is on `first`.
+pub fn duplicate(file: &Path, address: &str, line: usize, first: usize) -> Problem {
+    Problem::warning(
+        file,
+        format!("skipped: {address} is already on line {first}; the first row wins"),
+    )
+    .at_line(line)
+}
+
+/// Why a header without an address column is unusable, and what to do.
+fn no_email_column(header: &[String]) -> String {
+    format!(
+        "no email column: the header has {}; name the address column `email` (exports' `Email Address` and `email_address` work too), or map yours in dripline.toml, e.g. [[drip]] columns = {{ email = \"E-mail\" }}",
+        header
+            .iter()
+            .map(|name| format!("`{name}`"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    )
 }
 
 /// The physical line a record (or an error) starts on.

@@ -14,7 +14,7 @@
 //! claim by claim, under its own lock (another instance may share the
 //! state), and only the claims it won are rendered and handed over.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -32,10 +32,14 @@ use crate::render::Renderer;
 use crate::schedule::due::{Candidate, candidates};
 use crate::schedule::{self, Cadence, Decision, Timing};
 use crate::sequence::Sequence;
-use crate::signup;
+use crate::store::roster::Roster;
 use crate::store::signups::Signups;
 use crate::store::{Claim, Held, Outcome, Quota, RunCounts, Store};
 use crate::subscribers::{self, Columns, List, Subscriber};
+
+use self::members::{Members, Slice, TimingKey};
+
+mod members;
 
 /// Emails claimed, sent and recorded together: the most a crash can send twice.
 pub const BATCH: usize = 64;
@@ -134,11 +138,16 @@ impl Clock {
 }
 
 /// A claimed and rendered email.
-type Ready = (Held, Parcel);
+struct Ready {
+    held: Held,
+    parcel: Parcel,
+    /// When the subscriber's next email is due once this one is sent.
+    next_if_sent: Option<DateTime<Utc>>,
+}
 
 /// The claims of a batch.
 fn held_of(batch: &[Ready]) -> Vec<Held> {
-    batch.iter().map(|(held, _)| held.clone()).collect()
+    batch.iter().map(|ready| ready.held.clone()).collect()
 }
 
 /// A due email, ready to claim.
@@ -147,6 +156,17 @@ struct Due<'a> {
     key: String,
     step: usize,
     zone: Tz,
+    /// When their next email is due once this one is sent now.
+    next_if_sent: Option<DateTime<Utc>>,
+}
+
+/// When members are next worth a look, by key (`None`: never, until
+/// something changes): what a page of the roster learned.
+type Looks = Vec<(String, Option<DateTime<Utc>>)>;
+
+/// A decided time as a next look: the end of time is never.
+fn look_at(at: DateTime<Utc>) -> Option<DateTime<Utc>> {
+    (at != DateTime::<Utc>::MAX_UTC).then_some(at)
 }
 
 /// Picks the due emails of one drip from its candidates, a batch at a
@@ -157,11 +177,14 @@ struct Selection<'a, 'b, I> {
     now: DateTime<Utc>,
     catch_up: Duration,
     cadence: Cadence,
-    /// When each subscriber last got an email; updated as emails are picked,
-    /// so later drips in the same pass see them.
-    last_sent: &'b mut HashMap<String, DateTime<Utc>>,
+    /// When each subscriber last got an email, as the store said.
+    last_sent: &'a HashMap<String, DateTime<Utc>>,
+    /// Subscribers picked earlier in this pass, so later drips see them.
+    picked: &'b mut HashMap<String, DateTime<Utc>>,
     /// Emails the hour/day limits still allow; `None`: no limit.
     budget: &'b mut Option<u64>,
+    /// When the candidates that are not due yet are.
+    looks: Looks,
     /// Due, but held back by the quota.
     deferred: u64,
     /// Picked although late, because the runs are too far apart.
@@ -182,9 +205,14 @@ impl<'a, I: Iterator<Item = Candidate<'a>>> Selection<'a, '_, I> {
                 catch_up: self.catch_up,
                 runs: self.cadence,
             };
-            let last_sent = self.last_sent.get(&candidate.key).copied();
+            let last_sent = self
+                .last_sent
+                .get(&candidate.key)
+                .max(self.picked.get(&candidate.key))
+                .copied();
             let decision = candidate.decide(&timing, self.sequence, self.now, last_sent);
-            if !matches!(decision, Decision::Send | Decision::Late) {
+            if let Decision::Wait(at) = decision {
+                self.looks.push((candidate.key, look_at(at)));
                 continue;
             }
             // The hour or day quota is used up: it stays due.
@@ -199,9 +227,10 @@ impl<'a, I: Iterator<Item = Candidate<'a>>> Selection<'a, '_, I> {
             if decision == Decision::Late {
                 self.late += 1;
             }
-            self.last_sent.insert(candidate.key.clone(), self.now);
+            self.picked.insert(candidate.key.clone(), self.now);
             batch.push(Due {
                 subscriber: candidate.subscriber,
+                next_if_sent: candidate.next_if_sent(&timing, self.sequence, self.now),
                 key: candidate.key,
                 step: candidate.step,
                 zone: candidate.zone,
@@ -211,7 +240,16 @@ impl<'a, I: Iterator<Item = Candidate<'a>>> Selection<'a, '_, I> {
     }
 }
 
-impl<S: Store + Signups, T: Transport> Pass<'_, S, T> {
+/// What a pass carries from one slice of members to the next.
+struct Carry {
+    summary: Summary,
+    budget: Option<u64>,
+    /// Subscribers picked so far, and when.
+    picked: HashMap<String, DateTime<Utc>>,
+    catch_up: Duration,
+}
+
+impl<S: Store + Signups + Roster, T: Transport> Pass<'_, S, T> {
     /// Runs one pass at `now` over `drips`, rendering with `renderers`
     /// (one per drip, in the same order).
     pub async fn run(&self, drips: &[Drip], renderers: &[Renderer]) -> anyhow::Result<Summary> {
@@ -269,136 +307,195 @@ impl<S: Store + Signups, T: Transport> Pass<'_, S, T> {
         earlier: &[DateTime<Utc>],
     ) -> anyhow::Result<Summary> {
         let now = self.clock.now();
-        let mut summary = Summary::default();
-        let (suppressed, mut last_sent) =
-            tokio::try_join!(self.store.suppressions(), self.store.last_sent())?;
         let config = &self.project.config;
         let catch_up = Duration::from_std(config.delivery.catch_up).unwrap_or(Duration::MAX);
-        let mut budget = budget(&config.delivery, self.store, now).await?;
         let cadence = Cadence::of(earlier, now);
-        summary.cadence = cadence;
-
+        let mut carry = Carry {
+            summary: Summary {
+                cadence,
+                ..Summary::default()
+            },
+            budget: budget(&config.delivery, self.store, now).await?,
+            picked: HashMap::new(),
+            catch_up,
+        };
         for (drip, renderer) in drips.iter().zip(renderers) {
             if stop.load(Ordering::Acquire) {
-                summary.stopped = true;
-                return Ok(summary);
+                carry.summary.stopped = true;
+                break;
             }
-            let sequence = &drip.sequence;
-            // Parsing a large list and loading its state take about as long
-            // as each other: do both at once.
-            let file = drip.list_file.clone();
-            let columns = drip.columns.clone();
-            let (mut list, state, signups) = tokio::try_join!(
-                async {
-                    tokio::task::spawn_blocking(move || read_list(&file, &columns))
-                        .await
-                        .context("the list reader stopped")?
-                },
-                self.store.load(&sequence.id),
-                self.store.confirmed(&sequence.id),
-            )?;
-            // Confirmed signups are subscribers beside the list file's.
-            signup::merge(&mut list, &signups);
-            summary.bad_rows += list.report.error_count() as u64;
-
-            let candidates =
-                || candidates(sequence, &list, &state, &suppressed, config.timezone.0, now);
-            // New subscribers are enrolled first, in one commit: recording a
-            // sent email updates their enrollment, so it must exist.
-            let enrollments: Vec<(String, DateTime<Utc>)> = candidates()
-                .filter_map(|candidate| candidate.enrolling.map(|at| (candidate.key, at)))
-                .collect();
-            summary.enrolled += enrollments.len() as u64;
-            if !self.dry_run && !enrollments.is_empty() {
-                self.store.enroll(&sequence.id, &enrollments).await?;
-            }
-            drop(enrollments);
-
-            // Due emails are picked a batch at a time, so memory does not
-            // grow with the number of emails a pass sends. Instances that
-            // share the state each start at their own point of the list,
-            // so they mostly claim different subscribers.
-            let start =
-                usize::try_from(self.store.walk_offset() % list.subscribers.len().max(1) as u64)
-                    .unwrap_or(0);
-            let mut selection = Selection {
-                candidates: candidates().skip(start).chain(candidates().take(start)),
-                sequence,
-                now,
-                catch_up,
-                cadence,
-                last_sent: &mut last_sent,
-                budget: &mut budget,
-                deferred: 0,
-                late: 0,
-            };
-            if self.dry_run {
-                loop {
-                    let batch = selection.next_batch();
-                    if batch.is_empty() {
-                        break;
-                    }
-                    summary.sent += batch.len() as u64;
-                    for item in &batch {
-                        println!(
-                            "due: {} step {} ({}) to {}",
-                            sequence.id,
-                            item.step + 1,
-                            sequence.steps[item.step].id,
-                            item.subscriber.email
-                        );
-                    }
-                }
-                summary.deferred += selection.deferred;
-                summary.late += selection.late;
-                continue;
-            }
-            // A pipeline of two batches: the next one is rendered and
-            // claimed while this one is on the wire. Only this one is ever
-            // handed over unrecorded, so a crash still resends at most BATCH.
-            let first = selection.next_batch();
-            let mut next = if first.is_empty() {
-                None
+            let (mut members, bad_rows) = if self.dry_run {
+                Members::whole(self.store, drip).await?
             } else {
-                Some(
-                    self.prepare(sequence, renderer, &first, catch_up, &mut summary)
-                        .await?,
-                )
+                let timing = TimingKey {
+                    sequence: &drip.sequence,
+                    default_zone: config.timezone.0,
+                    catch_up,
+                    far_apart: cadence.too_far_apart(catch_up),
+                };
+                Members::due(self.store, drip, &timing, now).await?
             };
-            while let Some(ready) = next {
-                if stop.load(Ordering::Acquire) {
-                    // Claimed but never handed over: due again, no attempt spent.
-                    self.store.release(&held_of(&ready)).await?;
-                    summary.stopped = true;
-                    summary.deferred += selection.deferred;
-                    summary.late += selection.late;
-                    return Ok(summary);
+            carry.summary.bad_rows += bad_rows;
+            while let Some(slice) = members.next(self.store).await? {
+                let looks = self
+                    .slice(&drip.sequence, renderer, &slice, &mut carry, stop)
+                    .await?;
+                if let Some(key) = members.roster() {
+                    self.store.reschedule(key, &looks).await?;
                 }
-                let (results, following) = tokio::join!(self.deliver(&ready), async {
-                    let batch = selection.next_batch();
-                    if batch.is_empty() {
-                        return Ok(None);
-                    }
-                    self.prepare(sequence, renderer, &batch, catch_up, &mut summary)
-                        .await
-                        .map(Some)
-                });
-                // Record this batch first, whatever happened to the next.
-                if let Err(err) = self.finish(ready, results, &mut summary).await {
-                    if let Ok(Some(unsent)) = &following {
-                        self.store.release(&held_of(unsent)).await?;
-                    }
-                    return Err(err);
+                if carry.summary.stopped {
+                    return Ok(carry.summary);
                 }
-                if let Some(progress) = self.progress {
-                    progress.update(&summary);
-                }
-                next = following?;
             }
-            summary.deferred += selection.deferred;
-            summary.late += selection.late;
         }
-        Ok(summary)
+        Ok(carry.summary)
+    }
+
+    /// Goes through one slice of a drip's members: enrolls the new ones,
+    /// then claims, renders, sends and records what is due, two batches in
+    /// flight. Returns when each member is next worth a look.
+    async fn slice(
+        &self,
+        sequence: &Sequence,
+        renderer: &Renderer,
+        slice: &Slice,
+        carry: &mut Carry,
+        stop: &AtomicBool,
+    ) -> anyhow::Result<Looks> {
+        let now = self.clock.now();
+        let zone = self.project.config.timezone.0;
+        let candidates = || {
+            candidates(
+                sequence,
+                &slice.list,
+                &slice.state,
+                &slice.suppressed,
+                zone,
+                now,
+            )
+        };
+        // Members who are not candidates (suppressed, unsubscribed in the
+        // list, finished) need no look until something changes.
+        let mut looks: Looks = {
+            let waiting: HashSet<String> = candidates().map(|candidate| candidate.key).collect();
+            slice
+                .list
+                .subscribers
+                .iter()
+                .map(Subscriber::key)
+                .filter(|key| !waiting.contains(key))
+                .map(|key| (key, None))
+                .collect()
+        };
+        // New subscribers are enrolled first, in one commit: recording a
+        // sent email updates their enrollment, so it must exist.
+        let enrollments: Vec<(String, DateTime<Utc>)> = candidates()
+            .filter_map(|candidate| candidate.enrolling.map(|at| (candidate.key, at)))
+            .collect();
+        carry.summary.enrolled += enrollments.len() as u64;
+        if !self.dry_run && !enrollments.is_empty() {
+            self.store.enroll(&sequence.id, &enrollments).await?;
+        }
+        let mut selection = Selection {
+            candidates: candidates(),
+            sequence,
+            now,
+            catch_up: carry.catch_up,
+            cadence: carry.summary.cadence,
+            last_sent: &slice.last_sent,
+            picked: &mut carry.picked,
+            budget: &mut carry.budget,
+            looks: Vec::new(),
+            deferred: 0,
+            late: 0,
+        };
+        let summary = &mut carry.summary;
+        if self.dry_run {
+            loop {
+                let batch = selection.next_batch();
+                if batch.is_empty() {
+                    break;
+                }
+                summary.sent += batch.len() as u64;
+                for item in &batch {
+                    println!(
+                        "due: {} step {} ({}) to {}",
+                        sequence.id,
+                        item.step + 1,
+                        sequence.steps[item.step].id,
+                        item.subscriber.email
+                    );
+                }
+            }
+        } else {
+            self.send(
+                sequence,
+                renderer,
+                &mut selection,
+                summary,
+                &mut looks,
+                stop,
+            )
+            .await?;
+        }
+        summary.deferred += selection.deferred;
+        summary.late += selection.late;
+        looks.append(&mut selection.looks);
+        Ok(looks)
+    }
+
+    /// Claims, renders, sends and records what `selection` picks, in a
+    /// pipeline of two batches: the next one is rendered and claimed while
+    /// this one is on the wire. Only this one is ever handed over
+    /// unrecorded, so a crash still resends at most [`BATCH`].
+    async fn send<'a, I: Iterator<Item = Candidate<'a>>>(
+        &self,
+        sequence: &Sequence,
+        renderer: &Renderer,
+        selection: &mut Selection<'a, '_, I>,
+        summary: &mut Summary,
+        looks: &mut Looks,
+        stop: &AtomicBool,
+    ) -> anyhow::Result<()> {
+        let catch_up = selection.catch_up;
+        let first = selection.next_batch();
+        let mut next = if first.is_empty() {
+            None
+        } else {
+            Some(
+                self.prepare(sequence, renderer, &first, catch_up, summary)
+                    .await?,
+            )
+        };
+        while let Some(ready) = next {
+            if stop.load(Ordering::Acquire) {
+                // Claimed but never handed over: due again, no attempt spent.
+                self.store.release(&held_of(&ready)).await?;
+                summary.stopped = true;
+                return Ok(());
+            }
+            let (results, following) = tokio::join!(self.deliver(&ready), async {
+                let batch = selection.next_batch();
+                if batch.is_empty() {
+                    return Ok(None);
+                }
+                self.prepare(sequence, renderer, &batch, catch_up, summary)
+                    .await
+                    .map(Some)
+            });
+            // Record this batch first, whatever happened to the next.
+            if let Err(err) = self.finish(ready, results, summary, looks).await {
+                if let Ok(Some(unsent)) = &following {
+                    self.store.release(&held_of(unsent)).await?;
+                }
+                return Err(err);
+            }
+            if let Some(progress) = self.progress {
+                progress.update(summary);
+            }
+            next = following?;
+        }
+        Ok(())
     }
 
     /// The hour and day limits of `[delivery]`.
@@ -445,7 +542,11 @@ impl<S: Store + Signups, T: Transport> Pass<'_, S, T> {
             tokio::task::yield_now().await;
             let item = due[held.claim.email.as_str()];
             match self.render(sequence, renderer, item, (catch_up, summary.cadence), now) {
-                Ok(parcel) => ready.push((held, parcel)),
+                Ok(parcel) => ready.push(Ready {
+                    held,
+                    parcel,
+                    next_if_sent: item.next_if_sent,
+                }),
                 Err(err) => {
                     summary.failed += 1;
                     tracing::error!(
@@ -506,20 +607,22 @@ impl<S: Store + Signups, T: Transport> Pass<'_, S, T> {
     /// Hands a prepared batch to the transport, `concurrency` at a time.
     async fn deliver(&self, ready: &[Ready]) -> Vec<Result<String, DeliveryError>> {
         let concurrency = self.project.config.delivery.concurrency.get() as usize;
-        stream::iter(ready.iter().map(|(_, parcel)| self.transport.send(parcel)))
+        stream::iter(ready.iter().map(|ready| self.transport.send(&ready.parcel)))
             .buffered(concurrency)
             .collect()
             .await
     }
 
-    /// Records what the transport said. Emails that never reached the
-    /// server go back to due; when several did not, or the server refused
-    /// the sender or the session, the pass stops with [`Unreachable`].
+    /// Records what the transport said, and in `looks` when each subscriber
+    /// is next worth a look. Emails that never reached the server go back
+    /// to due; when several did not, or the server refused the sender or
+    /// the session, the pass stops with [`Unreachable`].
     async fn finish(
         &self,
         ready: Vec<Ready>,
         results: Vec<Result<String, DeliveryError>>,
         summary: &mut Summary,
+        looks: &mut Looks,
     ) -> anyhow::Result<()> {
         let now = self.clock.now();
         let delivery = &self.project.config.delivery;
@@ -528,7 +631,12 @@ impl<S: Store + Signups, T: Transport> Pass<'_, S, T> {
         let mut released = Vec::new();
         let mut unreachable = None;
         let mut refused = None;
-        for ((held, parcel), result) in ready.into_iter().zip(results) {
+        for (ready, result) in ready.into_iter().zip(results) {
+            let Ready {
+                held,
+                parcel,
+                next_if_sent,
+            } = ready;
             let (claim, attempt) = (&held.claim, held.attempt);
             let outcome = match result {
                 Err(DeliveryError::Unreachable(reason)) => {
@@ -591,6 +699,12 @@ impl<S: Store + Signups, T: Transport> Pass<'_, S, T> {
                     }
                 }
             };
+            let next = match &outcome {
+                Outcome::Sent { .. } => next_if_sent,
+                Outcome::Retry { at, .. } => Some(*at),
+                Outcome::Failed { .. } => None,
+            };
+            looks.push((claim.email.clone(), next));
             records.push((held, outcome));
         }
         self.store.record(&records, now).await?;

@@ -1,0 +1,164 @@
+//! Where a pass finds the members of a drip to look at: the roster's due
+//! members, a page at a time, for a pass that sends; the whole list as it
+//! is, for a dry run, which writes nothing (not even the roster).
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Duration, Utc};
+use sha2::{Digest as _, Sha256};
+
+use super::{Drip, read_list};
+use crate::roster::{self, row};
+use crate::sequence::Sequence;
+use crate::signup;
+use crate::store::roster::{DripKey, Roster};
+use crate::store::signups::Signups;
+use crate::store::{SequenceState, Store, Suppression};
+use crate::subscribers::List;
+
+/// Due members loaded and decided on together.
+const PAGE: usize = 512;
+
+/// Members of a drip and what the state holds about them.
+pub struct Slice {
+    pub list: List,
+    pub state: SequenceState,
+    pub suppressed: HashMap<String, Suppression>,
+    /// When each last got an email from any sequence, before this pass.
+    pub last_sent: HashMap<String, DateTime<Utc>>,
+}
+
+/// The members a pass goes through, a slice at a time.
+pub enum Members {
+    /// The whole list, once.
+    Whole(Option<Slice>),
+    /// The roster's due members, by key, from `next` on.
+    Due {
+        key: DripKey,
+        keys: Vec<String>,
+        next: usize,
+    },
+}
+
+/// The timing a sequence's next-due times were computed under: when it
+/// changes, they are all computed again.
+pub struct TimingKey<'a> {
+    pub sequence: &'a Sequence,
+    pub default_zone: chrono_tz::Tz,
+    pub catch_up: Duration,
+    /// Whether the runs are too far apart for `catch_up` (late sends count
+    /// for their slot's day then).
+    pub far_apart: bool,
+}
+
+impl TimingKey<'_> {
+    fn fingerprint(&self) -> String {
+        let settings = &self.sequence.settings;
+        let mut hasher = Sha256::new();
+        hasher.update(format!(
+            "{}|{:?}|{:?}|{}|{}|{}",
+            settings.send_at,
+            settings.timezone,
+            settings.first_step,
+            self.default_zone,
+            self.catch_up.num_seconds(),
+            self.far_apart
+        ));
+        for step in &self.sequence.steps {
+            hasher.update(format!("|{}:{}", step.id, step.wait_days));
+        }
+        hex::encode(hasher.finalize())
+    }
+}
+
+impl Members {
+    /// The whole list with its signups, read as it is; and its bad rows.
+    pub async fn whole(
+        store: &(impl Store + Signups),
+        drip: &Drip,
+    ) -> anyhow::Result<(Members, u64)> {
+        let file = drip.list_file.clone();
+        let columns = drip.columns.clone();
+        let (mut list, state, signups, suppressed, last_sent) = tokio::try_join!(
+            async {
+                tokio::task::spawn_blocking(move || read_list(&file, &columns))
+                    .await
+                    .map_err(anyhow::Error::from)?
+            },
+            store.load(&drip.sequence.id),
+            store.confirmed(&drip.sequence.id),
+            store.suppressions(),
+            store.last_sent(),
+        )?;
+        signup::merge(&mut list, &signups);
+        let bad_rows = list.report.error_count() as u64;
+        let slice = Slice {
+            list,
+            state,
+            suppressed,
+            last_sent,
+        };
+        Ok((Members::Whole(Some(slice)), bad_rows))
+    }
+
+    /// The roster's members due at `now`, after bringing the roster up to
+    /// date; and the list's bad rows. Walking starts `offset` members in.
+    pub async fn due(
+        store: &(impl Store + Roster + Signups),
+        drip: &Drip,
+        timing: &TimingKey<'_>,
+        now: DateTime<Utc>,
+    ) -> anyhow::Result<(Members, u64)> {
+        let bad_rows = roster::sync(store, drip).await?;
+        let fingerprint = timing.fingerprint();
+        if store.timing(&drip.sequence.id).await?.as_deref() != Some(fingerprint.as_str()) {
+            store.retime(&drip.sequence.id, &fingerprint).await?;
+        }
+        let key = roster::key_of(drip);
+        let mut keys = store.due(&key, now).await?;
+        // Instances that share the state each start at their own point,
+        // so they mostly claim different subscribers.
+        let start = usize::try_from(store.walk_offset() % keys.len().max(1) as u64).unwrap_or(0);
+        keys.rotate_left(start);
+        Ok((Members::Due { key, keys, next: 0 }, bad_rows))
+    }
+
+    /// The roster key whose next-due times the pass keeps, if any.
+    pub fn roster(&self) -> Option<&DripKey> {
+        match self {
+            Members::Whole(_) => None,
+            Members::Due { key, .. } => Some(key),
+        }
+    }
+
+    /// The next slice; `None` when all were handed out.
+    pub async fn next(&mut self, store: &impl Roster) -> anyhow::Result<Option<Slice>> {
+        match self {
+            Members::Whole(slice) => Ok(slice.take()),
+            Members::Due { key, keys, next } => {
+                if *next >= keys.len() {
+                    return Ok(None);
+                }
+                let end = (*next + PAGE).min(keys.len());
+                let page = store.page(key, &keys[*next..end]).await?;
+                *next = end;
+                let mut list = List::default();
+                for (email, stored) in page.members {
+                    match row::decode(&stored) {
+                        Ok(subscriber) => list.subscribers.push(subscriber),
+                        Err(err) => tracing::warn!(
+                            "{email} in the state of {}: {err}; it is skipped until its row of the list changes",
+                            key.list
+                        ),
+                    }
+                }
+                Ok(Some(Slice {
+                    list,
+                    state: page.state,
+                    suppressed: page.suppressed,
+                    last_sent: page.last_sent,
+                }))
+            }
+        }
+    }
+}

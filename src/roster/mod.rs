@@ -1,0 +1,319 @@
+//! Keeps each drip's roster in the state in step with its list file and
+//! its confirmed signups, so that a pass loads only who is due.
+//!
+//! The list is read again only when its size or modification time changed
+//! and its content hash too; then it is streamed a record at a time: a row
+//! whose hash the roster holds is unchanged and not even parsed, a new or
+//! changed one is parsed and stored, and rows whose hashes were not seen
+//! left the list. A second row of an address the roster holds, while that
+//! address's stored row is still in the file, is reported and skipped: the
+//! row dripline already has wins. The problems found are stored with the
+//! stamp and shown by every pass, as if the list had been read.
+
+pub mod row;
+
+use std::collections::{HashMap, HashSet};
+use std::fs::File;
+use std::io::{BufReader, Read as _};
+use std::path::{Path, PathBuf};
+
+use anyhow::Context as _;
+use sha2::{Digest as _, Sha256};
+use tokio::sync::mpsc;
+
+use crate::diagnostic::{InvalidInput, Report};
+use crate::engine::Drip;
+use crate::signup;
+use crate::store::roster::{DripKey, ListStamp, Member, Roster};
+use crate::store::signups::Signups;
+use crate::subscribers::{self, Columns, Reader};
+
+/// New or changed rows handed from the reader to the store at a time.
+const CHUNK: usize = 2048;
+
+/// The roster key of a drip.
+pub fn key_of(drip: &Drip) -> DripKey {
+    DripKey {
+        sequence: drip.sequence.id.clone(),
+        list: drip.list_file.display().to_string(),
+    }
+}
+
+/// Brings the drip's roster up to date with its list and signups; returns
+/// how many rows of the list are bad (each logged).
+pub async fn sync(store: &(impl Roster + Signups), drip: &Drip) -> anyhow::Result<u64> {
+    let key = key_of(drip);
+    let file = &drip.list_file;
+    let metadata = std::fs::metadata(file)
+        .with_context(|| format!("cannot read the list {}", file.display()))?;
+    let mut stamp = ListStamp {
+        size: i64::try_from(metadata.len()).unwrap_or(i64::MAX),
+        modified: metadata
+            .modified()
+            .ok()
+            .and_then(|at| at.duration_since(std::time::UNIX_EPOCH).ok())
+            .map_or(0, |since| {
+                i64::try_from(since.as_nanos()).unwrap_or(i64::MAX)
+            }),
+        content: String::new(),
+        layout: format!("{:?}", drip.columns),
+        problems: String::new(),
+        bad_rows: 0,
+    };
+    let stored = store.stamp(&key).await?;
+    let known = match stored {
+        Some(stored) if same_file(&stored, &stamp) => Some(stored),
+        stored => {
+            let path = file.clone();
+            stamp.content = tokio::task::spawn_blocking(move || content_hash(&path))
+                .await
+                .context("the list reader stopped")??;
+            match stored {
+                Some(stored)
+                    if stored.content == stamp.content && stored.layout == stamp.layout =>
+                {
+                    let touched = ListStamp {
+                        size: stamp.size,
+                        modified: stamp.modified,
+                        ..stored
+                    };
+                    store.save_stamp(&key, &touched).await?;
+                    Some(touched)
+                }
+                _ => None,
+            }
+        }
+    };
+    let stamp = match known {
+        Some(known) => known,
+        None => read(store, drip, &key, stamp).await?,
+    };
+    for problem in stamp.problems.lines() {
+        tracing::warn!("{problem}");
+    }
+    add_signups(store, drip, &key).await?;
+    Ok(u64::try_from(stamp.bad_rows).unwrap_or(0))
+}
+
+/// Whether the file is, by its size, time and column mapping, the one read.
+fn same_file(stored: &ListStamp, now: &ListStamp) -> bool {
+    stored.size == now.size && stored.modified == now.modified && stored.layout == now.layout
+}
+
+/// The SHA-256 of a file, in hex.
+fn content_hash(path: &Path) -> anyhow::Result<String> {
+    let mut file = BufReader::new(
+        File::open(path).with_context(|| format!("cannot read the list {}", path.display()))?,
+    );
+    let mut hasher = Sha256::new();
+    let mut buffer = vec![0u8; 1 << 16];
+    loop {
+        let read = file
+            .read(&mut buffer)
+            .with_context(|| format!("cannot read the list {}", path.display()))?;
+        if read == 0 {
+            return Ok(hex::encode(hasher.finalize()));
+        }
+        hasher.update(&buffer[..read]);
+    }
+}
+
+/// A new or changed row, and its line.
+struct Change {
+    line: usize,
+    member: Member,
+    /// The address as written.
+    address: String,
+}
+
+/// What streaming a list found, besides its new and changed rows.
+struct Scanned {
+    /// The hash of every row read, with its line.
+    seen: HashMap<i64, usize>,
+    /// Stored rows no longer in the list, by hash.
+    gone: Vec<i64>,
+    report: Report,
+    file: PathBuf,
+}
+
+/// Reads the list into the roster; returns the stamp it saved.
+async fn read(
+    store: &(impl Roster + Signups),
+    drip: &Drip,
+    key: &DripKey,
+    mut stamp: ListStamp,
+) -> anyhow::Result<ListStamp> {
+    let stored = store.row_hashes(key).await?;
+    // With nothing stored, no row can be a second row of a stored address:
+    // rows go to the store as they are read, so a first import of a large
+    // list is never held whole.
+    let streaming = stored.is_empty();
+    let (sender, mut receiver) = mpsc::channel(2);
+    let (file, columns) = (drip.list_file.clone(), drip.columns.clone());
+    let reader = tokio::task::spawn_blocking(move || scan(&file, &columns, stored, &sender));
+    let mut held = Vec::new();
+    while let Some(chunk) = receiver.recv().await {
+        if streaming {
+            let members: Vec<Member> = chunk
+                .into_iter()
+                .map(|change: Change| change.member)
+                .collect();
+            store.upsert(key, &members).await?;
+        } else {
+            held.extend(chunk);
+        }
+    }
+    let mut scanned = reader.await.context("the list reader stopped")??;
+    store.remove_rows(key, &scanned.gone).await?;
+    let fresh = drop_duplicates(store, key, held, &mut scanned).await?;
+    store.upsert(key, &fresh).await?;
+    stamp.bad_rows = scanned.report.error_count() as i64;
+    stamp.problems = scanned
+        .report
+        .problems()
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("\n");
+    store.save_stamp(key, &stamp).await?;
+    Ok(stamp)
+}
+
+/// The changes that are not a second row of an address whose stored row
+/// is still in the list; those are reported.
+async fn drop_duplicates(
+    store: &impl Roster,
+    key: &DripKey,
+    changes: Vec<Change>,
+    scanned: &mut Scanned,
+) -> anyhow::Result<Vec<Member>> {
+    let emails: Vec<String> = changes.iter().map(|c| c.member.email.clone()).collect();
+    let stored = store.stored_hashes(key, &emails).await?;
+    let mut fresh = Vec::with_capacity(changes.len());
+    for change in changes {
+        let kept = stored
+            .get(&change.member.email)
+            .filter(|hash| Some(**hash) != change.member.row_hash)
+            .and_then(|hash| scanned.seen.get(hash));
+        match kept {
+            Some(&first) => scanned.report.push(subscribers::duplicate(
+                &scanned.file,
+                &change.address,
+                change.line,
+                first,
+            )),
+            None => fresh.push(change.member),
+        }
+    }
+    Ok(fresh)
+}
+
+/// Streams the list file against the stored row hashes, sending new and
+/// changed rows on `sender` a chunk at a time.
+fn scan(
+    file: &PathBuf,
+    columns: &Columns,
+    mut stored: HashSet<i64>,
+    sender: &mpsc::Sender<Vec<Change>>,
+) -> anyhow::Result<Scanned> {
+    let reader =
+        File::open(file).with_context(|| format!("cannot read the list {}", file.display()))?;
+    let mut rows = Reader::open(BufReader::new(reader), file, columns)
+        .map_err(|list| InvalidInput(list.report))?;
+    let layout = rows.layout();
+    let mut report = std::mem::take(&mut rows.report);
+    let mut seen: HashMap<i64, usize> = HashMap::with_capacity(stored.len());
+    // Addresses of the rows parsed, with their line: the first one wins.
+    let mut parsed: HashMap<String, usize> = HashMap::new();
+    let mut chunk = Vec::with_capacity(CHUNK);
+    let mut subscribers = 0_u64;
+    let mut record = csv::ByteRecord::new();
+    while let Some(line) = rows.next_record(&mut record) {
+        let line = match line {
+            Ok(line) => line,
+            Err(problem) => {
+                report.push(problem);
+                continue;
+            }
+        };
+        let hash = row::row_hash(&layout, &record);
+        let first = *seen.entry(hash).or_insert(line);
+        if first == line && stored.remove(&hash) {
+            subscribers += 1;
+            continue;
+        }
+        let (subscriber, warning) = match rows.subscriber(&record, line) {
+            Ok(parsed) => parsed,
+            Err(problem) => {
+                report.push(problem);
+                continue;
+            }
+        };
+        if first != line {
+            // The very same row again.
+            report.push(rows.duplicate(&subscriber, line, first));
+            continue;
+        }
+        if let Some(warning) = warning {
+            report.push(warning);
+        }
+        let key = subscriber.key();
+        if let Some(&first) = parsed.get(&key) {
+            report.push(rows.duplicate(&subscriber, line, first));
+            continue;
+        }
+        subscribers += 1;
+        parsed.insert(key.clone(), line);
+        chunk.push(Change {
+            line,
+            member: Member {
+                email: key,
+                row_hash: Some(hash),
+                active: !subscriber.unsubscribed,
+                row: row::encode(&subscriber),
+                position: line as i64,
+            },
+            address: subscriber.email.to_string(),
+        });
+        if chunk.len() == CHUNK && sender.blocking_send(std::mem::take(&mut chunk)).is_err() {
+            anyhow::bail!("the pass stopped while reading {}", file.display());
+        }
+    }
+    if !chunk.is_empty() && sender.blocking_send(chunk).is_err() {
+        anyhow::bail!("the pass stopped while reading {}", file.display());
+    }
+    if subscribers == 0 && !report.has_errors() {
+        report.push(rows.empty());
+    }
+    Ok(Scanned {
+        seen,
+        gone: stored.into_iter().collect(),
+        report,
+        file: file.clone(),
+    })
+}
+
+/// Adds the drip's confirmed signups to its roster: a list row of the same
+/// address wins.
+async fn add_signups(
+    store: &(impl Roster + Signups),
+    drip: &Drip,
+    key: &DripKey,
+) -> anyhow::Result<()> {
+    let confirmed = store.confirmed(&drip.sequence.id).await?;
+    let members: Vec<Member> = confirmed
+        .iter()
+        .filter_map(signup::subscriber)
+        .map(|subscriber| Member {
+            email: subscriber.key(),
+            row_hash: None,
+            active: true,
+            row: row::encode(&subscriber),
+            position: i64::MAX,
+        })
+        .collect();
+    if !members.is_empty() {
+        store.add_absent(key, &members).await?;
+    }
+    Ok(())
+}

@@ -1,0 +1,601 @@
+//! The roster: each drip's members as the state keeps them, in step with
+//! its list file, and when each of them is next worth a look.
+//!
+//! A pass asks the roster who is due now ([`Roster::due`]) and loads only
+//! them ([`Roster::page`]), so a pass over a list where nothing is due
+//! costs an index lookup, not the list. The list file is read again only
+//! when its stamp ([`ListStamp`]) changed, and then a row at a time against
+//! the stored row hashes ([`crate::roster`] does that). This file owns the
+//! [`Roster`] trait and its one implementation, written once for both
+//! backends (the SQL is the same; `$n` placeholders work in SQLite too).
+//!
+//! `next_due_at` is a lower bound: a member may be looked at too early
+//! (and then waits again), never too late. Whatever could bring their
+//! next email forward resets it to 0: a new or changed row, a lifted
+//! suppression, a change to the sequence's timing.
+
+use std::collections::{HashMap, HashSet};
+use std::future::Future;
+
+use chrono::{DateTime, Utc};
+use futures_util::TryStreamExt as _;
+use sqlx::{QueryBuilder, Row};
+
+use super::postgres::PostgresStore;
+use super::sqlite::SqliteStore;
+use super::{
+    Enrollment, Pending, PendingStatus, Reason, Result, SequenceState, StateStore, Suppression,
+};
+
+/// The schema change that adds the roster (SQLite).
+pub(super) const SQLITE_MIGRATION: &str = r#"
+CREATE TABLE members (
+    sequence    TEXT NOT NULL,
+    list        TEXT NOT NULL,
+    email       TEXT NOT NULL,
+    row_hash    INTEGER,
+    active      INTEGER NOT NULL,
+    row         TEXT NOT NULL,
+    position    INTEGER NOT NULL,
+    next_due_at INTEGER,
+    PRIMARY KEY (sequence, list, email)
+) WITHOUT ROWID;
+CREATE INDEX members_due ON members (sequence, list, next_due_at) WHERE active = 1;
+CREATE INDEX members_rows ON members (sequence, list, row_hash);
+CREATE INDEX members_by_email ON members (email);
+
+CREATE TABLE list_stamps (
+    sequence TEXT NOT NULL,
+    list     TEXT NOT NULL,
+    size     INTEGER NOT NULL,
+    modified INTEGER NOT NULL,
+    content  TEXT NOT NULL,
+    layout   TEXT NOT NULL,
+    problems TEXT NOT NULL,
+    bad_rows INTEGER NOT NULL,
+    PRIMARY KEY (sequence, list)
+) WITHOUT ROWID;
+
+CREATE TABLE timings (
+    sequence    TEXT PRIMARY KEY,
+    fingerprint TEXT NOT NULL
+) WITHOUT ROWID;
+"#;
+
+/// The schema change that adds the roster (PostgreSQL).
+pub(super) const POSTGRES_MIGRATION: &str = r#"
+CREATE TABLE members (
+    sequence    text NOT NULL,
+    list        text NOT NULL,
+    email       text NOT NULL,
+    row_hash    bigint,
+    active      bigint NOT NULL,
+    row         text NOT NULL,
+    position    bigint NOT NULL,
+    next_due_at bigint,
+    PRIMARY KEY (sequence, list, email)
+);
+CREATE INDEX members_due ON members (sequence, list, next_due_at) WHERE active = 1;
+CREATE INDEX members_rows ON members (sequence, list, row_hash);
+CREATE INDEX members_by_email ON members (email);
+
+CREATE TABLE list_stamps (
+    sequence text NOT NULL,
+    list     text NOT NULL,
+    size     bigint NOT NULL,
+    modified bigint NOT NULL,
+    content  text NOT NULL,
+    layout   text NOT NULL,
+    problems text NOT NULL,
+    bad_rows bigint NOT NULL,
+    PRIMARY KEY (sequence, list)
+);
+
+CREATE TABLE timings (
+    sequence    text PRIMARY KEY,
+    fingerprint text NOT NULL
+);
+"#;
+
+/// Rows in one multi-row statement: below SQLite's parameter limit.
+const ROWS_PER_STATEMENT: usize = 100;
+
+/// A drip's place in the roster: its sequence and its list, as configured.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DripKey {
+    pub sequence: String,
+    pub list: String,
+}
+
+/// What a list file looked like when it was last read into the roster.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListStamp {
+    pub size: i64,
+    /// Modification time, in nanoseconds since the epoch.
+    pub modified: i64,
+    /// A hash of the whole file.
+    pub content: String,
+    /// What its columns meant ([`crate::subscribers::Reader::layout`]).
+    pub layout: String,
+    /// The problems reading it found, one a line, shown again by every
+    /// pass that does not read it.
+    pub problems: String,
+    pub bad_rows: i64,
+}
+
+/// A row of the roster.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Member {
+    /// The subscriber key (lower-case address).
+    pub email: String,
+    /// The hash of the list row it came from; `None` for a signup.
+    pub row_hash: Option<i64>,
+    /// To be sent to: on the list (or confirmed), not unsubscribed there.
+    pub active: bool,
+    /// The subscriber, as [`crate::roster`] stores them.
+    pub row: String,
+    /// Where they come in a pass: their line in the list when it was
+    /// stored (signups after every row).
+    pub position: i64,
+}
+
+/// Due members and what the state holds about them: a slice of a pass.
+#[derive(Debug, Default)]
+pub struct Page {
+    /// Key and stored row of each, in the order asked.
+    pub members: Vec<(String, String)>,
+    pub state: SequenceState,
+    pub suppressed: HashMap<String, Suppression>,
+    /// When each last got an email from any sequence.
+    pub last_sent: HashMap<String, DateTime<Utc>>,
+}
+
+/// The roster of every drip. Every method is one transaction.
+pub trait Roster {
+    /// The stamp of the drip's list when it was last read.
+    fn stamp(&self, drip: &DripKey) -> impl Future<Output = Result<Option<ListStamp>>> + Send;
+
+    /// Records the stamp of the list just read.
+    fn save_stamp(
+        &self,
+        drip: &DripKey,
+        stamp: &ListStamp,
+    ) -> impl Future<Output = Result<()>> + Send;
+
+    /// The hashes of the list rows the roster holds.
+    fn row_hashes(&self, drip: &DripKey) -> impl Future<Output = Result<HashSet<i64>>> + Send;
+
+    /// The stored row hash of each of `emails` that has one.
+    fn stored_hashes(
+        &self,
+        drip: &DripKey,
+        emails: &[String],
+    ) -> impl Future<Output = Result<HashMap<String, i64>>> + Send;
+
+    /// Adds or replaces members (new or changed rows): due to be looked at.
+    fn upsert(&self, drip: &DripKey, members: &[Member])
+    -> impl Future<Output = Result<()>> + Send;
+
+    /// Adds members that are not there yet (confirmed signups: a list row wins).
+    fn add_absent(
+        &self,
+        drip: &DripKey,
+        members: &[Member],
+    ) -> impl Future<Output = Result<u64>> + Send;
+
+    /// Stops the members whose rows, by hash, left the list.
+    fn remove_rows(&self, drip: &DripKey, gone: &[i64]) -> impl Future<Output = Result<()>> + Send;
+
+    /// The fingerprint of the sequence's timing the next-due times follow.
+    fn timing(&self, sequence: &str) -> impl Future<Output = Result<Option<String>>> + Send;
+
+    /// Makes every member of `sequence` due to be looked at, and records
+    /// the timing fingerprint that their next times will follow.
+    fn retime(&self, sequence: &str, fingerprint: &str) -> impl Future<Output = Result<()>> + Send;
+
+    /// The active members to look at `now`, by key, in list order.
+    fn due(
+        &self,
+        drip: &DripKey,
+        now: DateTime<Utc>,
+    ) -> impl Future<Output = Result<Vec<String>>> + Send;
+
+    /// The members `emails` with their state.
+    fn page(&self, drip: &DripKey, emails: &[String]) -> impl Future<Output = Result<Page>> + Send;
+
+    /// Sets when each member is next worth a look (`None`: never, until
+    /// something resets it).
+    fn reschedule(
+        &self,
+        drip: &DripKey,
+        next: &[(String, Option<DateTime<Utc>>)],
+    ) -> impl Future<Output = Result<()>> + Send;
+}
+
+fn time(seconds: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp(seconds, 0).unwrap_or_default()
+}
+
+/// The pending status of a delivery row's status and retry time.
+fn pending_status(status: &str, retry_at: Option<i64>) -> PendingStatus {
+    match status {
+        "claimed" => PendingStatus::Claimed,
+        "retry" => PendingStatus::Retry(time(retry_at.unwrap_or(0))),
+        _ => PendingStatus::Failed,
+    }
+}
+
+/// Writes the [`Roster`] implementation of one backend: the same SQL,
+/// compiled for its database.
+macro_rules! roster {
+    ($store:ty, $db:ty) => {
+        impl Roster for $store {
+            async fn stamp(&self, drip: &DripKey) -> Result<Option<ListStamp>> {
+                let row = sqlx::query::<$db>(
+                    "SELECT size, modified, content, layout, problems, bad_rows FROM list_stamps
+                     WHERE sequence = $1 AND list = $2",
+                )
+                .bind(&drip.sequence)
+                .bind(&drip.list)
+                .fetch_optional(&self.pool)
+                .await?;
+                Ok(row.map(|row| ListStamp {
+                    size: row.get("size"),
+                    modified: row.get("modified"),
+                    content: row.get("content"),
+                    layout: row.get("layout"),
+                    problems: row.get("problems"),
+                    bad_rows: row.get("bad_rows"),
+                }))
+            }
+
+            async fn save_stamp(&self, drip: &DripKey, stamp: &ListStamp) -> Result<()> {
+                sqlx::query::<$db>(
+                    "INSERT INTO list_stamps (sequence, list, size, modified, content, layout, problems, bad_rows)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+                     ON CONFLICT (sequence, list) DO UPDATE SET size = excluded.size,
+                       modified = excluded.modified, content = excluded.content,
+                       layout = excluded.layout, problems = excluded.problems,
+                       bad_rows = excluded.bad_rows",
+                )
+                .bind(&drip.sequence)
+                .bind(&drip.list)
+                .bind(stamp.size)
+                .bind(stamp.modified)
+                .bind(&stamp.content)
+                .bind(&stamp.layout)
+                .bind(&stamp.problems)
+                .bind(stamp.bad_rows)
+                .execute(&self.pool)
+                .await?;
+                Ok(())
+            }
+
+            async fn row_hashes(&self, drip: &DripKey) -> Result<HashSet<i64>> {
+                let mut rows = sqlx::query_scalar::<$db, i64>(
+                    "SELECT row_hash FROM members
+                     WHERE sequence = $1 AND list = $2 AND row_hash IS NOT NULL",
+                )
+                .bind(&drip.sequence)
+                .bind(&drip.list)
+                .fetch(&self.pool);
+                let mut hashes = HashSet::new();
+                while let Some(hash) = rows.try_next().await? {
+                    hashes.insert(hash);
+                }
+                Ok(hashes)
+            }
+
+            async fn stored_hashes(
+                &self,
+                drip: &DripKey,
+                emails: &[String],
+            ) -> Result<HashMap<String, i64>> {
+                let mut stored = HashMap::new();
+                for chunk in emails.chunks(ROWS_PER_STATEMENT) {
+                    let mut query = QueryBuilder::<$db>::new(
+                        "SELECT email, row_hash FROM members WHERE row_hash IS NOT NULL AND sequence = ",
+                    );
+                    query.push_bind(&drip.sequence).push(" AND list = ").push_bind(&drip.list);
+                    query.push(" AND email IN (");
+                    let mut keys = query.separated(", ");
+                    for email in chunk {
+                        keys.push_bind(email);
+                    }
+                    query.push(")");
+                    for row in query.build().fetch_all(&self.pool).await? {
+                        stored.insert(row.get("email"), row.get("row_hash"));
+                    }
+                }
+                Ok(stored)
+            }
+
+            async fn upsert(&self, drip: &DripKey, members: &[Member]) -> Result<()> {
+                let mut tx = self.pool.begin().await?;
+                for chunk in members.chunks(ROWS_PER_STATEMENT) {
+                    let mut query = QueryBuilder::<$db>::new(
+                        "INSERT INTO members (sequence, list, email, row_hash, active, row, position, next_due_at) ",
+                    );
+                    query.push_values(chunk, |mut row, member| {
+                        row.push_bind(&drip.sequence)
+                            .push_bind(&drip.list)
+                            .push_bind(&member.email)
+                            .push_bind(member.row_hash)
+                            .push_bind(i64::from(member.active))
+                            .push_bind(&member.row)
+                            .push_bind(member.position)
+                            .push_bind(0_i64);
+                    });
+                    query.push(
+                        " ON CONFLICT (sequence, list, email) DO UPDATE SET row_hash = excluded.row_hash,
+                           active = excluded.active, row = excluded.row, position = excluded.position,
+                           next_due_at = 0",
+                    );
+                    query.build().execute(&mut *tx).await?;
+                }
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn add_absent(&self, drip: &DripKey, members: &[Member]) -> Result<u64> {
+                let mut tx = self.pool.begin().await?;
+                let mut added = 0;
+                for chunk in members.chunks(ROWS_PER_STATEMENT) {
+                    let mut query = QueryBuilder::<$db>::new(
+                        "INSERT INTO members (sequence, list, email, row_hash, active, row, position, next_due_at) ",
+                    );
+                    query.push_values(chunk, |mut row, member| {
+                        row.push_bind(&drip.sequence)
+                            .push_bind(&drip.list)
+                            .push_bind(&member.email)
+                            .push_bind(member.row_hash)
+                            .push_bind(i64::from(member.active))
+                            .push_bind(&member.row)
+                            .push_bind(member.position)
+                            .push_bind(0_i64);
+                    });
+                    query.push(" ON CONFLICT (sequence, list, email) DO NOTHING");
+                    added += query.build().execute(&mut *tx).await?.rows_affected();
+                }
+                tx.commit().await?;
+                Ok(added)
+            }
+
+            async fn remove_rows(&self, drip: &DripKey, gone: &[i64]) -> Result<()> {
+                let mut tx = self.pool.begin().await?;
+                for chunk in gone.chunks(ROWS_PER_STATEMENT) {
+                    let mut query = QueryBuilder::<$db>::new(
+                        "UPDATE members SET active = 0, row_hash = NULL WHERE sequence = ",
+                    );
+                    query.push_bind(&drip.sequence).push(" AND list = ").push_bind(&drip.list);
+                    query.push(" AND row_hash IN (");
+                    let mut hashes = query.separated(", ");
+                    for hash in chunk {
+                        hashes.push_bind(*hash);
+                    }
+                    query.push(")");
+                    query.build().execute(&mut *tx).await?;
+                }
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn timing(&self, sequence: &str) -> Result<Option<String>> {
+                Ok(sqlx::query_scalar::<$db, String>(
+                    "SELECT fingerprint FROM timings WHERE sequence = $1",
+                )
+                .bind(sequence)
+                .fetch_optional(&self.pool)
+                .await?)
+            }
+
+            async fn retime(&self, sequence: &str, fingerprint: &str) -> Result<()> {
+                let mut tx = self.pool.begin().await?;
+                sqlx::query::<$db>("UPDATE members SET next_due_at = 0 WHERE sequence = $1")
+                    .bind(sequence)
+                    .execute(&mut *tx)
+                    .await?;
+                sqlx::query::<$db>(
+                    "INSERT INTO timings (sequence, fingerprint) VALUES ($1, $2)
+                     ON CONFLICT (sequence) DO UPDATE SET fingerprint = excluded.fingerprint",
+                )
+                .bind(sequence)
+                .bind(fingerprint)
+                .execute(&mut *tx)
+                .await?;
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn due(&self, drip: &DripKey, now: DateTime<Utc>) -> Result<Vec<String>> {
+                Ok(sqlx::query_scalar::<$db, String>(
+                    "SELECT email FROM members
+                     WHERE sequence = $1 AND list = $2 AND active = 1 AND next_due_at <= $3
+                     ORDER BY position, email",
+                )
+                .bind(&drip.sequence)
+                .bind(&drip.list)
+                .bind(now.timestamp())
+                .fetch_all(&self.pool)
+                .await?)
+            }
+
+            async fn page(&self, drip: &DripKey, emails: &[String]) -> Result<Page> {
+                let mut conn = self.pool.acquire().await?;
+                let mut page = Page::default();
+                // One statement per table, each for the keys of the page.
+                let mut query =
+                    QueryBuilder::<$db>::new("SELECT email, row FROM members WHERE sequence = ");
+                query.push_bind(&drip.sequence).push(" AND list = ").push_bind(&drip.list);
+                push_keys(&mut query, emails);
+                let mut rows: HashMap<String, String> = HashMap::new();
+                for row in query.build().fetch_all(&mut *conn).await? {
+                    rows.insert(row.get("email"), row.get("row"));
+                }
+                page.members = emails
+                    .iter()
+                    .filter_map(|email| Some((email.clone(), rows.remove(email)?)))
+                    .collect();
+                let mut query = QueryBuilder::<$db>::new(
+                    "SELECT email, enrolled_at FROM enrollments WHERE sequence = ",
+                );
+                query.push_bind(&drip.sequence);
+                push_keys(&mut query, emails);
+                for row in query.build().fetch_all(&mut *conn).await? {
+                    page.state.enrollments.insert(
+                        row.get("email"),
+                        Enrollment {
+                            enrolled_at: time(row.get("enrolled_at")),
+                            sent_steps: Vec::new(),
+                            last_sent_at: None,
+                        },
+                    );
+                }
+                let mut query = QueryBuilder::<$db>::new(
+                    "SELECT email, step, status, CAST(attempts AS BIGINT) AS attempts, sent_at, retry_at
+                     FROM deliveries WHERE sequence = ",
+                );
+                query.push_bind(&drip.sequence);
+                push_keys(&mut query, emails);
+                query.push(" ORDER BY email, sent_at, step");
+                for row in query.build().fetch_all(&mut *conn).await? {
+                    let email: String = row.get("email");
+                    let status: String = row.get("status");
+                    if status == "sent" {
+                        if let Some(enrollment) = page.state.enrollments.get_mut(&email) {
+                            let sent_at = row.get::<Option<i64>, _>("sent_at").map(time);
+                            enrollment.sent_steps.push(row.get("step"));
+                            enrollment.last_sent_at = enrollment.last_sent_at.max(sent_at);
+                        }
+                        continue;
+                    }
+                    page.state.pending.entry(email).or_default().push(Pending {
+                        step: row.get("step"),
+                        status: pending_status(&status, row.get("retry_at")),
+                        attempts: row.get::<i64, _>("attempts") as u32,
+                    });
+                }
+                let mut query = QueryBuilder::<$db>::new(
+                    "SELECT email, MAX(sent_at) AS at FROM deliveries WHERE status = 'sent'",
+                );
+                push_keys(&mut query, emails);
+                query.push(" GROUP BY email");
+                for row in query.build().fetch_all(&mut *conn).await? {
+                    if let Some(at) = row.get::<Option<i64>, _>("at") {
+                        page.last_sent.insert(row.get("email"), time(at));
+                    }
+                }
+                let mut query = QueryBuilder::<$db>::new(
+                    "SELECT email, reason, at, detail FROM suppressions WHERE 1 = 1",
+                );
+                push_keys(&mut query, emails);
+                for row in query.build().fetch_all(&mut *conn).await? {
+                    page.suppressed.insert(
+                        row.get("email"),
+                        Suppression {
+                            reason: Reason::parse(row.get("reason")),
+                            at: time(row.get("at")),
+                            detail: row.get("detail"),
+                        },
+                    );
+                }
+                Ok(page)
+            }
+
+            async fn reschedule(
+                &self,
+                drip: &DripKey,
+                next: &[(String, Option<DateTime<Utc>>)],
+            ) -> Result<()> {
+                let mut tx = self.pool.begin().await?;
+                for (email, at) in next {
+                    sqlx::query::<$db>(
+                        "UPDATE members SET next_due_at = $1
+                         WHERE sequence = $2 AND list = $3 AND email = $4",
+                    )
+                    .bind(at.map(|at| at.timestamp()))
+                    .bind(&drip.sequence)
+                    .bind(&drip.list)
+                    .bind(email)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                tx.commit().await?;
+                Ok(())
+            }
+        }
+    };
+}
+
+/// Appends ` AND email IN (…)` for `emails` to a query.
+fn push_keys<DB: sqlx::Database>(query: &mut QueryBuilder<'_, DB>, emails: &[String])
+where
+    for<'q> String: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+{
+    query.push(" AND email IN (");
+    let mut keys = query.separated(", ");
+    for email in emails {
+        keys.push_bind(email.clone());
+    }
+    query.push(")");
+}
+
+roster!(SqliteStore, sqlx::Sqlite);
+roster!(PostgresStore, sqlx::Postgres);
+
+/// Forwards to the backend.
+macro_rules! forward {
+    ($self:ident, $store:ident => $call:expr) => {
+        match $self {
+            StateStore::Sqlite($store) => $call.await,
+            StateStore::Postgres($store) => $call.await,
+        }
+    };
+}
+
+impl Roster for StateStore {
+    async fn stamp(&self, drip: &DripKey) -> Result<Option<ListStamp>> {
+        forward!(self, store => store.stamp(drip))
+    }
+    async fn save_stamp(&self, drip: &DripKey, stamp: &ListStamp) -> Result<()> {
+        forward!(self, store => store.save_stamp(drip, stamp))
+    }
+    async fn row_hashes(&self, drip: &DripKey) -> Result<HashSet<i64>> {
+        forward!(self, store => store.row_hashes(drip))
+    }
+    async fn stored_hashes(
+        &self,
+        drip: &DripKey,
+        emails: &[String],
+    ) -> Result<HashMap<String, i64>> {
+        forward!(self, store => store.stored_hashes(drip, emails))
+    }
+    async fn upsert(&self, drip: &DripKey, members: &[Member]) -> Result<()> {
+        forward!(self, store => store.upsert(drip, members))
+    }
+    async fn add_absent(&self, drip: &DripKey, members: &[Member]) -> Result<u64> {
+        forward!(self, store => store.add_absent(drip, members))
+    }
+    async fn remove_rows(&self, drip: &DripKey, gone: &[i64]) -> Result<()> {
+        forward!(self, store => store.remove_rows(drip, gone))
+    }
+    async fn timing(&self, sequence: &str) -> Result<Option<String>> {
+        forward!(self, store => store.timing(sequence))
+    }
+    async fn retime(&self, sequence: &str, fingerprint: &str) -> Result<()> {
+        forward!(self, store => store.retime(sequence, fingerprint))
+    }
+    async fn due(&self, drip: &DripKey, now: DateTime<Utc>) -> Result<Vec<String>> {
+        forward!(self, store => store.due(drip, now))
+    }
+    async fn page(&self, drip: &DripKey, emails: &[String]) -> Result<Page> {
+        forward!(self, store => store.page(drip, emails))
+    }
+    async fn reschedule(
+        &self,
+        drip: &DripKey,
+        next: &[(String, Option<DateTime<Utc>>)],
+    ) -> Result<()> {
+        forward!(self, store => store.reschedule(drip, next))
+    }
+}
