@@ -36,8 +36,8 @@ PG_PORT=${PG_BENCH_PORT:-25727}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 
 command -v smtp-sink >/dev/null || { echo "benches/postgres.sh needs smtp-sink (see benches/smtp.sh)" >&2; exit 2; }
-PG_BIN=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)
-[ -x "$PG_BIN/initdb" ] || { echo "benches/postgres.sh needs PostgreSQL: apt-get install -y postgresql" >&2; exit 2; }
+# shellcheck source=benches/lib/postgres.sh
+source "$ROOT/benches/lib/postgres.sh"
 
 cargo build --release --quiet --manifest-path "$ROOT/Cargo.toml"
 DRIPLINE="$ROOT/target/release/dripline"
@@ -45,31 +45,13 @@ DRIPLINE="$ROOT/target/release/dripline"
 WORK=$(mktemp -d)
 chmod 755 "$WORK"
 SINK_PID=
-PG_PID=
 cleanup() {
     [ -n "$SINK_PID" ] && kill "$SINK_PID" 2>/dev/null
-    if [ -n "$PG_PID" ]; then kill -INT "$PG_PID" 2>/dev/null; wait "$PG_PID" 2>/dev/null || true; fi
+    pg_stop
     rm -rf "$WORK"
 }
 trap cleanup EXIT
-
-# initdb and the server refuse root: run them as `postgres` then.
-AS_PG=()
-[ "$(id -u)" = 0 ] && AS_PG=(setpriv --reuid=postgres --regid=postgres --init-groups --)
-
-mkdir -p "$WORK/pg"
-[ "$(id -u)" = 0 ] && chown postgres:postgres "$WORK/pg"
-"${AS_PG[@]}" "$PG_BIN/initdb" -D "$WORK/pg/data" -U postgres -A trust -E UTF8 --locale=C.UTF-8 >/dev/null
-# setpriv execs the server: $! is its PID.
-"${AS_PG[@]}" "$PG_BIN/postgres" -D "$WORK/pg/data" -p "$PG_PORT" -k "$WORK/pg" \
-    -c listen_addresses=127.0.0.1 -c max_connections=100 > "$WORK/pg/server.log" 2>&1 &
-PG_PID=$!
-# Ready on its own socket, so another server on the port is never taken for it.
-until "$PG_BIN/pg_isready" -q -h "$WORK/pg" -p "$PG_PORT"; do
-    kill -0 "$PG_PID" 2>/dev/null || { cat "$WORK/pg/server.log" >&2; exit 1; }
-    sleep 0.05
-done
-psql_admin() { "$PG_BIN/psql" -X -q -h 127.0.0.1 -p "$PG_PORT" -U postgres -d postgres -c "$1"; }
+pg_start "$WORK/pg" "$PG_PORT"
 
 SINK_WAIT=()
 [ "$DELAY" -gt 0 ] && SINK_WAIT=(-w "$DELAY")
@@ -135,9 +117,7 @@ run_case() {
         write_config ""
         rm -f dripline.db dripline.db-wal dripline.db-shm
     else
-        local db="bench_${instances}_$attempt"
-        psql_admin "CREATE DATABASE $db"
-        DRIPLINE_DATABASE_URL="postgres://postgres@127.0.0.1:$PG_PORT/$db"
+        DRIPLINE_DATABASE_URL=$(pg_url "bench_${instances}_$attempt")
         write_config $'[state]\nurl_env = "DRIPLINE_DATABASE_URL"'
     fi
     local start end pids=()

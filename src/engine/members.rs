@@ -7,11 +7,11 @@ use std::collections::HashMap;
 use chrono::{DateTime, Duration, Utc};
 use sha2::{Digest as _, Sha256};
 
-use super::{Drip, read_list};
+use super::{Drip, Looks, read_list};
 use crate::roster::{self, row};
 use crate::sequence::Sequence;
 use crate::signup;
-use crate::store::roster::{DripKey, Roster};
+use crate::store::roster::{DripKey, Look, Roster};
 use crate::store::signups::Signups;
 use crate::store::{SequenceState, Store, Suppression};
 use crate::subscribers::List;
@@ -37,6 +37,10 @@ pub enum Members {
         key: DripKey,
         keys: Vec<String>,
         next: usize,
+        /// The version of each member of the slice handed out last.
+        versions: HashMap<String, i64>,
+        /// The new timing fingerprint, once every member was looked at.
+        retimed: Option<String>,
     },
 }
 
@@ -111,39 +115,63 @@ impl Members {
     ) -> anyhow::Result<(Members, u64)> {
         let bad_rows = roster::sync(store, drip).await?;
         let fingerprint = timing.fingerprint();
-        if store.timing(&drip.sequence.id).await?.as_deref() != Some(fingerprint.as_str()) {
-            store.retime(&drip.sequence.id, &fingerprint).await?;
-        }
+        let retimed =
+            store.timing(&drip.sequence.id).await?.as_deref() != Some(fingerprint.as_str());
         let key = roster::key_of(drip);
-        let mut keys = store.due(&key, now).await?;
+        // Under a new timing every member is looked at once; the
+        // fingerprint is saved when they all were.
+        let mut keys = store.due(&key, (!retimed).then_some(now)).await?;
         // Instances that share the state each start at their own point,
         // so they mostly claim different subscribers.
         let start = usize::try_from(store.walk_offset() % keys.len().max(1) as u64).unwrap_or(0);
         keys.rotate_left(start);
-        Ok((Members::Due { key, keys, next: 0 }, bad_rows))
+        let members = Members::Due {
+            key,
+            keys,
+            next: 0,
+            versions: HashMap::new(),
+            retimed: retimed.then_some(fingerprint),
+        };
+        Ok((members, bad_rows))
     }
 
-    /// The roster key whose next-due times the pass keeps, if any.
-    pub fn roster(&self) -> Option<&DripKey> {
-        match self {
-            Members::Whole(_) => None,
-            Members::Due { key, .. } => Some(key),
-        }
+    /// Records in the roster when the members of the last slice are next
+    /// worth a look (nothing to record for the whole list).
+    pub async fn reschedule(&self, store: &impl Roster, looks: Looks) -> anyhow::Result<()> {
+        let Members::Due { key, versions, .. } = self else {
+            return Ok(());
+        };
+        let looks: Vec<Look> = looks
+            .into_iter()
+            .filter_map(|(email, at)| Some((email.clone(), *versions.get(&email)?, at)))
+            .collect();
+        store.reschedule(key, &looks).await
     }
 
     /// The next slice; `None` when all were handed out.
     pub async fn next(&mut self, store: &impl Roster) -> anyhow::Result<Option<Slice>> {
         match self {
             Members::Whole(slice) => Ok(slice.take()),
-            Members::Due { key, keys, next } => {
+            Members::Due {
+                key,
+                keys,
+                next,
+                versions,
+                retimed,
+            } => {
                 if *next >= keys.len() {
+                    if let Some(fingerprint) = retimed.take() {
+                        store.save_timing(&key.sequence, &fingerprint).await?;
+                    }
                     return Ok(None);
                 }
                 let end = (*next + PAGE).min(keys.len());
                 let page = store.page(key, &keys[*next..end]).await?;
                 *next = end;
                 let mut list = List::default();
-                for (email, stored) in page.members {
+                versions.clear();
+                for (email, stored, version) in page.members {
+                    versions.insert(email.clone(), version);
                     match row::decode(&stored) {
                         Ok(subscriber) => list.subscribers.push(subscriber),
                         Err(err) => tracing::warn!(

@@ -340,9 +340,7 @@ impl<S: Store + Signups + Roster, T: Transport> Pass<'_, S, T> {
                 let looks = self
                     .slice(&drip.sequence, renderer, &slice, &mut carry, stop)
                     .await?;
-                if let Some(key) = members.roster() {
-                    self.store.reschedule(key, &looks).await?;
-                }
+                members.reschedule(self.store, looks).await?;
                 if carry.summary.stopped {
                     return Ok(carry.summary);
                 }

@@ -998,7 +998,7 @@ impl Store for PostgresStore {
             .execute(&mut *tx)
             .await?;
         // Their next emails may be due at once: the roster looks again.
-        sqlx::query("UPDATE members SET next_due_at = 0 WHERE email = $1")
+        sqlx::query("UPDATE members SET next_due_at = 0, version = version + 1 WHERE email = $1")
             .bind(email)
             .execute(&mut *tx)
             .await?;

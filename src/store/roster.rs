@@ -11,8 +11,11 @@
 //!
 //! `next_due_at` is a lower bound: a member may be looked at too early
 //! (and then waits again), never too late. Whatever could bring their
-//! next email forward resets it to 0: a new or changed row, a lifted
-//! suppression, a change to the sequence's timing.
+//! next email forward resets it to 0 and counts a new `version`: a new or
+//! changed row, a lifted suppression. After a change to the sequence's
+//! timing (its fingerprint) a pass looks at every member once.
+//! A pass writes what it learned only onto the version it loaded, so a
+//! reset that lands meanwhile is never undone.
 
 use std::collections::{HashMap, HashSet};
 use std::future::Future;
@@ -38,6 +41,7 @@ CREATE TABLE members (
     row         TEXT NOT NULL,
     position    INTEGER NOT NULL,
     next_due_at INTEGER,
+    version     INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (sequence, list, email)
 ) WITHOUT ROWID;
 CREATE INDEX members_due ON members (sequence, list, next_due_at) WHERE active = 1;
@@ -73,6 +77,7 @@ CREATE TABLE members (
     row         text NOT NULL,
     position    bigint NOT NULL,
     next_due_at bigint,
+    version     bigint NOT NULL DEFAULT 0,
     PRIMARY KEY (sequence, list, email)
 );
 CREATE INDEX members_due ON members (sequence, list, next_due_at) WHERE active = 1;
@@ -142,13 +147,17 @@ pub struct Member {
 /// Due members and what the state holds about them: a slice of a pass.
 #[derive(Debug, Default)]
 pub struct Page {
-    /// Key and stored row of each, in the order asked.
-    pub members: Vec<(String, String)>,
+    /// Key, stored row and version of each, in the order asked.
+    pub members: Vec<(String, String, i64)>,
     pub state: SequenceState,
     pub suppressed: HashMap<String, Suppression>,
     /// When each last got an email from any sequence.
     pub last_sent: HashMap<String, DateTime<Utc>>,
 }
+
+/// When a member is next worth a look: key, the version it was decided
+/// on, and the time (`None`: never).
+pub type Look = (String, i64, Option<DateTime<Utc>>);
 
 /// The roster of every drip. Every method is one transaction.
 pub trait Roster {
@@ -189,27 +198,29 @@ pub trait Roster {
     /// The fingerprint of the sequence's timing the next-due times follow.
     fn timing(&self, sequence: &str) -> impl Future<Output = Result<Option<String>>> + Send;
 
-    /// Makes every member of `sequence` due to be looked at, and records
-    /// the timing fingerprint that their next times will follow.
-    fn retime(&self, sequence: &str, fingerprint: &str) -> impl Future<Output = Result<()>> + Send;
+    /// Records the timing fingerprint the next-due times of `sequence`
+    /// now follow: every member was looked at under it.
+    fn save_timing(
+        &self,
+        sequence: &str,
+        fingerprint: &str,
+    ) -> impl Future<Output = Result<()>> + Send;
 
-    /// The active members to look at `now`, by key, in list order.
+    /// The active members to look at by `until` (every one when `None`),
+    /// by key, in list order.
     fn due(
         &self,
         drip: &DripKey,
-        now: DateTime<Utc>,
+        until: Option<DateTime<Utc>>,
     ) -> impl Future<Output = Result<Vec<String>>> + Send;
 
     /// The members `emails` with their state.
     fn page(&self, drip: &DripKey, emails: &[String]) -> impl Future<Output = Result<Page>> + Send;
 
-    /// Sets when each member is next worth a look (`None`: never, until
-    /// something resets it).
-    fn reschedule(
-        &self,
-        drip: &DripKey,
-        next: &[(String, Option<DateTime<Utc>>)],
-    ) -> impl Future<Output = Result<()>> + Send;
+    /// Sets when each member (key, version loaded) is next worth a look
+    /// (`None`: never, until something resets it), unless their version
+    /// changed since.
+    fn reschedule(&self, drip: &DripKey, next: &[Look]) -> impl Future<Output = Result<()>> + Send;
 }
 
 fn time(seconds: i64) -> DateTime<Utc> {
@@ -329,7 +340,7 @@ macro_rules! roster {
                     query.push(
                         " ON CONFLICT (sequence, list, email) DO UPDATE SET row_hash = excluded.row_hash,
                            active = excluded.active, row = excluded.row, position = excluded.position,
-                           next_due_at = 0",
+                           next_due_at = 0, version = members.version + 1",
                     );
                     query.build().execute(&mut *tx).await?;
                 }
@@ -389,35 +400,42 @@ macro_rules! roster {
                 .await?)
             }
 
-            async fn retime(&self, sequence: &str, fingerprint: &str) -> Result<()> {
-                let mut tx = self.pool.begin().await?;
-                sqlx::query::<$db>("UPDATE members SET next_due_at = 0 WHERE sequence = $1")
-                    .bind(sequence)
-                    .execute(&mut *tx)
-                    .await?;
+            async fn save_timing(&self, sequence: &str, fingerprint: &str) -> Result<()> {
                 sqlx::query::<$db>(
                     "INSERT INTO timings (sequence, fingerprint) VALUES ($1, $2)
                      ON CONFLICT (sequence) DO UPDATE SET fingerprint = excluded.fingerprint",
                 )
                 .bind(sequence)
                 .bind(fingerprint)
-                .execute(&mut *tx)
+                .execute(&self.pool)
                 .await?;
-                tx.commit().await?;
                 Ok(())
             }
 
-            async fn due(&self, drip: &DripKey, now: DateTime<Utc>) -> Result<Vec<String>> {
-                Ok(sqlx::query_scalar::<$db, String>(
-                    "SELECT email FROM members
-                     WHERE sequence = $1 AND list = $2 AND active = 1 AND next_due_at <= $3
-                     ORDER BY position, email",
-                )
-                .bind(&drip.sequence)
-                .bind(&drip.list)
-                .bind(now.timestamp())
-                .fetch_all(&self.pool)
-                .await?)
+            async fn due(
+                &self,
+                drip: &DripKey,
+                until: Option<DateTime<Utc>>,
+            ) -> Result<Vec<String>> {
+                // Two statements, so the due one keeps to its index.
+                let sql = match until {
+                    Some(_) => {
+                        "SELECT email FROM members
+                         WHERE sequence = $1 AND list = $2 AND active = 1 AND next_due_at <= $3
+                         ORDER BY position, email"
+                    }
+                    None => {
+                        "SELECT email FROM members
+                         WHERE sequence = $1 AND list = $2 AND active = 1 AND $3 IS NULL
+                         ORDER BY position, email"
+                    }
+                };
+                Ok(sqlx::query_scalar::<$db, String>(sql)
+                    .bind(&drip.sequence)
+                    .bind(&drip.list)
+                    .bind(until.map(|until| until.timestamp()))
+                    .fetch_all(&self.pool)
+                    .await?)
             }
 
             async fn page(&self, drip: &DripKey, emails: &[String]) -> Result<Page> {
@@ -425,16 +443,19 @@ macro_rules! roster {
                 let mut page = Page::default();
                 // One statement per table, each for the keys of the page.
                 let mut query =
-                    QueryBuilder::<$db>::new("SELECT email, row FROM members WHERE sequence = ");
+                    QueryBuilder::<$db>::new("SELECT email, row, version FROM members WHERE sequence = ");
                 query.push_bind(&drip.sequence).push(" AND list = ").push_bind(&drip.list);
                 push_keys(&mut query, emails);
-                let mut rows: HashMap<String, String> = HashMap::new();
+                let mut rows: HashMap<String, (String, i64)> = HashMap::new();
                 for row in query.build().fetch_all(&mut *conn).await? {
-                    rows.insert(row.get("email"), row.get("row"));
+                    rows.insert(row.get("email"), (row.get("row"), row.get("version")));
                 }
                 page.members = emails
                     .iter()
-                    .filter_map(|email| Some((email.clone(), rows.remove(email)?)))
+                    .filter_map(|email| {
+                        let (row, version) = rows.remove(email)?;
+                        Some((email.clone(), row, version))
+                    })
                     .collect();
                 let mut query = QueryBuilder::<$db>::new(
                     "SELECT email, enrolled_at FROM enrollments WHERE sequence = ",
@@ -502,21 +523,22 @@ macro_rules! roster {
                 Ok(page)
             }
 
-            async fn reschedule(
-                &self,
-                drip: &DripKey,
-                next: &[(String, Option<DateTime<Utc>>)],
-            ) -> Result<()> {
+            async fn reschedule(&self, drip: &DripKey, next: &[Look]) -> Result<()> {
+                // In key order: two instances never wait on each other's rows
+                // in opposite orders.
+                let mut next: Vec<&Look> = next.iter().collect();
+                next.sort_by(|a, b| a.0.cmp(&b.0));
                 let mut tx = self.pool.begin().await?;
-                for (email, at) in next {
+                for (email, version, at) in next {
                     sqlx::query::<$db>(
                         "UPDATE members SET next_due_at = $1
-                         WHERE sequence = $2 AND list = $3 AND email = $4",
+                         WHERE sequence = $2 AND list = $3 AND email = $4 AND version = $5",
                     )
                     .bind(at.map(|at| at.timestamp()))
                     .bind(&drip.sequence)
                     .bind(&drip.list)
                     .bind(email)
+                    .bind(version)
                     .execute(&mut *tx)
                     .await?;
                 }
@@ -582,20 +604,16 @@ impl Roster for StateStore {
     async fn timing(&self, sequence: &str) -> Result<Option<String>> {
         forward!(self, store => store.timing(sequence))
     }
-    async fn retime(&self, sequence: &str, fingerprint: &str) -> Result<()> {
-        forward!(self, store => store.retime(sequence, fingerprint))
+    async fn save_timing(&self, sequence: &str, fingerprint: &str) -> Result<()> {
+        forward!(self, store => store.save_timing(sequence, fingerprint))
     }
-    async fn due(&self, drip: &DripKey, now: DateTime<Utc>) -> Result<Vec<String>> {
-        forward!(self, store => store.due(drip, now))
+    async fn due(&self, drip: &DripKey, until: Option<DateTime<Utc>>) -> Result<Vec<String>> {
+        forward!(self, store => store.due(drip, until))
     }
     async fn page(&self, drip: &DripKey, emails: &[String]) -> Result<Page> {
         forward!(self, store => store.page(drip, emails))
     }
-    async fn reschedule(
-        &self,
-        drip: &DripKey,
-        next: &[(String, Option<DateTime<Utc>>)],
-    ) -> Result<()> {
+    async fn reschedule(&self, drip: &DripKey, next: &[Look]) -> Result<()> {
         forward!(self, store => store.reschedule(drip, next))
     }
 }

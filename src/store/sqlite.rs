@@ -752,7 +752,7 @@ impl Store for SqliteStore {
             .execute(&mut *tx)
             .await?;
         // Their next emails may be due at once: the roster looks again.
-        sqlx::query("UPDATE members SET next_due_at = 0 WHERE email = ?")
+        sqlx::query("UPDATE members SET next_due_at = 0, version = version + 1 WHERE email = ?")
             .bind(email)
             .execute(&mut *tx)
             .await?;
