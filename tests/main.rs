@@ -13,6 +13,7 @@ mod lists;
 mod postgres;
 mod preflight;
 mod preview;
+mod roster;
 mod run;
 mod serve;
 mod signup;

@@ -196,7 +196,7 @@ async fn drop_duplicates(
             .filter(|hash| Some(**hash) != change.member.row_hash)
             .and_then(|hash| scanned.seen.get(hash));
         match kept {
-            Some(&first) => scanned.report.push(subscribers::duplicate(
+            Some(&first) => scanned.report.push(subscribers::second_row(
                 &scanned.file,
                 &change.address,
                 change.line,

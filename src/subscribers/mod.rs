@@ -297,11 +297,23 @@ impl<R: Read> Reader<R> {
 }
 
 /// The warning for a second row of `address` in `file`, on `line`, whose
-/// kept row is on `first`.
+/// first row is on `first`.
 pub fn duplicate(file: &Path, address: &str, line: usize, first: usize) -> Problem {
     Problem::warning(
         file,
         format!("skipped: {address} is already on line {first}; the first row wins"),
+    )
+    .at_line(line)
+}
+
+/// The warning for a new row, on `line`, of an address whose row dripline
+/// already has, on `kept`.
+pub fn second_row(file: &Path, address: &str, line: usize, kept: usize) -> Problem {
+    Problem::warning(
+        file,
+        format!(
+            "skipped: {address} is already on line {kept}, the row dripline has; change that row instead of adding another"
+        ),
     )
     .at_line(line)
 }
