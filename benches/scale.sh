@@ -99,6 +99,9 @@ project "$mid" 2026-11-28 "$N" 2026-11-28
 measure "import the list (nothing due yet)" "$mid" run --now 2026-11-27T12:00:00Z
 midcourse "$mid/dripline.db"
 measure "first pass after: every member looked at once" "$mid" run --now 2026-11-30T20:00:00Z
+# The runs so far were days apart (too far apart for catch_up); this one,
+# a cron tick later, sees a new cadence and looks at everyone once more.
+measure "a tick later (new cadence: everyone looked at again)" "$mid" run --now 2026-11-30T20:15:00Z
 measure "SQLite, nothing due" "$mid" run --now 2026-11-30T21:00:00Z
 measure "SQLite, nothing due (again)" "$mid" run --now 2026-11-30T21:05:00Z
 # One row changes, keeping its length: the size is the same, the time and content are not.

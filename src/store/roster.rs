@@ -529,18 +529,21 @@ macro_rules! roster {
                 let mut next: Vec<&Look> = next.iter().collect();
                 next.sort_by(|a, b| a.0.cmp(&b.0));
                 let mut tx = self.pool.begin().await?;
-                for (email, version, at) in next {
-                    sqlx::query::<$db>(
-                        "UPDATE members SET next_due_at = $1
-                         WHERE sequence = $2 AND list = $3 AND email = $4 AND version = $5",
-                    )
-                    .bind(at.map(|at| at.timestamp()))
-                    .bind(&drip.sequence)
-                    .bind(&drip.list)
-                    .bind(email)
-                    .bind(version)
-                    .execute(&mut *tx)
-                    .await?;
+                for chunk in next.chunks(ROWS_PER_STATEMENT) {
+                    // VALUES columns are column1, column2, … in both databases.
+                    let mut query = QueryBuilder::<$db>::new(
+                        "UPDATE members SET next_due_at = v.column3 FROM (",
+                    );
+                    query.push_values(chunk, |mut row, (email, version, at)| {
+                        row.push_bind(email)
+                            .push_bind(*version)
+                            .push_bind(at.map(|at| at.timestamp()));
+                    });
+                    query.push(") AS v WHERE members.sequence = ");
+                    query.push_bind(&drip.sequence);
+                    query.push(" AND members.list = ").push_bind(&drip.list);
+                    query.push(" AND members.email = v.column1 AND members.version = v.column2");
+                    query.build().execute(&mut *tx).await?;
                 }
                 tx.commit().await?;
                 Ok(())
