@@ -12,6 +12,17 @@
 //! fenced: a retry or failure lands only while the delivery is still the
 //! caller's claim of that attempt, and `sent` always wins.
 
+/// Forwards a call on a [`StateStore`] to its backend (for every trait the
+/// backends implement: [`Store`], [`signups::Signups`], [`roster::Roster`]).
+macro_rules! forward {
+    ($self:ident, $store:ident => $call:expr) => {
+        match $self {
+            StateStore::Sqlite($store) => $call.await,
+            StateStore::Postgres($store) => $call.await,
+        }
+    };
+}
+
 pub mod copy;
 mod lock;
 pub mod postgres;
@@ -521,16 +532,6 @@ impl StateStore {
             StateStore::Postgres(store) => store.close().await,
         }
     }
-}
-
-/// Forwards every [`Store`] method to the backend.
-macro_rules! forward {
-    ($self:ident, $store:ident => $call:expr) => {
-        match $self {
-            StateStore::Sqlite($store) => $call.await,
-            StateStore::Postgres($store) => $call.await,
-        }
-    };
 }
 
 impl Store for StateStore {

@@ -324,19 +324,7 @@ macro_rules! roster {
             async fn upsert(&self, drip: &DripKey, members: &[Member]) -> Result<()> {
                 let mut tx = self.pool.begin().await?;
                 for chunk in members.chunks(ROWS_PER_STATEMENT) {
-                    let mut query = QueryBuilder::<$db>::new(
-                        "INSERT INTO members (sequence, list, email, row_hash, active, row, position, next_due_at) ",
-                    );
-                    query.push_values(chunk, |mut row, member| {
-                        row.push_bind(&drip.sequence)
-                            .push_bind(&drip.list)
-                            .push_bind(&member.email)
-                            .push_bind(member.row_hash)
-                            .push_bind(i64::from(member.active))
-                            .push_bind(&member.row)
-                            .push_bind(member.position)
-                            .push_bind(0_i64);
-                    });
+                    let mut query = insert::<$db>(drip, chunk);
                     query.push(
                         " ON CONFLICT (sequence, list, email) DO UPDATE SET row_hash = excluded.row_hash,
                            active = excluded.active, row = excluded.row, position = excluded.position,
@@ -352,19 +340,7 @@ macro_rules! roster {
                 let mut tx = self.pool.begin().await?;
                 let mut added = 0;
                 for chunk in members.chunks(ROWS_PER_STATEMENT) {
-                    let mut query = QueryBuilder::<$db>::new(
-                        "INSERT INTO members (sequence, list, email, row_hash, active, row, position, next_due_at) ",
-                    );
-                    query.push_values(chunk, |mut row, member| {
-                        row.push_bind(&drip.sequence)
-                            .push_bind(&drip.list)
-                            .push_bind(&member.email)
-                            .push_bind(member.row_hash)
-                            .push_bind(i64::from(member.active))
-                            .push_bind(&member.row)
-                            .push_bind(member.position)
-                            .push_bind(0_i64);
-                    });
+                    let mut query = insert::<$db>(drip, chunk);
                     query.push(" ON CONFLICT (sequence, list, email) DO NOTHING");
                     added += query.build().execute(&mut *tx).await?.rows_affected();
                 }
@@ -552,6 +528,29 @@ macro_rules! roster {
     };
 }
 
+/// `INSERT INTO members … VALUES …` for `members` of `drip`, due at once.
+fn insert<DB: sqlx::Database>(drip: &DripKey, members: &[Member]) -> QueryBuilder<'static, DB>
+where
+    for<'q> String: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    for<'q> i64: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    for<'q> Option<i64>: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+{
+    let mut query = QueryBuilder::<DB>::new(
+        "INSERT INTO members (sequence, list, email, row_hash, active, row, position, next_due_at) ",
+    );
+    query.push_values(members, |mut row, member| {
+        row.push_bind(drip.sequence.clone())
+            .push_bind(drip.list.clone())
+            .push_bind(member.email.clone())
+            .push_bind(member.row_hash)
+            .push_bind(i64::from(member.active))
+            .push_bind(member.row.clone())
+            .push_bind(member.position)
+            .push_bind(0_i64);
+    });
+    query
+}
+
 /// Appends ` AND email IN (…)` for `emails` to a query.
 fn push_keys<DB: sqlx::Database>(query: &mut QueryBuilder<'_, DB>, emails: &[String])
 where
@@ -567,16 +566,6 @@ where
 
 roster!(SqliteStore, sqlx::Sqlite);
 roster!(PostgresStore, sqlx::Postgres);
-
-/// Forwards to the backend.
-macro_rules! forward {
-    ($self:ident, $store:ident => $call:expr) => {
-        match $self {
-            StateStore::Sqlite($store) => $call.await,
-            StateStore::Postgres($store) => $call.await,
-        }
-    };
-}
 
 impl Roster for StateStore {
     async fn stamp(&self, drip: &DripKey) -> Result<Option<ListStamp>> {

@@ -207,16 +207,6 @@ pub trait Signups {
     ) -> impl Future<Output = Result<Vec<SignupCount>>> + Send;
 }
 
-/// Forwards to the backend.
-macro_rules! forward {
-    ($self:ident, $store:ident => $call:expr) => {
-        match $self {
-            StateStore::Sqlite($store) => $call.await,
-            StateStore::Postgres($store) => $call.await,
-        }
-    };
-}
-
 impl Signups for StateStore {
     async fn standing(&self, sequence: &str, email: &str) -> Result<Option<Standing>> {
         forward!(self, store => store.standing(sequence, email))
