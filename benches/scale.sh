@@ -12,10 +12,10 @@
 #
 # The mid-course state is made the way it would be after three mornings:
 # one run imports the list (nobody is due yet), then the three sent steps
-# are written into the state file with sqlite3 (Python), and every member
-# is made due for a look, as after an upgrade; the first pass after that
-# looks at all of them once (its time is printed too), the ones after it
-# are the figures. Each figure is wall time and peak RSS from GNU time.
+# are written into the state with SQL (Python's sqlite3, psql), and every
+# member is made due for a look, as after an upgrade; the passes after that
+# look at all of them once (their times are printed too), the ones after
+# them are the figures. Each figure is wall time and peak RSS from GNU time.
 #
 #   bash benches/scale.sh [N]          # default 1000000
 #
@@ -73,55 +73,75 @@ measure() {
     printf '%-58s %7.2f s  peak RSS %4d MB   %s\n' "$label" "$seconds" $(((kb + 512) / 1024)) "$(tail -1 "$WORK/out.txt")"
 }
 
-# midcourse DB: steps 1-3 sent to every enrolled subscriber on Nov 28-30
-# at 13:00 UTC, every member due for a look.
-midcourse() {
-    python3 - "$1" <<'PY'
+# The mid-course state: steps 1-3 sent to every enrolled subscriber on
+# Nov 28-30 at 13:00 UTC (epoch seconds below), every member due for a look.
+STEPS="('gut-immune-connection', 1795870800), ('gut-barrier', 1795957200), ('imbalanced-microbiome', 1796043600)"
+LAST_SENT=1796043600
+
+# midcourse_sqlite DB
+midcourse_sqlite() {
+    python3 - "$1" "$STEPS" "$LAST_SENT" <<'PY'
 import sqlite3, sys
 db = sqlite3.connect(sys.argv[1])
-days = [("gut-immune-connection", 1795870800), ("gut-barrier", 1795957200), ("imbalanced-microbiome", 1796043600)]
-emails = [row[0] for row in db.execute("SELECT email FROM enrollments WHERE sequence = 'gut-immune'")]
 with db:
-    for step, at in days:
-        db.executemany(
-            "INSERT INTO deliveries (sequence, email, step, status, attempts, message_id, claimed_at, sent_at)"
-            " VALUES ('gut-immune', ?, ?, 'sent', 1, ?, ?, ?)",
-            ((email, step, f"<bench.{step}.{i}@example.com>", at, at) for i, email in enumerate(emails)))
-    db.execute("UPDATE enrollments SET last_sent_at = 1796043600")
+    db.execute(f"""INSERT INTO deliveries (sequence, email, step, status, attempts, message_id, claimed_at, sent_at)
+        SELECT 'gut-immune', e.email, s.column1, 'sent', 1, '<bench.' || s.column1 || '.' || e.email || '>', s.column2, s.column2
+        FROM enrollments e, (VALUES {sys.argv[2]}) s""")
+    db.execute("UPDATE enrollments SET last_sent_at = ?", (int(sys.argv[3]),))
     db.execute("UPDATE members SET next_due_at = 0")
-print(f"{len(emails)} subscribers have had 3 emails")
+print(db.execute("SELECT count(*) FROM deliveries").fetchone()[0], "emails sent before")
 PY
 }
 
+# midcourse_postgres URL (PostgreSQL keeps the last send per address in `recipients`)
+midcourse_postgres() {
+    "$PG_BIN/psql" -X -q -v ON_ERROR_STOP=1 "$1" <<SQL
+INSERT INTO deliveries (sequence, email, step, status, attempts, message_id, claimed_at, claimed_by, sent_at)
+    SELECT 'gut-immune', e.email, s.step, 'sent', 1, '<bench.' || s.step || '.' || e.email || '>', s.at, 'bench', s.at
+    FROM enrollments e, (VALUES $STEPS) AS s (step, at);
+INSERT INTO recipients (email, last_sent_at) SELECT email, $LAST_SENT FROM enrollments
+    ON CONFLICT (email) DO UPDATE SET last_sent_at = excluded.last_sent_at;
+UPDATE members SET next_due_at = 0;
+SQL
+}
+
+# The same course on a store: import, three mornings, then the passes measured.
+# midcourse_passes LABEL DIR MIDCOURSE_COMMAND...
+midcourse_passes() {
+    local label=$1 dir=$2
+    shift 2
+    measure "$label: import the list (nothing due yet)" "$dir" run --now 2026-11-27T12:00:00Z
+    "$@"
+    measure "$label: first pass after: every member looked at" "$dir" run --now 2026-11-30T20:00:00Z
+    # The runs so far were days apart (too far apart for catch_up); this one,
+    # a cron tick later, sees a new cadence and looks at everyone once more.
+    measure "$label: a tick later (new cadence: all looked at)" "$dir" run --now 2026-11-30T20:15:00Z
+    measure "$label: nothing due" "$dir" run --now 2026-11-30T21:00:00Z
+    measure "$label: nothing due (again)" "$dir" run --now 2026-11-30T21:05:00Z
+}
+
 echo "dripline $("$DRIPLINE" --version | cut -d' ' -f2), $(nproc) CPUs, $(uname -sr), N = $N"
-mid=$WORK/midcourse
+mid=$WORK/sqlite
 project "$mid" 2026-11-28 "$N" 2026-11-28
-measure "import the list (nothing due yet)" "$mid" run --now 2026-11-27T12:00:00Z
-midcourse "$mid/dripline.db"
-measure "first pass after: every member looked at once" "$mid" run --now 2026-11-30T20:00:00Z
-# The runs so far were days apart (too far apart for catch_up); this one,
-# a cron tick later, sees a new cadence and looks at everyone once more.
-measure "a tick later (new cadence: everyone looked at again)" "$mid" run --now 2026-11-30T20:15:00Z
-measure "SQLite, nothing due" "$mid" run --now 2026-11-30T21:00:00Z
-measure "SQLite, nothing due (again)" "$mid" run --now 2026-11-30T21:05:00Z
+midcourse_passes SQLite "$mid" midcourse_sqlite "$mid/dripline.db"
 # One row changes, keeping its length: the size is the same, the time and content are not.
 line=$((N / 2 + 1))
 sed -i "${line}s/,Reader /,Zeader /" "$mid/subscribers.csv"
-measure "SQLite, nothing due, one row of the list changed" "$mid" run --now 2026-11-30T21:10:00Z
-measure "SQLite, nothing due, after that" "$mid" run --now 2026-11-30T21:15:00Z
+measure "SQLite: nothing due, one row of the list changed" "$mid" run --now 2026-11-30T21:10:00Z
+measure "SQLite: nothing due, after that" "$mid" run --now 2026-11-30T21:15:00Z
 
 pg_start "$WORK/pg" "$PG_PORT"
 export DRIPLINE_DATABASE_URL
 DRIPLINE_DATABASE_URL=$(pg_url scale)
-(cd "$mid" && "$DRIPLINE" state copy --to-env DRIPLINE_DATABASE_URL > /dev/null)
-sed -i 's/^path = "dripline.db"/url_env = "DRIPLINE_DATABASE_URL"/' "$mid/dripline.toml"
-measure "PostgreSQL: first pass after the copy" "$mid" run --now 2026-11-30T20:30:00Z
-measure "PostgreSQL, nothing due" "$mid" run --now 2026-11-30T21:00:00Z
-measure "PostgreSQL, nothing due (again)" "$mid" run --now 2026-11-30T21:05:00Z
+pg=$WORK/postgres
+project "$pg" 2026-11-28 "$N" 2026-11-28
+sed -i 's/^path = "dripline.db"/url_env = "DRIPLINE_DATABASE_URL"/' "$pg/dripline.toml"
+midcourse_passes PostgreSQL "$pg" midcourse_postgres "$DRIPLINE_DATABASE_URL"
 pg_stop
 
 send=$WORK/send
-project "$send" 2026-12-01T14:00:00Z 100000 2027-06-01
-measure "import the list (nothing due yet)" "$send" run --now 2026-12-01T13:00:00Z
-measure "send 100,000 emails from the list, outbox" "$send" run --now 2026-12-01T14:00:00Z
+SEND=$((N < 100000 ? N : 100000))
+project "$send" 2026-12-01T14:00:00Z "$SEND" 2027-06-01
+measure "send: import the list (nothing due yet)" "$send" run --now 2026-12-01T13:00:00Z
+measure "send: $SEND emails from the list, outbox" "$send" run --now 2026-12-01T14:00:00Z
 echo "$(find "$send/outbox" -name '*.eml' | wc -l) emails in the outbox"

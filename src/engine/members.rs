@@ -17,7 +17,7 @@ use crate::store::{SequenceState, Store, Suppression};
 use crate::subscribers::List;
 
 /// Due members loaded and decided on together.
-const PAGE: usize = 512;
+const PAGE: usize = 4096;
 
 /// Members of a drip and what the state holds about them.
 pub struct Slice {

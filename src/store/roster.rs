@@ -102,8 +102,9 @@ CREATE TABLE timings (
 );
 "#;
 
-/// Rows in one multi-row statement: below SQLite's parameter limit.
-const ROWS_PER_STATEMENT: usize = 100;
+/// Rows in one multi-row statement: 8,000 parameters at most, below the
+/// limits of SQLite (32,766) and PostgreSQL (65,535).
+const ROWS_PER_STATEMENT: usize = 1000;
 
 /// A drip's place in the roster: its sequence and its list, as configured.
 #[derive(Debug, Clone, PartialEq, Eq)]
