@@ -76,6 +76,7 @@ pub fn load_drips(project: &Project) -> Result<Vec<Drip>, InvalidInput> {
         if let Some(sequence) = Sequence::load(&dir, &project.templates_dir(), &mut report) {
             drips.push(Drip {
                 sequence,
+                list: drip.list.get_ref().display().to_string(),
                 list_file: project.resolve(drip.list.get_ref()),
                 columns: drip.columns.clone(),
             });

@@ -85,6 +85,9 @@ impl Summary {
 #[derive(Debug)]
 pub struct Drip {
     pub sequence: Sequence,
+    /// The list as dripline.toml names it: with the sequence, the key of
+    /// its roster in the state, the same on every host that shares it.
+    pub list: String,
     pub list_file: PathBuf,
     /// The list's `[[drip]] columns`.
     pub columns: Columns,

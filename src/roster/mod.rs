@@ -35,7 +35,7 @@ const CHUNK: usize = 2048;
 pub fn key_of(drip: &Drip) -> DripKey {
     DripKey {
         sequence: drip.sequence.id.clone(),
-        list: drip.list_file.display().to_string(),
+        list: drip.list.clone(),
     }
 }
 
