@@ -14,7 +14,7 @@ pub mod row;
 
 use std::collections::{HashMap, HashSet};
 use std::fs::File;
-use std::io::{BufReader, Read as _};
+use std::io::{BufReader, Read};
 use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
@@ -129,7 +129,7 @@ struct Change {
 /// What streaming a list found, besides its new and changed rows.
 struct Scanned {
     /// The hash of every row read, with its line.
-    seen: HashMap<i64, usize>,
+    seen: HashMap<i64, u32>,
     /// Stored rows no longer in the list, by hash.
     gone: Vec<i64>,
     report: Report,
@@ -196,11 +196,11 @@ async fn drop_duplicates(
             .filter(|hash| Some(**hash) != change.member.row_hash)
             .and_then(|hash| scanned.seen.get(hash));
         match kept {
-            Some(&first) => scanned.report.push(subscribers::second_row(
+            Some(&kept) => scanned.report.push(subscribers::second_row(
                 &scanned.file,
                 &change.address,
                 change.line,
-                first,
+                kept as usize,
             )),
             None => fresh.push(change.member),
         }
@@ -213,58 +213,103 @@ async fn drop_duplicates(
 fn scan(
     file: &PathBuf,
     columns: &Columns,
-    mut stored: HashSet<i64>,
+    stored: HashSet<i64>,
     sender: &mpsc::Sender<Vec<Change>>,
 ) -> anyhow::Result<Scanned> {
     let reader =
         File::open(file).with_context(|| format!("cannot read the list {}", file.display()))?;
     let mut rows = Reader::open(BufReader::new(reader), file, columns)
         .map_err(|list| InvalidInput(list.report))?;
-    let layout = rows.layout();
-    let mut report = std::mem::take(&mut rows.report);
-    let mut seen: HashMap<i64, usize> = HashMap::with_capacity(stored.len());
-    // Addresses of the rows parsed, with their line: the first one wins.
-    let mut parsed: HashMap<String, usize> = HashMap::new();
+    let mut scan = Scan {
+        hasher: row::RowHasher::new(&rows.layout()),
+        seen: HashMap::with_capacity(stored.len()),
+        report: std::mem::take(&mut rows.report),
+        stored,
+        parsed: HashMap::new(),
+        subscribers: 0,
+    };
     let mut chunk = Vec::with_capacity(CHUNK);
-    let mut subscribers = 0_u64;
     let mut record = csv::ByteRecord::new();
     while let Some(line) = rows.next_record(&mut record) {
-        let line = match line {
-            Ok(line) => line,
+        let change = match line {
+            Ok(line) => scan.row(&rows, &record, line),
             Err(problem) => {
-                report.push(problem);
-                continue;
+                scan.report.push(problem);
+                None
             }
         };
-        let hash = row::row_hash(&layout, &record);
-        let first = *seen.entry(hash).or_insert(line);
-        if first == line && stored.remove(&hash) {
-            subscribers += 1;
-            continue;
+        chunk.extend(change);
+        if chunk.len() == CHUNK && sender.blocking_send(std::mem::take(&mut chunk)).is_err() {
+            anyhow::bail!("the pass stopped while reading {}", file.display());
         }
-        let (subscriber, warning) = match rows.subscriber(&record, line) {
-            Ok(parsed) => parsed,
-            Err(problem) => {
-                report.push(problem);
-                continue;
-            }
-        };
+    }
+    if !chunk.is_empty() && sender.blocking_send(chunk).is_err() {
+        anyhow::bail!("the pass stopped while reading {}", file.display());
+    }
+    if scan.subscribers == 0 && !scan.report.has_errors() {
+        scan.report.push(rows.empty());
+    }
+    Ok(Scanned {
+        seen: scan.seen,
+        gone: scan.stored.into_iter().collect(),
+        report: scan.report,
+        file: file.clone(),
+    })
+}
+
+/// Where the stream of one list stands. Held for the whole list, so it
+/// keeps hashes, not rows: about 40 bytes a row.
+struct Scan {
+    hasher: row::RowHasher,
+    /// Stored rows not seen yet, by hash.
+    stored: HashSet<i64>,
+    /// The hash of every row read, with its line.
+    seen: HashMap<i64, u32>,
+    /// The addresses of the rows parsed, by key hash, with their line.
+    parsed: HashMap<u128, u32>,
+    report: Report,
+    /// Good rows, unchanged ones included.
+    subscribers: u64,
+}
+
+impl Scan {
+    /// Takes the record on `line`: a new or changed row, or `None` (an
+    /// unchanged row, or one reported and skipped).
+    fn row(
+        &mut self,
+        rows: &Reader<impl Read>,
+        record: &csv::ByteRecord,
+        line: usize,
+    ) -> Option<Change> {
+        let hash = self.hasher.hash(record);
+        let first = *self.seen.entry(hash).or_insert(line as u32) as usize;
+        if first == line && self.stored.remove(&hash) {
+            self.subscribers += 1;
+            return None;
+        }
+        let (subscriber, warning) = rows
+            .subscriber(record, line)
+            .map_err(|problem| self.report.push(problem))
+            .ok()?;
         if first != line {
             // The very same row again.
-            report.push(rows.duplicate(&subscriber, line, first));
-            continue;
+            self.report.push(rows.duplicate(&subscriber, line, first));
+            return None;
         }
         if let Some(warning) = warning {
-            report.push(warning);
+            self.report.push(warning);
         }
         let key = subscriber.key();
-        if let Some(&first) = parsed.get(&key) {
-            report.push(rows.duplicate(&subscriber, line, first));
-            continue;
+        let first = *self
+            .parsed
+            .entry(row::key_hash(&key))
+            .or_insert(line as u32) as usize;
+        if first != line {
+            self.report.push(rows.duplicate(&subscriber, line, first));
+            return None;
         }
-        subscribers += 1;
-        parsed.insert(key.clone(), line);
-        chunk.push(Change {
+        self.subscribers += 1;
+        Some(Change {
             line,
             member: Member {
                 email: key,
@@ -274,23 +319,8 @@ fn scan(
                 position: line as i64,
             },
             address: subscriber.email.to_string(),
-        });
-        if chunk.len() == CHUNK && sender.blocking_send(std::mem::take(&mut chunk)).is_err() {
-            anyhow::bail!("the pass stopped while reading {}", file.display());
-        }
+        })
     }
-    if !chunk.is_empty() && sender.blocking_send(chunk).is_err() {
-        anyhow::bail!("the pass stopped while reading {}", file.display());
-    }
-    if subscribers == 0 && !report.has_errors() {
-        report.push(rows.empty());
-    }
-    Ok(Scanned {
-        seen,
-        gone: stored.into_iter().collect(),
-        report,
-        file: file.clone(),
-    })
 }
 
 /// Adds the drip's confirmed signups to its roster: a list row of the same
