@@ -458,15 +458,11 @@ impl<S: Store + Signups + Roster, T: Transport> Pass<'_, S, T> {
         looks: &mut Looks,
         stop: &AtomicBool,
     ) -> anyhow::Result<()> {
-        let catch_up = selection.catch_up;
         let first = selection.next_batch();
         let mut next = if first.is_empty() {
             None
         } else {
-            Some(
-                self.prepare(sequence, renderer, &first, catch_up, summary)
-                    .await?,
-            )
+            Some(self.prepare(sequence, renderer, &first, summary).await?)
         };
         while let Some(ready) = next {
             if stop.load(Ordering::Acquire) {
@@ -480,7 +476,7 @@ impl<S: Store + Signups + Roster, T: Transport> Pass<'_, S, T> {
                 if batch.is_empty() {
                     return Ok(None);
                 }
-                self.prepare(sequence, renderer, &batch, catch_up, summary)
+                self.prepare(sequence, renderer, &batch, summary)
                     .await
                     .map(Some)
             });
@@ -515,7 +511,6 @@ impl<S: Store + Signups + Roster, T: Transport> Pass<'_, S, T> {
         sequence: &Sequence,
         renderer: &Renderer,
         batch: &[Due<'_>],
-        catch_up: Duration,
         summary: &mut Summary,
     ) -> anyhow::Result<Vec<Ready>> {
         // The Date header and the claim: when the batch really goes out.
@@ -542,7 +537,7 @@ impl<S: Store + Signups + Roster, T: Transport> Pass<'_, S, T> {
         for held in claimed.won {
             tokio::task::yield_now().await;
             let item = due[held.claim.email.as_str()];
-            match self.render(sequence, renderer, item, (catch_up, summary.cadence), now) {
+            match self.render(renderer, item, now) {
                 Ok(parcel) => ready.push(Ready {
                     held,
                     parcel,
@@ -566,26 +561,17 @@ impl<S: Store + Signups + Roster, T: Transport> Pass<'_, S, T> {
         Ok(ready)
     }
 
-    /// Renders one claimed email, dated `now`.
+    /// Renders one claimed email, dated `now`; its next email is the one
+    /// the pass expects after it.
     fn render(
         &self,
-        sequence: &Sequence,
         renderer: &Renderer,
         item: &Due<'_>,
-        (catch_up, runs): (Duration, Cadence),
         now: DateTime<Utc>,
     ) -> Result<Parcel, crate::render::RenderError> {
-        let timing = Timing {
-            send_at: &sequence.settings.send_at,
-            zone: item.zone,
-            catch_up,
-            runs,
-        };
-        let next_date = sequence.steps.get(item.step + 1).and_then(|next| {
-            timing
-                .next_due(now, next.wait_days)
-                .map(|at| timing.local_date(at))
-        });
+        let next_date = item
+            .next_if_sent
+            .map(|at| at.with_timezone(&item.zone).date_naive());
         let email = renderer.render(
             item.step,
             item.subscriber,
