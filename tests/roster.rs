@@ -158,8 +158,13 @@ fn a_new_row_of_a_known_address_is_reported_and_the_known_row_wins() {
 }
 
 #[test]
-fn a_new_send_at_applies_to_the_next_pass() {
+fn a_new_send_at_applies_to_the_next_pass_for_every_list_of_the_sequence() {
     let project = project(&[ANN]);
+    project.write(
+        "dripline.toml",
+        config(&[("s", "list.csv"), ("s", "other.csv")]),
+    );
+    project.write("other.csv", format!("{HEADER}{BOB}"));
     run_at(&project, day(1));
     // The next email was due at 08:00; now it is due at 06:00.
     let sequence = project.read("sequences/s/sequence.toml");
@@ -170,7 +175,10 @@ fn a_new_send_at_applies_to_the_next_pass() {
     run_at(&project, day(2) - Duration::hours(2));
     assert_eq!(
         greetings(&project, "s2"),
-        pairs(&[("ann@example.com", "Hi Ann,")])
+        pairs(&[
+            ("ann@example.com", "Hi Ann,"),
+            ("bob@example.com", "Hi Bob,")
+        ])
     );
 }
 

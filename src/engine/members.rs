@@ -106,7 +106,7 @@ impl Members {
     }
 
     /// The roster's members due at `now`, after bringing the roster up to
-    /// date; and the list's bad rows. Walking starts `offset` members in.
+    /// date; and the list's bad rows.
     pub async fn due(
         store: &(impl Store + Roster + Signups),
         drip: &Drip,
@@ -114,10 +114,9 @@ impl Members {
         now: DateTime<Utc>,
     ) -> anyhow::Result<(Members, u64)> {
         let bad_rows = roster::sync(store, drip).await?;
-        let fingerprint = timing.fingerprint();
-        let retimed =
-            store.timing(&drip.sequence.id).await?.as_deref() != Some(fingerprint.as_str());
         let key = roster::key_of(drip);
+        let fingerprint = timing.fingerprint();
+        let retimed = store.timing(&key).await?.as_deref() != Some(fingerprint.as_str());
         // Under a new timing every member is looked at once; the
         // fingerprint is saved when they all were.
         let mut keys = store.due(&key, (!retimed).then_some(now)).await?;
@@ -143,7 +142,10 @@ impl Members {
         };
         let looks: Vec<Look> = looks
             .into_iter()
-            .filter_map(|(email, at)| Some((email.clone(), *versions.get(&email)?, at)))
+            .filter_map(|(email, at)| {
+                let version = *versions.get(&email)?;
+                Some((email, version, at))
+            })
             .collect();
         store.reschedule(key, &looks).await
     }
@@ -161,7 +163,7 @@ impl Members {
             } => {
                 if *next >= keys.len() {
                     if let Some(fingerprint) = retimed.take() {
-                        store.save_timing(&key.sequence, &fingerprint).await?;
+                        store.save_timing(key, &fingerprint).await?;
                     }
                     return Ok(None);
                 }

@@ -43,48 +43,8 @@ pub fn key_of(drip: &Drip) -> DripKey {
 /// how many rows of the list are bad (each logged).
 pub async fn sync(store: &(impl Roster + Signups), drip: &Drip) -> anyhow::Result<u64> {
     let key = key_of(drip);
-    let file = &drip.list_file;
-    let metadata = std::fs::metadata(file)
-        .with_context(|| format!("cannot read the list {}", file.display()))?;
-    let mut stamp = ListStamp {
-        size: i64::try_from(metadata.len()).unwrap_or(i64::MAX),
-        modified: metadata
-            .modified()
-            .ok()
-            .and_then(|at| at.duration_since(std::time::UNIX_EPOCH).ok())
-            .map_or(0, |since| {
-                i64::try_from(since.as_nanos()).unwrap_or(i64::MAX)
-            }),
-        content: String::new(),
-        layout: format!("{:?}", drip.columns),
-        problems: String::new(),
-        bad_rows: 0,
-    };
-    let stored = store.stamp(&key).await?;
-    let known = match stored {
-        Some(stored) if same_file(&stored, &stamp) => Some(stored),
-        stored => {
-            let path = file.clone();
-            stamp.content = tokio::task::spawn_blocking(move || content_hash(&path))
-                .await
-                .context("the list reader stopped")??;
-            match stored {
-                Some(stored)
-                    if stored.content == stamp.content && stored.layout == stamp.layout =>
-                {
-                    let touched = ListStamp {
-                        size: stamp.size,
-                        modified: stamp.modified,
-                        ..stored
-                    };
-                    store.save_stamp(&key, &touched).await?;
-                    Some(touched)
-                }
-                _ => None,
-            }
-        }
-    };
-    let stamp = match known {
+    let mut stamp = stamp_of(drip)?;
+    let stamp = match unchanged(store, &key, &drip.list_file, &mut stamp).await? {
         Some(known) => known,
         None => read(store, drip, &key, stamp).await?,
     };
@@ -93,6 +53,59 @@ pub async fn sync(store: &(impl Roster + Signups), drip: &Drip) -> anyhow::Resul
     }
     add_signups(store, drip, &key).await?;
     Ok(u64::try_from(stamp.bad_rows).unwrap_or(0))
+}
+
+/// The stamp of the drip's list as it is now, without its content hash.
+fn stamp_of(drip: &Drip) -> anyhow::Result<ListStamp> {
+    let file = &drip.list_file;
+    let metadata = std::fs::metadata(file)
+        .with_context(|| format!("cannot read the list {}", file.display()))?;
+    let modified = metadata
+        .modified()
+        .ok()
+        .and_then(|at| at.duration_since(std::time::UNIX_EPOCH).ok())
+        .map_or(0, |since| {
+            i64::try_from(since.as_nanos()).unwrap_or(i64::MAX)
+        });
+    Ok(ListStamp {
+        size: i64::try_from(metadata.len()).unwrap_or(i64::MAX),
+        modified,
+        content: String::new(),
+        layout: format!("{:?}", drip.columns),
+        problems: String::new(),
+        bad_rows: 0,
+    })
+}
+
+/// The stored stamp, when the list is the one it describes: the same size,
+/// time and mapping, or else the same content (the stamp is then brought
+/// up to date). Fills in `stamp`'s content hash when it had to read it.
+async fn unchanged(
+    store: &impl Roster,
+    key: &DripKey,
+    file: &Path,
+    stamp: &mut ListStamp,
+) -> anyhow::Result<Option<ListStamp>> {
+    let stored = store.stamp(key).await?;
+    if let Some(stored) = stored.as_ref().filter(|stored| same_file(stored, stamp)) {
+        return Ok(Some(stored.clone()));
+    }
+    let path = file.to_owned();
+    stamp.content = tokio::task::spawn_blocking(move || content_hash(&path))
+        .await
+        .context("the list reader stopped")??;
+    match stored {
+        Some(stored) if stored.content == stamp.content && stored.layout == stamp.layout => {
+            let touched = ListStamp {
+                size: stamp.size,
+                modified: stamp.modified,
+                ..stored
+            };
+            store.save_stamp(key, &touched).await?;
+            Ok(Some(touched))
+        }
+        _ => Ok(None),
+    }
 }
 
 /// Whether the file is, by its size, time and column mapping, the one read.

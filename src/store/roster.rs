@@ -61,8 +61,10 @@ CREATE TABLE list_stamps (
 ) WITHOUT ROWID;
 
 CREATE TABLE timings (
-    sequence    TEXT PRIMARY KEY,
-    fingerprint TEXT NOT NULL
+    sequence    TEXT NOT NULL,
+    list        TEXT NOT NULL,
+    fingerprint TEXT NOT NULL,
+    PRIMARY KEY (sequence, list)
 ) WITHOUT ROWID;
 "#;
 
@@ -97,8 +99,10 @@ CREATE TABLE list_stamps (
 );
 
 CREATE TABLE timings (
-    sequence    text PRIMARY KEY,
-    fingerprint text NOT NULL
+    sequence    text NOT NULL,
+    list        text NOT NULL,
+    fingerprint text NOT NULL,
+    PRIMARY KEY (sequence, list)
 );
 "#;
 
@@ -196,14 +200,14 @@ pub trait Roster {
     /// Stops the members whose rows, by hash, left the list.
     fn remove_rows(&self, drip: &DripKey, gone: &[i64]) -> impl Future<Output = Result<()>> + Send;
 
-    /// The fingerprint of the sequence's timing the next-due times follow.
-    fn timing(&self, sequence: &str) -> impl Future<Output = Result<Option<String>>> + Send;
+    /// The fingerprint of the timing the drip's next-due times follow.
+    fn timing(&self, drip: &DripKey) -> impl Future<Output = Result<Option<String>>> + Send;
 
-    /// Records the timing fingerprint the next-due times of `sequence`
-    /// now follow: every member was looked at under it.
+    /// Records the timing fingerprint the drip's next-due times now
+    /// follow: every member was looked at under it.
     fn save_timing(
         &self,
-        sequence: &str,
+        drip: &DripKey,
         fingerprint: &str,
     ) -> impl Future<Output = Result<()>> + Send;
 
@@ -368,21 +372,23 @@ macro_rules! roster {
                 Ok(())
             }
 
-            async fn timing(&self, sequence: &str) -> Result<Option<String>> {
+            async fn timing(&self, drip: &DripKey) -> Result<Option<String>> {
                 Ok(sqlx::query_scalar::<$db, String>(
-                    "SELECT fingerprint FROM timings WHERE sequence = $1",
+                    "SELECT fingerprint FROM timings WHERE sequence = $1 AND list = $2",
                 )
-                .bind(sequence)
+                .bind(&drip.sequence)
+                .bind(&drip.list)
                 .fetch_optional(&self.pool)
                 .await?)
             }
 
-            async fn save_timing(&self, sequence: &str, fingerprint: &str) -> Result<()> {
+            async fn save_timing(&self, drip: &DripKey, fingerprint: &str) -> Result<()> {
                 sqlx::query::<$db>(
-                    "INSERT INTO timings (sequence, fingerprint) VALUES ($1, $2)
-                     ON CONFLICT (sequence) DO UPDATE SET fingerprint = excluded.fingerprint",
+                    "INSERT INTO timings (sequence, list, fingerprint) VALUES ($1, $2, $3)
+                     ON CONFLICT (sequence, list) DO UPDATE SET fingerprint = excluded.fingerprint",
                 )
-                .bind(sequence)
+                .bind(&drip.sequence)
+                .bind(&drip.list)
                 .bind(fingerprint)
                 .execute(&self.pool)
                 .await?;
@@ -594,11 +600,11 @@ impl Roster for StateStore {
     async fn remove_rows(&self, drip: &DripKey, gone: &[i64]) -> Result<()> {
         forward!(self, store => store.remove_rows(drip, gone))
     }
-    async fn timing(&self, sequence: &str) -> Result<Option<String>> {
-        forward!(self, store => store.timing(sequence))
+    async fn timing(&self, drip: &DripKey) -> Result<Option<String>> {
+        forward!(self, store => store.timing(drip))
     }
-    async fn save_timing(&self, sequence: &str, fingerprint: &str) -> Result<()> {
-        forward!(self, store => store.save_timing(sequence, fingerprint))
+    async fn save_timing(&self, drip: &DripKey, fingerprint: &str) -> Result<()> {
+        forward!(self, store => store.save_timing(drip, fingerprint))
     }
     async fn due(&self, drip: &DripKey, until: Option<DateTime<Utc>>) -> Result<Vec<String>> {
         forward!(self, store => store.due(drip, until))
