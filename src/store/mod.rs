@@ -23,6 +23,8 @@ macro_rules! forward {
     };
 }
 
+#[macro_use]
+mod reports;
 pub mod copy;
 mod lock;
 pub mod postgres;

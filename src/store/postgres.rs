@@ -19,7 +19,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use chrono::{DateTime, Utc};
 use futures_util::TryStreamExt as _;
-use sqlx::postgres::{PgConnection, PgPool, PgPoolOptions, PgRow};
+use sqlx::postgres::{PgConnection, PgPool, PgPoolOptions};
 use sqlx::{Connection as _, Postgres, QueryBuilder, Row, Transaction};
 
 use super::copy::Snapshot;
@@ -427,23 +427,6 @@ fn time(seconds: i64) -> DateTime<Utc> {
 
 fn optional_time(seconds: Option<i64>) -> Option<DateTime<Utc>> {
     seconds.map(time)
-}
-
-const DELIVERY_COLUMNS: &str =
-    "sequence, email, step, status, attempts, message_id, sent_at, retry_at, reply";
-
-fn delivery(row: &PgRow) -> DeliveryRecord {
-    DeliveryRecord {
-        sequence: row.get("sequence"),
-        email: row.get("email"),
-        step: row.get("step"),
-        status: DeliveryStatus::parse(row.get("status")),
-        attempts: row.get::<i32, _>("attempts") as u32,
-        message_id: row.get("message_id"),
-        sent_at: optional_time(row.get("sent_at")),
-        retry_at: optional_time(row.get("retry_at")),
-        reply: row.get("reply"),
-    }
 }
 
 /// Emails sent or in flight after `hour` and after `day`.
@@ -1031,62 +1014,7 @@ impl Store for PostgresStore {
         Ok(())
     }
 
-    async fn step_counts(&self) -> Result<Vec<StepCount>> {
-        let rows = sqlx::query(
-            "SELECT sequence, step,
-                    count(*) FILTER (WHERE status = 'sent') AS sent,
-                    count(*) FILTER (WHERE status IN ('claimed', 'retry')) AS pending,
-                    count(*) FILTER (WHERE status = 'failed') AS failed
-             FROM deliveries GROUP BY sequence, step ORDER BY sequence, step",
-        )
-        .fetch_all(&self.pool)
-        .await?;
-        Ok(rows
-            .iter()
-            .map(|row| StepCount {
-                sequence: row.get("sequence"),
-                step: row.get("step"),
-                sent: row.get::<i64, _>("sent") as u64,
-                pending: row.get::<i64, _>("pending") as u64,
-                failed: row.get::<i64, _>("failed") as u64,
-            })
-            .collect())
-    }
-
-    async fn failures(&self) -> Result<Vec<DeliveryRecord>> {
-        let rows = sqlx::query(&format!(
-            "SELECT {DELIVERY_COLUMNS} FROM deliveries WHERE status IN ('retry', 'failed')
-             ORDER BY sequence, email"
-        ))
-        .fetch_all(&self.pool)
-        .await?;
-        Ok(rows.iter().map(delivery).collect())
-    }
-
-    async fn deliveries_to(&self, email: &str) -> Result<Vec<DeliveryRecord>> {
-        let rows = sqlx::query(&format!(
-            "SELECT {DELIVERY_COLUMNS} FROM deliveries WHERE email = $1 ORDER BY claimed_at, sequence"
-        ))
-        .bind(email)
-        .fetch_all(&self.pool)
-        .await?;
-        Ok(rows.iter().map(delivery).collect())
-    }
-
-    async fn last_run(&self) -> Result<Option<RunRecord>> {
-        let row = sqlx::query(
-            "SELECT started_at, finished_at, sent, failed, deferred FROM runs ORDER BY id DESC LIMIT 1",
-        )
-        .fetch_optional(&self.pool)
-        .await?;
-        Ok(row.map(|row| RunRecord {
-            started_at: time(row.get("started_at")),
-            finished_at: optional_time(row.get("finished_at")),
-            sent: row.get::<i64, _>("sent") as u64,
-            failed: row.get::<i64, _>("failed") as u64,
-            deferred: row.get::<i64, _>("deferred") as u64,
-        }))
-    }
+    reports!(sqlx::Postgres);
 
     async fn instances(&self) -> Result<Vec<InstanceRecord>> {
         let rows = sqlx::query(

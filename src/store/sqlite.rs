@@ -259,23 +259,6 @@ fn optional_time(seconds: Option<i64>) -> Option<DateTime<Utc>> {
     seconds.map(time)
 }
 
-fn delivery(row: &sqlx::sqlite::SqliteRow) -> DeliveryRecord {
-    DeliveryRecord {
-        sequence: row.get("sequence"),
-        email: row.get("email"),
-        step: row.get("step"),
-        status: DeliveryStatus::parse(row.get("status")),
-        attempts: row.get::<i64, _>("attempts") as u32,
-        message_id: row.get("message_id"),
-        sent_at: optional_time(row.get("sent_at")),
-        retry_at: optional_time(row.get("retry_at")),
-        reply: row.get("reply"),
-    }
-}
-
-const DELIVERY_COLUMNS: &str =
-    "sequence, email, step, status, attempts, message_id, sent_at, retry_at, reply";
-
 async fn record_one(
     tx: &mut Transaction<'_, Sqlite>,
     held: &Held,
@@ -783,62 +766,7 @@ impl Store for SqliteStore {
         Ok(())
     }
 
-    async fn step_counts(&self) -> Result<Vec<StepCount>> {
-        let rows = sqlx::query(
-            "SELECT sequence, step,
-                    SUM(status = 'sent') AS sent,
-                    SUM(status IN ('claimed', 'retry')) AS pending,
-                    SUM(status = 'failed') AS failed
-             FROM deliveries GROUP BY sequence, step ORDER BY sequence, step",
-        )
-        .fetch_all(&self.pool)
-        .await?;
-        Ok(rows
-            .iter()
-            .map(|row| StepCount {
-                sequence: row.get("sequence"),
-                step: row.get("step"),
-                sent: row.get::<i64, _>("sent") as u64,
-                pending: row.get::<i64, _>("pending") as u64,
-                failed: row.get::<i64, _>("failed") as u64,
-            })
-            .collect())
-    }
-
-    async fn failures(&self) -> Result<Vec<DeliveryRecord>> {
-        let rows = sqlx::query(&format!(
-            "SELECT {DELIVERY_COLUMNS} FROM deliveries WHERE status IN ('retry', 'failed')
-             ORDER BY sequence, email"
-        ))
-        .fetch_all(&self.pool)
-        .await?;
-        Ok(rows.iter().map(delivery).collect())
-    }
-
-    async fn deliveries_to(&self, email: &str) -> Result<Vec<DeliveryRecord>> {
-        let rows = sqlx::query(&format!(
-            "SELECT {DELIVERY_COLUMNS} FROM deliveries WHERE email = ? ORDER BY claimed_at, sequence"
-        ))
-        .bind(email)
-        .fetch_all(&self.pool)
-        .await?;
-        Ok(rows.iter().map(delivery).collect())
-    }
-
-    async fn last_run(&self) -> Result<Option<RunRecord>> {
-        let row = sqlx::query(
-            "SELECT started_at, finished_at, sent, failed, deferred FROM runs ORDER BY id DESC LIMIT 1",
-        )
-        .fetch_optional(&self.pool)
-        .await?;
-        Ok(row.map(|row| RunRecord {
-            started_at: time(row.get("started_at")),
-            finished_at: optional_time(row.get("finished_at")),
-            sent: row.get::<i64, _>("sent") as u64,
-            failed: row.get::<i64, _>("failed") as u64,
-            deferred: row.get::<i64, _>("deferred") as u64,
-        }))
-    }
+    reports!(sqlx::Sqlite);
 
     async fn instances(&self) -> Result<Vec<InstanceRecord>> {
         // One sender at a time, held by the file lock: none to list.
