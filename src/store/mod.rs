@@ -24,6 +24,8 @@ macro_rules! forward {
 }
 
 #[macro_use]
+mod addresses;
+#[macro_use]
 mod reports;
 pub mod copy;
 mod lock;

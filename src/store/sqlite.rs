@@ -679,69 +679,7 @@ impl Store for SqliteStore {
         Ok(inserted)
     }
 
-    async fn addressed(&self, delivery_id: &str) -> Result<Option<Addressed>> {
-        let row = sqlx::query("SELECT sequence, email, step FROM tokens WHERE id = ?")
-            .bind(delivery_id)
-            .fetch_optional(&self.pool)
-            .await?;
-        Ok(row.map(|row| Addressed {
-            sequence: row.get("sequence"),
-            email: row.get("email"),
-            step: row.get("step"),
-        }))
-    }
-
-    async fn soft_bounce(
-        &self,
-        email: &str,
-        reference: &str,
-        now: DateTime<Utc>,
-        since: DateTime<Utc>,
-    ) -> Result<u64> {
-        let mut tx = self.pool.begin().await?;
-        sqlx::query(
-            "INSERT INTO soft_bounces (email, reference, at) VALUES (?, ?, ?)
-             ON CONFLICT (email, reference) DO NOTHING",
-        )
-        .bind(email)
-        .bind(reference)
-        .bind(now.timestamp())
-        .execute(&mut *tx)
-        .await?;
-        let count: i64 =
-            sqlx::query_scalar("SELECT COUNT(*) FROM soft_bounces WHERE email = ? AND at > ?")
-                .bind(email)
-                .bind(since.timestamp())
-                .fetch_one(&mut *tx)
-                .await?;
-        tx.commit().await?;
-        Ok(count as u64)
-    }
-
-    async fn resubscribe(&self, email: &str) -> Result<bool> {
-        let mut tx = self.pool.begin().await?;
-        let deleted = sqlx::query("DELETE FROM suppressions WHERE email = ?")
-            .bind(email)
-            .execute(&mut *tx)
-            .await?;
-        // Emails that failed for good get a fresh start, attempts and all.
-        let failed = sqlx::query("DELETE FROM deliveries WHERE email = ? AND status = 'failed'")
-            .bind(email)
-            .execute(&mut *tx)
-            .await?;
-        // Old transient bounces do not count against a fresh start.
-        sqlx::query("DELETE FROM soft_bounces WHERE email = ?")
-            .bind(email)
-            .execute(&mut *tx)
-            .await?;
-        // Their next emails may be due at once: the roster looks again.
-        sqlx::query("UPDATE members SET next_due_at = 0, version = version + 1 WHERE email = ?")
-            .bind(email)
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        Ok(deleted.rows_affected() + failed.rows_affected() > 0)
-    }
+    addresses!(sqlx::Sqlite);
 
     async fn begin_run(&self, now: DateTime<Utc>) -> Result<i64> {
         let id = sqlx::query("INSERT INTO runs (started_at) VALUES (?)")
