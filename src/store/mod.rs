@@ -27,6 +27,8 @@ macro_rules! forward {
 mod addresses;
 #[macro_use]
 mod reports;
+#[macro_use]
+mod states;
 pub mod copy;
 mod lock;
 pub mod postgres;

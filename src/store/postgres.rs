@@ -26,8 +26,8 @@ use super::copy::Snapshot;
 use super::settings::PostgresTarget;
 use super::{
     Addressed, Claim, Claimed, DeliveryRecord, DeliveryStatus, Enrollment, Held, InstanceRecord,
-    Outcome, Pending, PendingStatus, Quota, Reason, Result, RunCounts, RunRecord, SequenceState,
-    StepCount, Store, Suppression,
+    Outcome, Quota, Reason, Result, RunCounts, RunRecord, SequenceState, StepCount, Store,
+    Suppression,
 };
 
 /// Schema changes, in order; `schema_version` counts those applied.
@@ -672,65 +672,7 @@ async fn suppress_in(
 }
 
 impl Store for PostgresStore {
-    async fn load(&self, sequence: &str) -> Result<SequenceState> {
-        let mut conn = self.pool.acquire().await?;
-        let mut state = SequenceState::default();
-        let mut rows =
-            sqlx::query("SELECT email, enrolled_at FROM enrollments WHERE sequence = $1")
-                .bind(sequence)
-                .fetch(&mut *conn);
-        while let Some(row) = rows.try_next().await? {
-            state.enrollments.insert(
-                row.get("email"),
-                Enrollment {
-                    enrolled_at: time(row.get("enrolled_at")),
-                    sent_steps: Vec::new(),
-                    last_sent_at: None,
-                },
-            );
-        }
-        drop(rows);
-        // Sent steps come from the deliveries themselves, in the order sent.
-        let mut rows = sqlx::query(
-            "SELECT email, step, sent_at FROM deliveries
-             WHERE sequence = $1 AND status = 'sent' ORDER BY email, sent_at, step",
-        )
-        .bind(sequence)
-        .fetch(&mut *conn);
-        while let Some(row) = rows.try_next().await? {
-            if let Some(enrollment) = state.enrollments.get_mut(row.get::<&str, _>("email")) {
-                let sent_at = time(row.get("sent_at"));
-                enrollment.sent_steps.push(row.get("step"));
-                enrollment.last_sent_at = enrollment.last_sent_at.max(Some(sent_at));
-            }
-        }
-        drop(rows);
-        let mut rows = sqlx::query(
-            "SELECT email, step, status, attempts, retry_at FROM deliveries
-             WHERE sequence = $1 AND status <> 'sent'",
-        )
-        .bind(sequence)
-        .fetch(&mut *conn);
-        while let Some(row) = rows.try_next().await? {
-            let status = match DeliveryStatus::parse(row.get("status")) {
-                DeliveryStatus::Claimed => PendingStatus::Claimed,
-                DeliveryStatus::Retry => {
-                    PendingStatus::Retry(time(row.get::<Option<i64>, _>("retry_at").unwrap_or(0)))
-                }
-                DeliveryStatus::Sent | DeliveryStatus::Failed => PendingStatus::Failed,
-            };
-            state
-                .pending
-                .entry(row.get("email"))
-                .or_default()
-                .push(Pending {
-                    step: row.get("step"),
-                    status,
-                    attempts: row.get::<i32, _>("attempts") as u32,
-                });
-        }
-        Ok(state)
-    }
+    states!(sqlx::Postgres);
 
     async fn last_sent(&self) -> Result<HashMap<String, DateTime<Utc>>> {
         let mut rows = sqlx::query(
@@ -742,25 +684,6 @@ impl Store for PostgresStore {
             last_sent.insert(row.get("email"), time(row.get("last_sent_at")));
         }
         Ok(last_sent)
-    }
-
-    async fn suppressions(&self) -> Result<HashMap<String, Suppression>> {
-        let rows = sqlx::query("SELECT email, reason, at, detail FROM suppressions")
-            .fetch_all(&self.pool)
-            .await?;
-        Ok(rows
-            .iter()
-            .map(|row| {
-                (
-                    row.get("email"),
-                    Suppression {
-                        reason: Reason::parse(row.get("reason")),
-                        at: time(row.get("at")),
-                        detail: row.get("detail"),
-                    },
-                )
-            })
-            .collect())
     }
 
     async fn enroll(&self, sequence: &str, new: &[(String, DateTime<Utc>)]) -> Result<()> {

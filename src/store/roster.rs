@@ -26,9 +26,7 @@ use sqlx::{QueryBuilder, Row};
 
 use super::postgres::PostgresStore;
 use super::sqlite::SqliteStore;
-use super::{
-    Enrollment, Pending, PendingStatus, Reason, Result, SequenceState, StateStore, Suppression,
-};
+use super::{Enrollment, Result, SequenceState, StateStore, Suppression};
 
 /// The schema change that adds the roster (SQLite).
 pub(super) const SQLITE_MIGRATION: &str = r#"
@@ -230,15 +228,6 @@ pub trait Roster {
 
 fn time(seconds: i64) -> DateTime<Utc> {
     DateTime::from_timestamp(seconds, 0).unwrap_or_default()
-}
-
-/// The pending status of a delivery row's status and retry time.
-fn pending_status(status: &str, retry_at: Option<i64>) -> PendingStatus {
-    match status {
-        "claimed" => PendingStatus::Claimed,
-        "retry" => PendingStatus::Retry(time(retry_at.unwrap_or(0))),
-        _ => PendingStatus::Failed,
-    }
 }
 
 /// Writes the [`Roster`] implementation of one backend: the same SQL,
@@ -455,29 +444,15 @@ macro_rules! roster {
                         },
                     );
                 }
-                let mut query = QueryBuilder::<$db>::new(
-                    "SELECT email, step, status, CAST(attempts AS BIGINT) AS attempts, sent_at, retry_at
-                     FROM deliveries WHERE sequence = ",
-                );
+                let mut query = QueryBuilder::<$db>::new(format!(
+                    "SELECT {} FROM deliveries WHERE sequence = ",
+                    super::states::DELIVERY_STATE
+                ));
                 query.push_bind(&drip.sequence);
                 push_keys(&mut query, emails);
                 query.push(" ORDER BY email, sent_at, step");
                 for row in query.build().fetch_all(&mut *conn).await? {
-                    let email: String = row.get("email");
-                    let status: String = row.get("status");
-                    if status == "sent" {
-                        if let Some(enrollment) = page.state.enrollments.get_mut(&email) {
-                            let sent_at = row.get::<Option<i64>, _>("sent_at").map(time);
-                            enrollment.sent_steps.push(row.get("step"));
-                            enrollment.last_sent_at = enrollment.last_sent_at.max(sent_at);
-                        }
-                        continue;
-                    }
-                    page.state.pending.entry(email).or_default().push(Pending {
-                        step: row.get("step"),
-                        status: pending_status(&status, row.get("retry_at")),
-                        attempts: row.get::<i64, _>("attempts") as u32,
-                    });
+                    super::states::add_delivery(&mut page.state, &row);
                 }
                 let mut query = QueryBuilder::<$db>::new(
                     "SELECT email, MAX(sent_at) AS at FROM deliveries WHERE status = 'sent'",
@@ -494,14 +469,8 @@ macro_rules! roster {
                 );
                 push_keys(&mut query, emails);
                 for row in query.build().fetch_all(&mut *conn).await? {
-                    page.suppressed.insert(
-                        row.get("email"),
-                        Suppression {
-                            reason: Reason::parse(row.get("reason")),
-                            at: time(row.get("at")),
-                            detail: row.get("detail"),
-                        },
-                    );
+                    page.suppressed
+                        .insert(row.get("email"), super::states::suppression(&row));
                 }
                 Ok(page)
             }

@@ -21,8 +21,8 @@ use super::copy::{DeliveryRow, SignupRow, Snapshot};
 use super::lock::StateLock;
 use super::{
     Addressed, Claim, Claimed, DeliveryRecord, DeliveryStatus, Enrollment, Held, InstanceRecord,
-    Outcome, Pending, PendingStatus, Quota, Reason, Result, RunCounts, RunRecord, SequenceState,
-    StepCount, Store, Suppression,
+    Outcome, Quota, Reason, Result, RunCounts, RunRecord, SequenceState, StepCount, Store,
+    Suppression,
 };
 
 /// Schema changes, in order; `PRAGMA user_version` counts those applied.
@@ -460,66 +460,7 @@ async fn suppress_in(
 }
 
 impl Store for SqliteStore {
-    async fn load(&self, sequence: &str) -> Result<SequenceState> {
-        let mut conn = self.pool.acquire().await?;
-        let mut state = SequenceState::default();
-        // Streamed row by row: a list of 100,000 must not be held twice,
-        // once as rows and once as enrollments.
-        let mut rows = sqlx::query(
-            "SELECT email, enrolled_at, last_sent_at FROM enrollments WHERE sequence = ?",
-        )
-        .bind(sequence)
-        .fetch(&mut *conn);
-        while let Some(row) = rows.try_next().await? {
-            state.enrollments.insert(
-                row.get("email"),
-                Enrollment {
-                    enrolled_at: time(row.get("enrolled_at")),
-                    sent_steps: Vec::new(),
-                    last_sent_at: optional_time(row.get("last_sent_at")),
-                },
-            );
-        }
-        drop(rows);
-        // Sent steps come from the deliveries themselves, in the order sent.
-        let mut rows = sqlx::query(
-            "SELECT email, step FROM deliveries
-             WHERE sequence = ? AND status = 'sent' ORDER BY email, sent_at, step",
-        )
-        .bind(sequence)
-        .fetch(&mut *conn);
-        while let Some(row) = rows.try_next().await? {
-            if let Some(enrollment) = state.enrollments.get_mut(row.get::<&str, _>("email")) {
-                enrollment.sent_steps.push(row.get("step"));
-            }
-        }
-        drop(rows);
-        let mut rows = sqlx::query(
-            "SELECT email, step, status, attempts, retry_at FROM deliveries
-             WHERE sequence = ? AND status != 'sent'",
-        )
-        .bind(sequence)
-        .fetch(&mut *conn);
-        while let Some(row) = rows.try_next().await? {
-            let status = match row.get::<&str, _>("status") {
-                "claimed" => PendingStatus::Claimed,
-                "retry" => {
-                    PendingStatus::Retry(time(row.get::<Option<i64>, _>("retry_at").unwrap_or(0)))
-                }
-                _ => PendingStatus::Failed,
-            };
-            state
-                .pending
-                .entry(row.get("email"))
-                .or_default()
-                .push(Pending {
-                    step: row.get("step"),
-                    status,
-                    attempts: row.get::<i64, _>("attempts") as u32,
-                });
-        }
-        Ok(state)
-    }
+    states!(sqlx::Sqlite);
 
     async fn last_sent(&self) -> Result<HashMap<String, DateTime<Utc>>> {
         let mut rows = sqlx::query(
@@ -532,25 +473,6 @@ impl Store for SqliteStore {
             last_sent.insert(row.get("email"), time(row.get("at")));
         }
         Ok(last_sent)
-    }
-
-    async fn suppressions(&self) -> Result<HashMap<String, Suppression>> {
-        let rows = sqlx::query("SELECT email, reason, at, detail FROM suppressions")
-            .fetch_all(&self.pool)
-            .await?;
-        Ok(rows
-            .iter()
-            .map(|row| {
-                (
-                    row.get("email"),
-                    Suppression {
-                        reason: Reason::parse(row.get("reason")),
-                        at: time(row.get("at")),
-                        detail: row.get("detail"),
-                    },
-                )
-            })
-            .collect())
     }
 
     async fn enroll(&self, sequence: &str, new: &[(String, DateTime<Utc>)]) -> Result<()> {
