@@ -562,20 +562,28 @@ fn wait_for_page(browser: &webdriver::Browser, text: &str) {
     }
 }
 
-/// The coach's site: `html` for every request.
+/// The coach's site: `html` for every request. Each connection gets its own
+/// thread: Chromium opens spare connections it may never send a request on,
+/// and a site that waited on one of those would never answer the real one.
 fn serve_page(listener: &TcpListener, html: &str) {
-    use std::io::{BufRead as _, BufReader, Write as _};
-    let page = format!("<!doctype html><html><body>{html}</body></html>");
+    let page: std::sync::Arc<str> =
+        format!("<!doctype html><html><body>{html}</body></html>").into();
     for stream in listener.incoming().flatten() {
-        let mut reader = BufReader::new(&stream);
-        let mut line = String::new();
-        while reader.read_line(&mut line).is_ok_and(|n| n > 2) {
-            line.clear();
-        }
-        let _ = write!(
-            &stream,
-            "HTTP/1.1 200 OK\r\nContent-Type: text/html; charset=utf-8\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{page}",
-            page.len()
-        );
+        let page = page.clone();
+        std::thread::spawn(move || answer_with_page(&stream, &page));
     }
+}
+
+fn answer_with_page(stream: &std::net::TcpStream, page: &str) {
+    use std::io::{BufRead as _, BufReader, Write as _};
+    let mut reader = BufReader::new(stream);
+    let mut line = String::new();
+    while reader.read_line(&mut line).is_ok_and(|n| n > 2) {
+        line.clear();
+    }
+    let _ = write!(
+        &*stream,
+        "HTTP/1.1 200 OK\r\nContent-Type: text/html; charset=utf-8\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{page}",
+        page.len()
+    );
 }
