@@ -4,14 +4,18 @@
 //! The work splits by how often it must happen. Once per sequence, in
 //! [`Renderer::new`]: template files read, CSS inlined, templates
 //! compiled; and for each step: Markdown converted, links UTM-tagged, the
-//! content CSS-inlined and compiled. Once per email, in
-//! [`Renderer::render`]: four Handlebars renders (content and layout, HTML
-//! and text), wrapping the text, and the MIME message. Rendering takes the
-//! date it is given and never reads the clock; it sends nothing.
+//! content CSS-inlined and compiled. Once per step and variant: the
+//! step's HTML and text rendered into a stencil (see [`stencil`]). Once
+//! per email, in [`Renderer::render`]: the subscriber's values filled
+//! into the stencil (or, where the templates rule stencils out, four
+//! Handlebars renders: content and layout, HTML and text), wrapping the
+//! text, and the MIME message. Rendering takes the date it is given and
+//! never reads the clock; it sends nothing.
 
 pub mod confirmation;
 mod markdown;
 mod message;
+mod stencil;
 mod templates;
 mod text;
 
@@ -32,6 +36,7 @@ use crate::subscribers::Subscriber;
 use crate::token::{self, DeliveryId, Key, Purpose};
 
 use self::markdown::Utm;
+use self::stencil::{Leaf, Slot, Stencil, Stencils};
 use self::templates::{HTML_LAYOUT, TEXT_LAYOUT, TemplateFiles};
 
 /// Where subscribers can unsubscribe, and the key that signs their links.
@@ -126,6 +131,75 @@ struct PreparedStep {
     context: Map<String, Value>,
 }
 
+impl PreparedStep {
+    /// The context this step's templates see for one email.
+    fn data(&self, values: Values) -> Map<String, Value> {
+        let mut data = self.context.clone();
+        data.insert("subscriber".into(), values.subscriber);
+        data.insert("unsubscribe_url".into(), values.unsubscribe_url);
+        if let (Some(Value::Object(next)), Some((date, tomorrow))) =
+            (data.get_mut("next"), values.next)
+        {
+            next.insert("date".into(), date);
+            next.insert("tomorrow".into(), tomorrow);
+        }
+        data
+    }
+}
+
+/// The values of the context that differ from one email to the next:
+/// `subscriber`, `unsubscribe_url`, and `next.date` and `next.tomorrow`.
+struct Values {
+    subscriber: Value,
+    unsubscribe_url: Value,
+    next: Option<(Value, Value)>,
+}
+
+/// What one email has of its own.
+struct Personal<'a> {
+    subscriber: &'a Subscriber,
+    address: String,
+    delivery_id: DeliveryId,
+    https: Option<String>,
+    mailto: Option<String>,
+    /// When the step has a next one and its day is known.
+    next: Option<NextDay>,
+}
+
+struct NextDay {
+    /// `Thursday, November 26`.
+    date: String,
+    tomorrow: bool,
+}
+
+impl Personal<'_> {
+    fn unsubscribe_url(&self) -> &str {
+        self.https
+            .as_deref()
+            .or(self.mailto.as_deref())
+            .unwrap_or_default()
+    }
+
+    fn slot(&self, leaf: &Leaf) -> Slot<'_> {
+        fn text(value: Option<&str>) -> Slot<'_> {
+            value.map_or(Slot::Missing, Slot::Text)
+        }
+        let subscriber = self.subscriber;
+        match leaf {
+            Leaf::Email => Slot::Text(&self.address),
+            Leaf::Name => Slot::Text(subscriber.name.as_deref().unwrap_or_default()),
+            Leaf::FirstName => Slot::Text(subscriber.first_name().unwrap_or_default()),
+            Leaf::Field(name) => text(subscriber.fields.get(name).map(String::as_str)),
+            Leaf::UnsubscribeUrl => Slot::Text(self.unsubscribe_url()),
+            Leaf::NextDate => text(self.next.as_ref().map(|next| next.date.as_str())),
+            Leaf::NextTomorrow => self
+                .next
+                .as_ref()
+                .map_or(Slot::Missing, |next| Slot::Flag(next.tomorrow)),
+        }
+    }
+}
+
 /// Renders the emails of one sequence.
 pub struct Renderer {
     html: Handlebars<'static>,
@@ -140,6 +214,9 @@ pub struct Renderer {
     links: UnsubscribeLinks,
     /// The layouts place `content` as it is: see [`Renderer::in_layout`].
     content_as_is: bool,
+    /// `None` when the templates use per-email values in ways a stencil
+    /// cannot reproduce.
+    stencils: Option<Stencils>,
 }
 
 /// Stands in for the content while a layout renders; nothing a template
@@ -269,6 +346,7 @@ impl Renderer {
             return Err(report);
         }
         let content_as_is = files.place_content_as_is();
+        let stencils = stencil::uses(&[&html, &text]).map(Stencils::new);
         Ok(Renderer {
             html,
             text,
@@ -281,6 +359,7 @@ impl Renderer {
             domain,
             links,
             content_as_is,
+            stencils,
         })
     }
 
@@ -317,8 +396,15 @@ impl Renderer {
         date: DateTime<FixedOffset>,
         test: bool,
     ) -> Result<Email, RenderError> {
-        self.render_filled(index, subscriber, next_date, date, test, &[])
-            .map_err(|failure| RenderError(*failure.problem))
+        let rendered = self.step(index).and_then(|step| {
+            let personal = self.personal(step, subscriber, next_date, date);
+            let bodies = match self.stenciled(index, step, &personal) {
+                Some(bodies) => bodies,
+                None => self.bodies(step, &personal, &[])?,
+            };
+            self.email(step, &personal, bodies, date, test)
+        });
+        rendered.map_err(|failure| RenderError(*failure.problem))
     }
 
     /// For `check`: every problem of step `index` for `subscriber`, not
@@ -336,7 +422,7 @@ impl Renderer {
         let mut filled: Vec<String> = Vec::new();
         // A step with more missing variables than this has bigger trouble.
         for _ in 0..50 {
-            match self.render_filled(index, subscriber, next_date, date, false, &filled) {
+            match self.render_filled(index, subscriber, next_date, date, &filled) {
                 Ok(_) => break,
                 Err(failure) => {
                     problems.push(*failure.problem);
@@ -350,19 +436,25 @@ impl Renderer {
         problems
     }
 
-    /// [`Renderer::render`], with a sample value at each of the variable
-    /// paths `filled`.
+    /// [`Renderer::render`] through Handlebars every time (no stencil),
+    /// with a sample value at each of the variable paths `filled`.
     fn render_filled(
         &self,
         index: usize,
         subscriber: &Subscriber,
         next_date: Option<NaiveDate>,
         date: DateTime<FixedOffset>,
-        test: bool,
         filled: &[String],
     ) -> Result<Email, Failure> {
-        let Some(step) = self.steps.get(index) else {
-            return Err(Failure::from(Problem::error(
+        let step = self.step(index)?;
+        let personal = self.personal(step, subscriber, next_date, date);
+        let bodies = self.bodies(step, &personal, filled)?;
+        self.email(step, &personal, bodies, date, false)
+    }
+
+    fn step(&self, index: usize) -> Result<&PreparedStep, Failure> {
+        self.steps.get(index).ok_or_else(|| {
+            Failure::from(Problem::error(
                 "sequence",
                 format!(
                     "there is no step {} in `{}`, which has {}",
@@ -370,42 +462,111 @@ impl Renderer {
                     self.sequence_id,
                     self.steps.len()
                 ),
-            )));
-        };
+            ))
+        })
+    }
+
+    /// What differs in this email from the others of its step.
+    fn personal<'a>(
+        &self,
+        step: &PreparedStep,
+        subscriber: &'a Subscriber,
+        next_date: Option<NaiveDate>,
+        date: DateTime<FixedOffset>,
+    ) -> Personal<'a> {
         let address = subscriber.email.to_string();
         let delivery_id = DeliveryId::of(&self.links.key, &self.sequence_id, &address, &step.id);
         let unsubscribe_token = token::seal(&self.links.key, delivery_id, Purpose::Unsubscribe);
-        let https = self.links.https(&unsubscribe_token);
-        let mailto = self.links.mailto(&unsubscribe_token);
-        let unsubscribe_url = https.clone().or_else(|| mailto.clone());
-
-        let mut data = step.context.clone();
-        data.insert("subscriber".into(), subscriber_json(subscriber));
-        data.insert(
-            "unsubscribe_url".into(),
-            Value::from(unsubscribe_url.clone().unwrap_or_default()),
-        );
-        if let (Some(Value::Object(next)), Some(next_date)) = (data.get_mut("next"), next_date) {
-            next.insert(
-                "date".into(),
-                Value::from(next_date.format("%A, %B %-d").to_string()),
-            );
-            let tomorrow = date.date_naive().checked_add_days(Days::new(1)) == Some(next_date);
-            next.insert("tomorrow".into(), Value::from(tomorrow));
+        let next = next_date
+            .filter(|_| step.context.contains_key("next"))
+            .map(|next_date| NextDay {
+                date: next_date.format("%A, %B %-d").to_string(),
+                tomorrow: date.date_naive().checked_add_days(Days::new(1)) == Some(next_date),
+            });
+        Personal {
+            subscriber,
+            address,
+            delivery_id,
+            https: self.links.https(&unsubscribe_token),
+            mailto: self.links.mailto(&unsubscribe_token),
+            next,
         }
+    }
+
+    /// The HTML and the wrapped text of one email, through Handlebars.
+    fn bodies(
+        &self,
+        step: &PreparedStep,
+        personal: &Personal,
+        filled: &[String],
+    ) -> Result<(String, String), Failure> {
+        let mut data = step.data(Values {
+            subscriber: subscriber_json(personal.subscriber),
+            unsubscribe_url: Value::from(personal.unsubscribe_url()),
+            next: personal
+                .next
+                .as_ref()
+                .map(|next| (Value::from(next.date.as_str()), Value::from(next.tomorrow))),
+        });
         for path in filled {
             fill(&mut data, path);
         }
-        let mut context = Context::from(Value::Object(data));
+        let (html, text) = self.layouts(step, Context::from(Value::Object(data)))?;
+        Ok((html, text::wrap(&text, text::WIDTH)))
+    }
 
+    /// The step's HTML and (unwrapped) text in their layouts.
+    fn layouts(
+        &self,
+        step: &PreparedStep,
+        mut context: Context,
+    ) -> Result<(String, String), Failure> {
         let html_content = self.run(&self.html, &step.template, &context, step)?;
         let html = self.in_layout(&self.html, HTML_LAYOUT, &mut context, html_content, step)?;
         let text_content = self.run(&self.text, &step.template, &context, step)?;
-        let text = text::wrap(
-            &self.in_layout(&self.text, TEXT_LAYOUT, &mut context, text_content, step)?,
-            text::WIDTH,
-        );
+        let text = self.in_layout(&self.text, TEXT_LAYOUT, &mut context, text_content, step)?;
+        Ok((html, text))
+    }
 
+    /// [`Renderer::bodies`] from the stencil of this email's variant, made
+    /// the first time it is needed; `None` when the templates or this
+    /// variant cannot have one.
+    fn stenciled(
+        &self,
+        index: usize,
+        step: &PreparedStep,
+        personal: &Personal,
+    ) -> Option<(String, String)> {
+        let stencils = self.stencils.as_ref()?;
+        let slots: Vec<Slot> = stencils
+            .leaves()
+            .iter()
+            .map(|leaf| personal.slot(leaf))
+            .collect();
+        let stencil = stencils.get(index, &slots, || {
+            let data = step.data(stencil::marked(stencils.leaves(), &slots));
+            let (html, text) = self
+                .layouts(step, Context::from(Value::Object(data)))
+                .ok()?;
+            Stencil::parse(&html, &text, slots.len())
+        })?;
+        let text = stencil.text.fill(&slots, |out, value| out.push_str(value));
+        Some((
+            stencil.html.fill(&slots, templates::escape_html_into),
+            text::wrap(&text, text::WIDTH),
+        ))
+    }
+
+    /// The email around its rendered bodies: subject, Message-ID and the
+    /// MIME message.
+    fn email(
+        &self,
+        step: &PreparedStep,
+        personal: &Personal,
+        (html, text): (String, String),
+        date: DateTime<FixedOffset>,
+        test: bool,
+    ) -> Result<Email, Failure> {
         let subject = if test {
             format!("[TEST] {}", step.subject)
         } else {
@@ -417,12 +578,13 @@ impl Renderer {
             message::message_id(
                 &self.sequence_id,
                 &format!("{}.test-{}", step.id, date.timestamp()),
-                &address,
+                &personal.address,
                 &self.domain,
             )
         } else {
-            self.message_id(&step.id, &address)
+            self.message_id(&step.id, &personal.address)
         };
+        let subscriber = personal.subscriber;
         let to = message::mailbox(subscriber.name.as_deref(), subscriber.email.clone());
         let message = message::compose(message::Parts {
             from: &self.from,
@@ -432,8 +594,8 @@ impl Renderer {
             date: date.into(),
             message_id: &message_id,
             list_id: &self.list_id,
-            unsubscribe_url: https.as_deref(),
-            unsubscribe_mailto: mailto.as_deref(),
+            unsubscribe_url: personal.https.as_deref(),
+            unsubscribe_mailto: personal.mailto.as_deref(),
             text: &text,
             html: &html,
         })
@@ -448,9 +610,9 @@ impl Renderer {
             html,
             text,
             message_id,
-            unsubscribe_url,
-            delivery_id,
-            bounce_token: token::seal(&self.links.key, delivery_id, Purpose::Bounce),
+            unsubscribe_url: personal.https.clone().or_else(|| personal.mailto.clone()),
+            delivery_id: personal.delivery_id,
+            bounce_token: token::seal(&self.links.key, personal.delivery_id, Purpose::Bounce),
             message,
         })
     }

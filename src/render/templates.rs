@@ -266,6 +266,12 @@ fn mustaches(text: &str) -> impl Iterator<Item = &str> {
 /// `href` into `&#x3D;` soup.
 pub fn escape_html(text: &str) -> String {
     let mut out = String::with_capacity(text.len() + 8);
+    escape_html_into(&mut out, text);
+    out
+}
+
+/// [`escape_html`], written onto the end of `out`.
+pub fn escape_html_into(out: &mut String, text: &str) {
     for c in text.chars() {
         match c {
             '&' => out.push_str("&amp;"),
@@ -276,7 +282,6 @@ pub fn escape_html(text: &str) -> String {
             c => out.push(c),
         }
     }
-    out
 }
 
 /// Compiles `source` (which starts at line `first_line` of `file`) only to

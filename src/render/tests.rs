@@ -418,6 +418,12 @@ impl Project {
     fn path(&self, relative: &str) -> PathBuf {
         self.dir.path().join(relative)
     }
+
+    fn renderer(&self) -> Renderer {
+        let templates = self.dir.path().join("templates");
+        let sequence = load(&self.dir.path().join("sequences/course"), &templates);
+        Renderer::new(&sequence, &templates, &sender(), links()).unwrap()
+    }
 }
 
 fn only_error(report: &Report) -> &Problem {
@@ -534,4 +540,114 @@ fn a_test_email_never_shares_the_real_emails_message_id() {
         .unwrap();
     assert_ne!(test.message_id, real.message_id);
     assert!(test.message_id.contains("-test-"), "{}", test.message_id);
+}
+
+/// Subscribers whose values take every path through a stencil: set,
+/// empty and missing names and columns, values to escape, and one that
+/// looks like a stencil's mark.
+fn varied_subscribers() -> Vec<Subscriber> {
+    let address = |text: &str| text.parse().unwrap();
+    vec![
+        ada(),
+        Subscriber::new(address("anon@example.com")),
+        Subscriber::new(address("m@example.com"))
+            .with_name("<b>Mallory</b> & \"Co\" 'x'")
+            .with_field("city", "<Zürich> & co"),
+        Subscriber::new(address("kim@example.com"))
+            .with_name("Kim \u{1}0<\u{2} Park")
+            .with_field("city", ""),
+        Subscriber::new(address("lee@example.com"))
+            .with_name("Lee")
+            .with_field("city", "Busan"),
+    ]
+}
+
+/// Renders step `index` for `subscriber` both ways, through the step's
+/// stencil and through Handlebars alone, and says whether they agree.
+fn both_ways(renderer: &Renderer, index: usize, subscriber: &Subscriber, next: Option<NaiveDate>) {
+    let stenciled = renderer.render(index, subscriber, next, date(), false);
+    let full = renderer.render_filled(index, subscriber, next, date(), &[]);
+    match (stenciled, full) {
+        (Ok(stenciled), Ok(full)) => {
+            assert_eq!(stenciled.html, full.html, "{}", subscriber.email);
+            assert_eq!(stenciled.text, full.text, "{}", subscriber.email);
+            assert_eq!(without_boundary(&stenciled), without_boundary(&full));
+        }
+        (Err(stenciled), Err(full)) => assert_eq!(stenciled.0, *full.problem),
+        (stenciled, full) => panic!(
+            "{}: stenciled {:?}, full {:?}",
+            subscriber.email,
+            stenciled.map(|email| email.text),
+            full.map(|email| email.text)
+                .map_err(|failure| failure.problem)
+        ),
+    }
+}
+
+/// The message as text, its random MIME boundary replaced by a fixed one.
+fn without_boundary(email: &Email) -> String {
+    let message = String::from_utf8(email.formatted()).unwrap();
+    let boundary = message
+        .split("boundary=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .unwrap()
+        .to_owned();
+    message.replace(&boundary, "BOUNDARY")
+}
+
+#[test]
+fn stencils_render_exactly_what_handlebars_renders() {
+    let renderer = renderer();
+    let later = date().date_naive().checked_add_days(Days::new(3));
+    for index in 0..renderer.len() {
+        for subscriber in &varied_subscribers() {
+            for next in [tomorrow(), later, None] {
+                both_ways(&renderer, index, subscriber, next);
+            }
+        }
+    }
+    assert!(
+        renderer
+            .stencils
+            .as_ref()
+            .is_some_and(|s| s.ready() > renderer.len()),
+        "the example's emails came from stencils"
+    );
+}
+
+#[test]
+fn columns_set_empty_or_missing_render_as_handlebars_renders_them() {
+    let project = Project::new(
+        "Hi {{subscriber.first_name}}{{#if subscriber.fields.city}} from {{subscriber.fields.city}}{{/if}}.\n\n\
+         {{#unless subscriber.name}}Welcome, stranger.{{/unless}} Your city: {{{subscriber.fields.city}}}.",
+    );
+    let renderer = project.renderer();
+    for subscriber in &varied_subscribers() {
+        both_ways(&renderer, 0, subscriber, tomorrow());
+    }
+    let missing = renderer
+        .render(0, &ada(), tomorrow(), date(), false)
+        .unwrap_err();
+    assert!(
+        missing.0.message.contains("subscriber.fields.city"),
+        "{}",
+        missing.0
+    );
+}
+
+#[test]
+fn a_value_handed_to_a_helper_is_rendered_in_full_every_time() {
+    let project = Project::new(
+        "{{#each subscriber.fields}}{{@key}}: {{this}}. {{/each}}Bye {{lookup subscriber \"name\"}}.",
+    );
+    let renderer = project.renderer();
+    assert!(renderer.stencils.is_none());
+    let lee = &varied_subscribers()[4];
+    let email = renderer.render(0, lee, tomorrow(), date(), false).unwrap();
+    assert!(
+        email.text.contains("city: Busan. Bye Lee."),
+        "{}",
+        email.text
+    );
 }
