@@ -89,32 +89,25 @@ pub fn compose(parts: Parts) -> Result<Message, lettre::error::Error> {
 /// separately and weighs encodings per part, which made MIME the
 /// most expensive step of rendering; QP keeps every line short and the
 /// body readable for any content. Runs of bytes that stand for
-/// themselves are copied whole: most of a body is such a run, and a byte
-/// at a time was a quarter of the cost of rendering an email.
+/// themselves are copied whole, found in one pass that also stops at
+/// line ends: most of a body is such a run, and a byte at a time was a
+/// quarter of the cost of rendering an email.
 fn quoted_printable(text: &str) -> Body {
-    let mut out = Vec::with_capacity(text.len() + text.len() / 8);
-    for (index, line) in text.split('\n').enumerate() {
-        if index > 0 {
-            out.extend_from_slice(b"\r\n");
-        }
-        encode_line(line.strip_suffix('\r').unwrap_or(line).as_bytes(), &mut out);
-    }
-    Body::dangerous_pre_encoded(out, ContentTransferEncoding::QuotedPrintable)
-}
-
-/// Characters per encoded line before the `=` of a soft break.
-const QP_LIMIT: usize = 75;
-
-/// One line of text, without its line end, as quoted-printable lines of
-/// at most [`QP_LIMIT`] characters and a soft break (`=`) each.
-fn encode_line(line: &[u8], out: &mut Vec<u8>) {
-    let blank = |byte: u8| byte == b' ' || byte == b'\t';
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len() + bytes.len() / 8);
     let mut column = 0;
     let mut at = 0;
-    while at < line.len() {
-        let byte = line[at];
-        // A space or tab ending the line is encoded: it would be lost.
-        if !stands_for_itself(byte) || (blank(byte) && at + 1 == line.len()) {
+    while at < bytes.len() {
+        let byte = bytes[at];
+        if byte == b'\n' {
+            out.extend_from_slice(b"\r\n");
+            column = 0;
+            at += 1;
+        } else if byte == b'\r' && breaks_at(bytes, at + 1) {
+            // The CR of a CRLF, or of the end: the line end is written as CRLF.
+            at += 1;
+        } else if !stands_for_itself(byte) || (blank(byte) && line_ends_at(bytes, at + 1)) {
+            // A space or tab ending a line is encoded: it would be lost.
             if column + 3 > QP_LIMIT {
                 out.extend_from_slice(b"=\r\n");
                 column = 0;
@@ -126,23 +119,51 @@ fn encode_line(line: &[u8], out: &mut Vec<u8>) {
             ]);
             column += 3;
             at += 1;
-            continue;
-        }
-        let mut end = at + literal_run(&line[at..]);
-        if end == line.len() && blank(line[end - 1]) {
-            end -= 1;
-        }
-        while at < end {
-            if column == QP_LIMIT {
-                out.extend_from_slice(b"=\r\n");
-                column = 0;
+        } else {
+            let mut end = at + literal_run(&bytes[at..]);
+            if blank(bytes[end - 1]) && line_ends_at(bytes, end) {
+                end -= 1;
             }
-            let take = (end - at).min(QP_LIMIT - column);
-            out.extend_from_slice(&line[at..at + take]);
-            at += take;
-            column += take;
+            column = copy_literal(&bytes[at..end], column, &mut out);
+            at = end;
         }
     }
+    Body::dangerous_pre_encoded(out, ContentTransferEncoding::QuotedPrintable)
+}
+
+/// Characters per encoded line before the `=` of a soft break.
+const QP_LIMIT: usize = 75;
+
+fn blank(byte: u8) -> bool {
+    byte == b' ' || byte == b'\t'
+}
+
+/// Whether a line of `bytes` ends at `at`: before the line break, or
+/// before the CR that comes right before it (which is dropped).
+fn line_ends_at(bytes: &[u8], at: usize) -> bool {
+    breaks_at(bytes, at) || (bytes.get(at) == Some(&b'\r') && breaks_at(bytes, at + 1))
+}
+
+/// Whether `at` is an LF or the end of `bytes`.
+fn breaks_at(bytes: &[u8], at: usize) -> bool {
+    matches!(bytes.get(at), None | Some(b'\n'))
+}
+
+/// Copies `run` (bytes that stand for themselves) onto `out` from
+/// `column` on, with soft breaks where a line would grow past
+/// [`QP_LIMIT`]; returns the column after it.
+fn copy_literal(mut run: &[u8], mut column: usize, out: &mut Vec<u8>) -> usize {
+    while !run.is_empty() {
+        if column == QP_LIMIT {
+            out.extend_from_slice(b"=\r\n");
+            column = 0;
+        }
+        let take = run.len().min(QP_LIMIT - column);
+        out.extend_from_slice(&run[..take]);
+        run = &run[take..];
+        column += take;
+    }
+    column
 }
 
 /// Whether a byte may appear as itself in quoted-printable (a space or

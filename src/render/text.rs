@@ -12,7 +12,8 @@ pub fn wrap(text: &str, width: usize) -> String {
     let mut out = String::with_capacity(text.len() + text.len() / 32);
     for line in text.split('\n') {
         let line = line.trim_end();
-        if line.chars().count() <= width {
+        // A line of no more bytes than columns fits, whatever it holds.
+        if line.len() <= width || line.chars().count() <= width {
             out.push_str(line);
             out.push('\n');
         } else {
