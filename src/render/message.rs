@@ -94,7 +94,9 @@ pub fn compose(parts: Parts) -> Result<Message, lettre::error::Error> {
 /// quarter of the cost of rendering an email.
 fn quoted_printable(text: &str) -> Body {
     let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len() + bytes.len() / 8);
+    // Room for a soft break per line and an encoded `=` per attribute:
+    // growing a body of this size mid-way costs more than the spare room.
+    let mut out = Vec::with_capacity(bytes.len() + bytes.len() / 4 + 16);
     let mut column = 0;
     let mut at = 0;
     while at < bytes.len() {
