@@ -9,6 +9,7 @@ use std::future::Future;
 use std::time::Duration;
 
 use chrono::{DateTime, TimeZone as _, Utc};
+use dripline::store::roster::{DripKey, Member, Roster as _};
 use dripline::store::signups::{Mailed, Request, Signups as _};
 use dripline::store::{
     self, Access, Claim, DeliveryStatus, Held, Outcome, PendingStatus, PostgresTarget, Quota,
@@ -632,6 +633,35 @@ fn signups_a_request_is_mailed_once_confirmed_once_and_enrolled() {
         );
         let counts = store.signup_counts(seconds(1020)).await.unwrap();
         assert_eq!((counts[0].confirmed, counts[0].pending), (1, 0), "{name}");
+
+        // A pass adds to a roster only the signups it does not hold yet.
+        let drip = DripKey {
+            sequence: "gut".to_owned(),
+            list: "list.csv".to_owned(),
+        };
+        let outside = store.confirmed_outside(&drip).await.unwrap();
+        assert_eq!(outside.len(), 1, "{name}: not in the roster yet");
+        let member = Member {
+            email: "ada@example.com".to_owned(),
+            row_hash: None,
+            active: true,
+            row: "{}".to_owned(),
+            position: i64::MAX,
+        };
+        assert_eq!(store.add_absent(&drip, &[member]).await.unwrap(), 1);
+        assert!(
+            store.confirmed_outside(&drip).await.unwrap().is_empty(),
+            "{name}: in the roster, not read again"
+        );
+        let other = DripKey {
+            list: "other.csv".to_owned(),
+            ..drip
+        };
+        assert_eq!(
+            store.confirmed_outside(&other).await.unwrap().len(),
+            1,
+            "{name}: another list's roster does not hold it"
+        );
         store.close().await;
     });
 }

@@ -51,7 +51,7 @@ pub async fn sync(store: &(impl Roster + Signups), drip: &Drip) -> anyhow::Resul
     for problem in stamp.problems.lines() {
         tracing::warn!("{problem}");
     }
-    add_signups(store, drip, &key).await?;
+    add_signups(store, &key).await?;
     Ok(u64::try_from(stamp.bad_rows).unwrap_or(0))
 }
 
@@ -336,14 +336,10 @@ impl Scan {
     }
 }
 
-/// Adds the drip's confirmed signups to its roster: a list row of the same
-/// address wins.
-async fn add_signups(
-    store: &(impl Roster + Signups),
-    drip: &Drip,
-    key: &DripKey,
-) -> anyhow::Result<()> {
-    let confirmed = store.confirmed(&drip.sequence.id).await?;
+/// Adds the drip's confirmed signups that its roster does not hold yet: a
+/// list row of the same address wins, and one added before is not read again.
+async fn add_signups(store: &(impl Roster + Signups), key: &DripKey) -> anyhow::Result<()> {
+    let confirmed = store.confirmed_outside(key).await?;
     let members: Vec<Member> = confirmed
         .iter()
         .filter_map(signup::subscriber)

@@ -26,6 +26,8 @@ macro_rules! forward {
 #[macro_use]
 mod addresses;
 #[macro_use]
+mod confirmed;
+#[macro_use]
 mod reports;
 #[macro_use]
 mod states;

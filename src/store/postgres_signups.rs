@@ -11,8 +11,6 @@
 //! one taken by an instance that stopped is due again after
 //! [`ABANDONED_AFTER`] seconds of the database's clock.
 
-use std::collections::BTreeMap;
-
 use chrono::{DateTime, Utc};
 use sqlx::Row;
 use sqlx::postgres::PgRow;
@@ -61,10 +59,6 @@ fn time(seconds: i64) -> DateTime<Utc> {
     DateTime::from_timestamp(seconds, 0).unwrap_or_default()
 }
 
-fn fields_of(text: &str) -> BTreeMap<String, String> {
-    serde_json::from_str(text).unwrap_or_default()
-}
-
 fn outgoing(row: &PgRow) -> Outgoing {
     Outgoing {
         sequence: row.get(0),
@@ -74,20 +68,6 @@ fn outgoing(row: &PgRow) -> Outgoing {
         token_id: row.get(4),
         expires_at: time(row.get(5)),
         attempt: row.get::<i32, _>(6).max(0) as u32,
-    }
-}
-
-fn confirmed(row: &PgRow) -> Confirmed {
-    Confirmed {
-        email: row.get(0),
-        address: row.get(1),
-        name: row.get(2),
-        timezone: row.get(3),
-        fields: fields_of(row.get(4)),
-        requested_at: time(row.get(5)),
-        confirmed_at: time(row.get(6)),
-        confirmed_ip: row.get::<Option<String>, _>(7).unwrap_or_default(),
-        confirmed_form: row.get::<Option<String>, _>(8).unwrap_or_default(),
     }
 }
 
@@ -272,17 +252,7 @@ impl Signups for PostgresStore {
         Ok(true)
     }
 
-    async fn confirmed(&self, sequence: &str) -> Result<Vec<Confirmed>> {
-        let rows = sqlx::query(
-            "SELECT email, address, name, timezone, fields, requested_at, confirmed_at,
-                confirmed_ip, confirmed_form
-             FROM signups WHERE sequence = $1 AND confirmed_at IS NOT NULL ORDER BY email",
-        )
-        .bind(sequence)
-        .fetch_all(self.pool())
-        .await?;
-        Ok(rows.iter().map(confirmed).collect())
-    }
+    confirmed!();
 
     async fn signup_counts(&self, now: DateTime<Utc>) -> Result<Vec<SignupCount>> {
         let rows = sqlx::query(

@@ -15,6 +15,7 @@ use std::future::Future;
 use chrono::{DateTime, Utc};
 use sqlx::Row;
 
+use super::roster::DripKey;
 use super::sqlite::SqliteStore;
 use super::{Result, StateStore};
 
@@ -200,6 +201,14 @@ pub trait Signups {
     /// The confirmed signups of `sequence`, by address.
     fn confirmed(&self, sequence: &str) -> impl Future<Output = Result<Vec<Confirmed>>> + Send;
 
+    /// The confirmed signups of the drip's sequence that its roster does
+    /// not hold yet, by address: what a pass adds, without reading the
+    /// signups it added before.
+    fn confirmed_outside(
+        &self,
+        drip: &DripKey,
+    ) -> impl Future<Output = Result<Vec<Confirmed>>> + Send;
+
     /// Per-sequence counts at `now`.
     fn signup_counts(
         &self,
@@ -241,6 +250,9 @@ impl Signups for StateStore {
     async fn confirmed(&self, sequence: &str) -> Result<Vec<Confirmed>> {
         forward!(self, store => store.confirmed(sequence))
     }
+    async fn confirmed_outside(&self, drip: &DripKey) -> Result<Vec<Confirmed>> {
+        forward!(self, store => store.confirmed_outside(drip))
+    }
     async fn signup_counts(&self, now: DateTime<Utc>) -> Result<Vec<SignupCount>> {
         forward!(self, store => store.signup_counts(now))
     }
@@ -248,10 +260,6 @@ impl Signups for StateStore {
 
 fn time(seconds: i64) -> DateTime<Utc> {
     DateTime::from_timestamp(seconds, 0).unwrap_or_default()
-}
-
-fn fields_of(text: &str) -> BTreeMap<String, String> {
-    serde_json::from_str(text).unwrap_or_default()
 }
 
 impl Signups for SqliteStore {
@@ -434,30 +442,7 @@ impl Signups for SqliteStore {
         Ok(true)
     }
 
-    async fn confirmed(&self, sequence: &str) -> Result<Vec<Confirmed>> {
-        let rows = sqlx::query(
-            "SELECT email, address, name, timezone, fields, requested_at, confirmed_at,
-                confirmed_ip, confirmed_form
-             FROM signups WHERE sequence = ? AND confirmed_at IS NOT NULL ORDER BY email",
-        )
-        .bind(sequence)
-        .fetch_all(self.pool())
-        .await?;
-        Ok(rows
-            .iter()
-            .map(|row| Confirmed {
-                email: row.get(0),
-                address: row.get(1),
-                name: row.get(2),
-                timezone: row.get(3),
-                fields: fields_of(row.get(4)),
-                requested_at: time(row.get(5)),
-                confirmed_at: time(row.get(6)),
-                confirmed_ip: row.get::<Option<String>, _>(7).unwrap_or_default(),
-                confirmed_form: row.get::<Option<String>, _>(8).unwrap_or_default(),
-            })
-            .collect())
-    }
+    confirmed!();
 
     async fn signup_counts(&self, now: DateTime<Utc>) -> Result<Vec<SignupCount>> {
         let rows = sqlx::query(
