@@ -20,9 +20,8 @@ use anyhow::Context as _;
 use chrono::{DateTime, Utc};
 use futures_util::TryStreamExt as _;
 use sqlx::postgres::{PgConnection, PgPool, PgPoolOptions};
-use sqlx::{Connection as _, Postgres, QueryBuilder, Row, Transaction};
+use sqlx::{Connection as _, Postgres, Row, Transaction};
 
-use super::copy::Snapshot;
 use super::settings::PostgresTarget;
 use super::{
     Addressed, Claim, Claimed, DeliveryRecord, DeliveryStatus, Enrollment, Held, InstanceRecord,
@@ -204,128 +203,6 @@ impl PostgresStore {
         .fetch_one(&self.pool)
         .await?;
         Ok(!used)
-    }
-
-    /// Writes every row of `snapshot`, in one transaction. Deliveries
-    /// left claimed belong to no instance, so the first one resends them.
-    pub(super) async fn import(&self, snapshot: &Snapshot) -> Result<()> {
-        const ROWS: usize = 1000;
-        let mut tx = self.pool.begin().await?;
-        for chunk in snapshot.enrollments.chunks(ROWS) {
-            let mut query = QueryBuilder::<Postgres>::new(
-                "INSERT INTO enrollments (sequence, email, enrolled_at) ",
-            );
-            query.push_values(chunk, |mut row, (sequence, email, at)| {
-                row.push_bind(sequence).push_bind(email).push_bind(at);
-            });
-            query.build().execute(&mut *tx).await?;
-        }
-        for chunk in snapshot.deliveries.chunks(ROWS) {
-            let mut query = QueryBuilder::<Postgres>::new(
-                "INSERT INTO deliveries (sequence, email, step, status, attempts, message_id,
-                     claimed_at, claimed_by, sent_at, retry_at, reply) ",
-            );
-            query.push_values(chunk, |mut row, delivery| {
-                row.push_bind(&delivery.sequence)
-                    .push_bind(&delivery.email)
-                    .push_bind(&delivery.step)
-                    .push_bind(&delivery.status)
-                    .push_bind(delivery.attempts as i32)
-                    .push_bind(&delivery.message_id)
-                    .push_bind(delivery.claimed_at)
-                    .push_bind("sqlite")
-                    .push_bind(delivery.sent_at)
-                    .push_bind(delivery.retry_at)
-                    .push_bind(&delivery.reply);
-            });
-            query.build().execute(&mut *tx).await?;
-        }
-        for chunk in snapshot.suppressions.chunks(ROWS) {
-            let mut query = QueryBuilder::<Postgres>::new(
-                "INSERT INTO suppressions (email, reason, at, detail) ",
-            );
-            query.push_values(chunk, |mut row, (email, reason, at, detail)| {
-                row.push_bind(email)
-                    .push_bind(reason)
-                    .push_bind(at)
-                    .push_bind(detail);
-            });
-            query.build().execute(&mut *tx).await?;
-        }
-        for chunk in snapshot.tokens.chunks(ROWS) {
-            let mut query =
-                QueryBuilder::<Postgres>::new("INSERT INTO tokens (id, sequence, email, step) ");
-            query.push_values(chunk, |mut row, (id, sequence, email, step)| {
-                row.push_bind(id)
-                    .push_bind(sequence)
-                    .push_bind(email)
-                    .push_bind(step);
-            });
-            query.build().execute(&mut *tx).await?;
-        }
-        for chunk in snapshot.soft_bounces.chunks(ROWS) {
-            let mut query =
-                QueryBuilder::<Postgres>::new("INSERT INTO soft_bounces (email, reference, at) ");
-            query.push_values(chunk, |mut row, (email, reference, at)| {
-                row.push_bind(email).push_bind(reference).push_bind(at);
-            });
-            query.build().execute(&mut *tx).await?;
-        }
-        for chunk in snapshot.runs.chunks(ROWS) {
-            let mut query = QueryBuilder::<Postgres>::new(
-                "INSERT INTO runs (started_at, finished_at, sent, failed, deferred) ",
-            );
-            query.push_values(chunk, |mut row, run| {
-                row.push_bind(run.0)
-                    .push_bind(run.1)
-                    .push_bind(run.2)
-                    .push_bind(run.3)
-                    .push_bind(run.4);
-            });
-            query.build().execute(&mut *tx).await?;
-        }
-        for chunk in snapshot.signups.chunks(ROWS) {
-            let mut query = QueryBuilder::<Postgres>::new(
-                "INSERT INTO signups (sequence, email, address, name, timezone, fields, token_id,
-                     requested_at, requested_ip, form, expires_at, mail_status, mail_attempts,
-                     mailed_at, confirmed_at, confirmed_ip, confirmed_form) ",
-            );
-            query.push_values(chunk, |mut row, signup| {
-                row.push_bind(&signup.sequence)
-                    .push_bind(&signup.email)
-                    .push_bind(&signup.address)
-                    .push_bind(&signup.name)
-                    .push_bind(&signup.timezone)
-                    .push_bind(&signup.fields)
-                    .push_bind(&signup.token_id)
-                    .push_bind(signup.requested_at)
-                    .push_bind(&signup.requested_ip)
-                    .push_bind(&signup.form)
-                    .push_bind(signup.expires_at)
-                    // One the stopped SQLite service was sending goes again.
-                    .push_bind(if signup.mail_status == "sending" {
-                        "due"
-                    } else {
-                        signup.mail_status.as_str()
-                    })
-                    .push_bind(signup.mail_attempts as i32)
-                    .push_bind(signup.mailed_at)
-                    .push_bind(signup.confirmed_at)
-                    .push_bind(&signup.confirmed_ip)
-                    .push_bind(&signup.confirmed_form);
-            });
-            query.build().execute(&mut *tx).await?;
-        }
-        sqlx::query(
-            "INSERT INTO recipients (email, last_sent_at)
-             SELECT e.email, (SELECT max(d.sent_at) FROM deliveries d
-                               WHERE d.email = e.email AND d.status = 'sent')
-             FROM (SELECT DISTINCT email FROM enrollments) e",
-        )
-        .execute(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        Ok(())
     }
 
     /// The connection pool, for the signups (`postgres_signups`).

@@ -17,7 +17,6 @@ use sqlx::sqlite::{
 };
 use sqlx::{QueryBuilder, Row, Sqlite, Transaction};
 
-use super::copy::{DeliveryRow, SignupRow, Snapshot};
 use super::lock::StateLock;
 use super::{
     Addressed, Claim, Claimed, DeliveryRecord, DeliveryStatus, Enrollment, Held, InstanceRecord,
@@ -167,87 +166,9 @@ impl SqliteStore {
         &self.pool
     }
 
-    /// Every row, for `dripline state copy`.
-    pub(super) async fn snapshot(&self) -> Result<Snapshot> {
-        let mut tx = self.pool.begin().await?;
-        let snapshot = Snapshot {
-            enrollments: sqlx::query_as("SELECT sequence, email, enrolled_at FROM enrollments")
-                .fetch_all(&mut *tx)
-                .await?,
-            deliveries: sqlx::query(
-                "SELECT sequence, email, step, status, attempts, message_id, claimed_at,
-                        sent_at, retry_at, reply FROM deliveries",
-            )
-            .fetch_all(&mut *tx)
-            .await?
-            .iter()
-            .map(|row| DeliveryRow {
-                sequence: row.get("sequence"),
-                email: row.get("email"),
-                step: row.get("step"),
-                status: row.get("status"),
-                attempts: row.get("attempts"),
-                message_id: row.get("message_id"),
-                claimed_at: row.get("claimed_at"),
-                sent_at: row.get("sent_at"),
-                retry_at: row.get("retry_at"),
-                reply: row.get("reply"),
-            })
-            .collect(),
-            suppressions: sqlx::query_as("SELECT email, reason, at, detail FROM suppressions")
-                .fetch_all(&mut *tx)
-                .await?,
-            tokens: sqlx::query_as("SELECT id, sequence, email, step FROM tokens")
-                .fetch_all(&mut *tx)
-                .await?,
-            soft_bounces: sqlx::query_as("SELECT email, reference, at FROM soft_bounces")
-                .fetch_all(&mut *tx)
-                .await?,
-            runs: sqlx::query_as(
-                "SELECT started_at, finished_at, sent, failed, deferred FROM runs ORDER BY id",
-            )
-            .fetch_all(&mut *tx)
-            .await?,
-            signups: sqlx::query(
-                "SELECT sequence, email, address, name, timezone, fields, token_id, requested_at,
-                        requested_ip, form, expires_at, mail_status, mail_attempts, mailed_at,
-                        confirmed_at, confirmed_ip, confirmed_form FROM signups",
-            )
-            .fetch_all(&mut *tx)
-            .await?
-            .iter()
-            .map(signup_row)
-            .collect(),
-        };
-        tx.rollback().await?;
-        Ok(snapshot)
-    }
-
     /// Closes the pool, checkpointing the WAL.
     pub async fn close(self) {
         self.pool.close().await;
-    }
-}
-
-fn signup_row(row: &sqlx::sqlite::SqliteRow) -> SignupRow {
-    SignupRow {
-        sequence: row.get("sequence"),
-        email: row.get("email"),
-        address: row.get("address"),
-        name: row.get("name"),
-        timezone: row.get("timezone"),
-        fields: row.get("fields"),
-        token_id: row.get("token_id"),
-        requested_at: row.get("requested_at"),
-        requested_ip: row.get("requested_ip"),
-        form: row.get("form"),
-        expires_at: row.get("expires_at"),
-        mail_status: row.get("mail_status"),
-        mail_attempts: row.get("mail_attempts"),
-        mailed_at: row.get("mailed_at"),
-        confirmed_at: row.get("confirmed_at"),
-        confirmed_ip: row.get("confirmed_ip"),
-        confirmed_form: row.get("confirmed_form"),
     }
 }
 

@@ -3,33 +3,21 @@
 //! several without losing who got what.
 //!
 //! The SQLite file is locked for the copy (no `run` or `serve` changes it
-//! meanwhile), and the target is written in one transaction: a copy that
-//! fails leaves it empty. Deliveries left `claimed` by a dead run stay
+//! meanwhile), the rows stream through a chunk at a time (a state of
+//! millions of rows copies in the memory of one chunk), and the target is
+//! written in one transaction: a copy that fails leaves it empty. Deliveries left `claimed` by a dead run stay
 //! claimed, by no live instance, so the first instance resends them with
 //! their Message-IDs, as the SQLite state would have.
 
+mod read;
+mod write;
+
 use anyhow::Context as _;
+use futures_util::TryStreamExt as _;
 
 use super::postgres::PostgresStore;
 use super::sqlite::SqliteStore;
 use super::{Access, PostgresTarget, StateSettings, StateStore};
-
-/// Every row of a state, as stored.
-#[derive(Debug, Default)]
-pub struct Snapshot {
-    /// (sequence, email, enrolled_at)
-    pub enrollments: Vec<(String, String, i64)>,
-    pub deliveries: Vec<DeliveryRow>,
-    /// (email, reason, at, detail)
-    pub suppressions: Vec<(String, String, i64, String)>,
-    /// (id, sequence, email, step): what each token stands for.
-    pub tokens: Vec<(String, String, String, String)>,
-    /// (email, reference, at)
-    pub soft_bounces: Vec<(String, String, i64)>,
-    /// (started_at, finished_at, sent, failed, deferred)
-    pub runs: Vec<(i64, Option<i64>, i64, i64, i64)>,
-    pub signups: Vec<SignupRow>,
-}
 
 /// One signup, every column.
 #[derive(Debug, Clone)]
@@ -99,6 +87,11 @@ pub async fn copy(from: &StateSettings, to: &PostgresTarget) -> anyhow::Result<C
     copied
 }
 
+/// Rows held in memory at a time: a copy of any size runs in the same room.
+const CHUNK: usize = 1000;
+
+/// Every row of `source`, streamed into the empty `target` in one
+/// transaction: a copy that fails leaves the target as it was.
 async fn move_rows(
     source: &SqliteStore,
     target: &PostgresStore,
@@ -110,20 +103,79 @@ async fn move_rows(
             to.shown
         );
     }
-    let snapshot = source
-        .snapshot()
+    let mut reading = source
+        .pool
+        .begin()
         .await
         .context("cannot read the state file")?;
-    let copied = Copied {
-        enrollments: snapshot.enrollments.len(),
-        deliveries: snapshot.deliveries.len(),
-        suppressions: snapshot.suppressions.len(),
-        runs: snapshot.runs.len(),
-        signups: snapshot.signups.len(),
-    };
-    target
-        .import(&snapshot)
+    let mut writing = target
+        .pool
+        .begin()
+        .await
+        .with_context(|| format!("cannot write to {}", to.shown))?;
+    let copied = pipe_tables(&mut reading, &mut writing)
+        .await
+        .with_context(|| format!("cannot copy into {}; it was left as it was", to.shown))?;
+    writing
+        .commit()
         .await
         .with_context(|| format!("cannot write to {}; it was left as it was", to.shown))?;
+    reading.rollback().await?;
     Ok(copied)
+}
+
+/// Each table in turn, a chunk at a time.
+async fn pipe_tables(
+    from: &mut sqlx::SqliteConnection,
+    to: &mut sqlx::PgConnection,
+) -> super::Result<Copied> {
+    let enrollments = pipe(read::enrollments(from), async |c| {
+        write::enrollments(to, c).await
+    })
+    .await?;
+    let deliveries = pipe(read::deliveries(from), async |c| {
+        write::deliveries(to, c).await
+    })
+    .await?;
+    let suppressions = pipe(read::suppressions(from), async |c| {
+        write::suppressions(to, c).await
+    })
+    .await?;
+    pipe(read::tokens(from), async |c| write::tokens(to, c).await).await?;
+    pipe(read::soft_bounces(from), async |c| {
+        write::soft_bounces(to, c).await
+    })
+    .await?;
+    let runs = pipe(read::runs(from), async |c| write::runs(to, c).await).await?;
+    let signups = pipe(read::signups(from), async |c| write::signups(to, c).await).await?;
+    write::recipients(to).await?;
+    Ok(Copied {
+        enrollments,
+        deliveries,
+        suppressions,
+        runs,
+        signups,
+    })
+}
+
+/// Hands `rows` to `write` [`CHUNK`] at a time; returns how many there were.
+async fn pipe<T>(
+    mut rows: read::Rows<'_, T>,
+    mut write: impl AsyncFnMut(&[T]) -> super::Result<()>,
+) -> super::Result<usize> {
+    let mut chunk = Vec::with_capacity(CHUNK);
+    let mut total = 0;
+    loop {
+        let row = rows.try_next().await?;
+        let end = row.is_none();
+        chunk.extend(row);
+        if chunk.len() == CHUNK || (end && !chunk.is_empty()) {
+            write(&chunk).await?;
+            total += chunk.len();
+            chunk.clear();
+        }
+        if end {
+            return Ok(total);
+        }
+    }
 }
