@@ -346,7 +346,13 @@ impl Renderer {
             return Err(report);
         }
         let content_as_is = files.place_content_as_is();
-        let stencils = stencil::uses(&[&html, &text]).map(Stencils::new);
+        // A mark in a value of the context would be taken for one of ours.
+        let marked = steps
+            .iter()
+            .any(|step| step.context.values().any(stencil::holds_mark));
+        let stencils = stencil::uses(&[&html, &text])
+            .filter(|_| !marked)
+            .map(Stencils::new);
         Ok(Renderer {
             html,
             text,
@@ -543,6 +549,14 @@ impl Renderer {
             .iter()
             .map(|leaf| personal.slot(leaf))
             .collect();
+        // Handlebars indents every line of a value that a partial prints
+        // after an indent, and a filled-in value is not; and a value must
+        // not pass for a mark. Lists and signups clean such values out,
+        // but the full render is right whatever comes.
+        let unfit = |slot: &Slot| matches!(slot, Slot::Text(text) if text.contains(['\n', '\r']) || stencil::has_mark(text));
+        if slots.iter().any(unfit) {
+            return None;
+        }
         let stencil = stencils.get(index, &slots, || {
             let data = step.data(stencil::marked(stencils.leaves(), &slots));
             let (html, text) = self

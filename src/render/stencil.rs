@@ -77,11 +77,20 @@ enum Reach {
     Fixed,
     /// A per-email value.
     Leaf(Leaf),
-    /// `subscriber` itself: an object, truthy in every email.
-    Subscriber,
+    /// An object that holds per-email values but is truthy in every email
+    /// that has it: `subscriber`, `next` (which holds `date` and
+    /// `tomorrow`), and `content` (the step's body, marks and all, when
+    /// the layout places it). Fine to test, and `content` to print, but
+    /// never to hand on.
+    Holder,
     /// Anything else that holds per-email values (`subscriber.fields`,
     /// the whole context).
     Varying,
+}
+
+fn is_content(path: &Path) -> bool {
+    matches!(path, Path::Relative((segments, _))
+        if matches!(segments.as_slice(), [PathSeg::Named(name)] if name == "content"))
 }
 
 fn reach(path: &Path) -> Reach {
@@ -95,8 +104,8 @@ fn reach(path: &Path) -> Reach {
         match segment {
             PathSeg::Named(name) => names.push(name.as_str()),
             // `@root` and `../`: block contexts never hold per-email
-            // values (a block over one is refused), so these lead to
-            // the top either way.
+            // values (a block over a holder of them is refused), so
+            // these lead to the top either way.
             PathSeg::Ruled(_) => {}
             _ => return Reach::Varying,
         }
@@ -109,7 +118,7 @@ fn reach(path: &Path) -> Reach {
         ["unsubscribe_url"] => Reach::Leaf(Leaf::UnsubscribeUrl),
         ["next", "date"] => Reach::Leaf(Leaf::NextDate),
         ["next", "tomorrow"] => Reach::Leaf(Leaf::NextTomorrow),
-        ["subscriber"] => Reach::Subscriber,
+        ["subscriber" | "next" | "content"] => Reach::Holder,
         [] | ["subscriber" | "unsubscribe_url", ..] | ["next", "date" | "tomorrow", ..] => {
             Reach::Varying
         }
@@ -132,7 +141,9 @@ impl Walk {
 
     fn element(&mut self, element: &TemplateElement) -> Option<()> {
         match element {
-            TemplateElement::RawString(_) | TemplateElement::Comment(_) => Some(()),
+            // A mark in the template itself would be taken for one of ours.
+            TemplateElement::RawString(text) => (!has_mark(text)).then_some(()),
+            TemplateElement::Comment(_) => Some(()),
             TemplateElement::Expression(helper) | TemplateElement::HtmlExpression(helper)
                 if helper.params.is_empty() && helper.hash.is_empty() =>
             {
@@ -166,7 +177,9 @@ impl Walk {
         }
     }
 
-    /// `{{path}}` or `{{{path}}}`: a leaf is fine, and noted.
+    /// `{{path}}` or `{{{path}}}`: a leaf is fine, and noted; so is the
+    /// content, whose marks come through as they are (or escaped once
+    /// more, which [`Pieces::parse`] refuses).
     fn printed(&mut self, name: &Parameter) -> Option<()> {
         match name {
             Parameter::Path(path) => match reach(path) {
@@ -175,7 +188,8 @@ impl Walk {
                     self.note(leaf);
                     Some(())
                 }
-                Reach::Subscriber | Reach::Varying => None,
+                Reach::Holder if is_content(path) => Some(()),
+                Reach::Holder | Reach::Varying => None,
             },
             other => self.fixed(other),
         }
@@ -185,7 +199,7 @@ impl Walk {
     fn tested(&mut self, tested: &Parameter) -> Option<()> {
         match tested {
             Parameter::Path(path) => match reach(path) {
-                Reach::Fixed | Reach::Subscriber => Some(()),
+                Reach::Fixed | Reach::Holder => Some(()),
                 Reach::Leaf(leaf) => {
                     self.note(leaf);
                     Some(())
@@ -285,14 +299,19 @@ impl Stencils {
         make: impl FnOnce() -> Option<Stencil>,
     ) -> Option<Arc<Stencil>> {
         let key = (step, slots.iter().map(|slot| slot.variant()).collect());
-        if let Some(made) = self.lock().get(&key) {
-            return made.clone();
+        {
+            let all = self.lock();
+            if let Some(made) = all.get(&key) {
+                return made.clone();
+            }
+            if all.len() >= MOST_VARIANTS {
+                // Making one that cannot be kept costs more than the
+                // full render it would save.
+                return None;
+            }
         }
         let made = make().map(Arc::new);
-        let mut all = self.lock();
-        if all.len() < MOST_VARIANTS {
-            all.insert(key, made.clone());
-        }
+        self.lock().insert(key, made.clone());
         made
     }
 
@@ -355,6 +374,25 @@ pub fn mark(index: usize) -> String {
 
 const MARK_START: char = '\u{1}';
 const MARK_END: char = '\u{2}';
+
+/// Whether `text` holds a character marks are made of: a template or a
+/// value of the context that does can have no stencil, and a subscriber
+/// value that does gets the full render.
+pub fn has_mark(text: &str) -> bool {
+    text.contains([MARK_START, MARK_END])
+}
+
+/// [`has_mark`] for any text in `value`.
+pub fn holds_mark(value: &Value) -> bool {
+    match value {
+        Value::String(text) => has_mark(text),
+        Value::Array(items) => items.iter().any(holds_mark),
+        Value::Object(map) => map
+            .iter()
+            .any(|(key, item)| has_mark(key) || holds_mark(item)),
+        Value::Null | Value::Bool(_) | Value::Number(_) => false,
+    }
+}
 
 /// A rendered stencil: text, and the leaves to put between it.
 #[derive(Debug, PartialEq, Eq)]
@@ -456,7 +494,10 @@ mod tests {
             ])
         );
         assert_eq!(
-            uses_of("{{step.subject}} {{#with sender}}{{name}}{{/with}} {{> footer x=cta.url}}"),
+            uses_of(
+                "{{step.subject}} {{#with sender}}{{name}}{{/with}} {{> footer x=cta.url}} \
+                 {{#if next}}{{next.subject}}{{/if}} {{{content}}} {{#if content}}{{content}}{{/if}}"
+            ),
             Some(vec![])
         );
     }
@@ -475,6 +516,14 @@ mod tests {
             "{{#if subscriber.fields}}x{{/if}}",
             "{{this}}",
             "{{#each this}}{{/each}}",
+            "{{#with next}}{{date}}{{/with}}",
+            "{{#with next as |n|}}{{n.date}}{{/with}}",
+            "{{lookup next 'date'}}",
+            "{{#each next}}{{@key}}{{/each}}",
+            "{{> teaser next}}",
+            "{{next}}",
+            "{{len content}}",
+            "a \u{1}0<\u{2} mark written in the template",
         ] {
             assert_eq!(uses_of(template), None, "{template}");
         }

@@ -651,3 +651,70 @@ fn a_value_handed_to_a_helper_is_rendered_in_full_every_time() {
         email.text
     );
 }
+
+/// A project of two steps, so that the first has a `next`.
+fn two_steps(body: &str) -> Project {
+    let project = Project::new(body);
+    fs::write(
+        project.path("sequences/course/02-second.md"),
+        "+++\nsubject = \"Second\"\n+++\nSecond step.\n",
+    )
+    .unwrap();
+    project
+}
+
+#[test]
+fn templates_that_reach_per_email_values_another_way_render_as_handlebars_does() {
+    let text_layout =
+        |layout: &str| format!("{{{{content}}}}\n{layout}\n{{{{unsubscribe_url}}}}\n");
+    let projects = [
+        two_steps("Hi {{subscriber.first_name}}.")
+            .template("partials/teaser.hbs", "{{#if next.date}}On {{next.date}}{{/if}}")
+            .template(
+                "email.txt.hbs",
+                &text_layout("{{#if next}}{{#with next}}{{#if tomorrow}}Tomorrow{{else}}Coming {{date}}{{/if}}{{/with}}{{/if}}"),
+            ),
+        two_steps("Hi.")
+            .template("partials/teaser.hbs", "{{#if next.tomorrow}}Tomorrow!{{/if}}")
+            .template("email.txt.hbs", &text_layout("{{#if next}}Next: {{lookup next \"date\"}}{{/if}}")),
+        two_steps("Date is {{len (lookup next \"date\")}} characters."),
+        two_steps("Keys:{{#each next}} {{@key}}{{/each}}.")
+            .template("partials/teaser.hbs", "x")
+            .template("email.txt.hbs", &text_layout("")),
+        two_steps("{{#with next as |n|}}{{#if n.tomorrow}}Tomorrow{{else}}On {{n.date}}{{/if}}{{/with}}")
+            .template("partials/teaser.hbs", "{{#if next.date}}{{next.date}}{{/if}}")
+            .template("email.txt.hbs", &text_layout("")),
+        Project::new("Hi {{subscriber.name}}.")
+            .template("email.txt.hbs", &text_layout("({{len content}} characters)")),
+        Project::new("A mark written in the step: \u{1}0<\u{2}."),
+    ];
+    let later = date().date_naive().checked_add_days(Days::new(3));
+    for project in &projects {
+        let renderer = project.renderer();
+        for next in [tomorrow(), later, None] {
+            both_ways(&renderer, 0, &ada(), next);
+        }
+    }
+}
+
+#[test]
+fn a_value_of_several_lines_renders_as_handlebars_indents_it() {
+    let project = Project::new("Hi.")
+        .template("partials/signature.hbs", "{{subscriber.name}}\n")
+        .template(
+            "email.txt.hbs",
+            "{{content}}\n    {{> signature}}\nend {{unsubscribe_url}}\n",
+        );
+    let renderer = project.renderer();
+    let subscriber =
+        Subscriber::new("x@example.com".parse().unwrap()).with_name("Line one\nLine two");
+    both_ways(&renderer, 0, &subscriber, None);
+    let email = renderer
+        .render(0, &subscriber, None, date(), false)
+        .unwrap();
+    assert!(
+        email.text.contains("    Line one\n    Line two"),
+        "{}",
+        email.text
+    );
+}
