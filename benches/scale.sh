@@ -8,7 +8,9 @@
 #      changed; under 2 s with the state in PostgreSQL;
 #   2. a pass that sends 100,000 emails from an N-subscriber list (the other
 #      subscribers join next year), to the outbox: its peak memory, target
-#      under 150 MB.
+#      under 150 MB;
+#   3. `dripline state copy` of the mid-course SQLite state (N members, 3N
+#      deliveries) into an empty PostgreSQL database: its time and memory.
 #
 # The mid-course state is made the way it would be after three mornings:
 # one run imports the list (nobody is due yet), then the three sent steps
@@ -137,6 +139,9 @@ pg=$WORK/postgres
 project "$pg" 2026-11-28 "$N" 2026-11-28
 sed -i 's/^path = "dripline.db"/url_env = "DRIPLINE_DATABASE_URL"/' "$pg/dripline.toml"
 midcourse_passes PostgreSQL "$pg" midcourse_postgres "$DRIPLINE_DATABASE_URL"
+# The SQLite state of the first project (N members, 3N deliveries and
+# their tokens) moved into an empty database.
+measure "state copy: the SQLite state into an empty PostgreSQL" "$mid" state copy --to "$(pg_url copied)"
 pg_stop
 
 send=$WORK/send

@@ -347,9 +347,11 @@ impl Renderer {
         }
         let content_as_is = files.place_content_as_is();
         // A mark in a value of the context would be taken for one of ours.
-        let marked = steps
-            .iter()
-            .any(|step| step.context.values().any(stencil::holds_mark));
+        let marked = steps.iter().any(|step| {
+            step.context
+                .values()
+                .any(|value| any_text(value, &stencil::has_mark))
+        });
         let stencils = stencil::uses(&[&html, &text])
             .filter(|_| !marked)
             .map(Stencils::new);
@@ -643,7 +645,8 @@ impl Renderer {
         content: String,
         step: &PreparedStep,
     ) -> Result<String, Failure> {
-        if !self.content_as_is {
+        // A value that holds the mark itself would be taken for the content.
+        if !self.content_as_is || any_text(context.data(), &|text| text.contains(CONTENT_MARK)) {
             set_content(context, content);
             return self.run(registry, layout, context, step);
         }
@@ -777,6 +780,18 @@ fn register(
 ) {
     if let Err(err) = registry.register_template_string(name, template) {
         report.push(templates::template_problem(file, 1, &err));
+    }
+}
+
+/// Whether some text in `value` (a key or a string) passes `test`.
+fn any_text(value: &Value, test: &impl Fn(&str) -> bool) -> bool {
+    match value {
+        Value::String(text) => test(text),
+        Value::Array(items) => items.iter().any(|item| any_text(item, test)),
+        Value::Object(map) => map
+            .iter()
+            .any(|(key, item)| test(key) || any_text(item, test)),
+        Value::Null | Value::Bool(_) | Value::Number(_) => false,
     }
 }
 

@@ -382,18 +382,6 @@ pub fn has_mark(text: &str) -> bool {
     text.contains([MARK_START, MARK_END])
 }
 
-/// [`has_mark`] for any text in `value`.
-pub fn holds_mark(value: &Value) -> bool {
-    match value {
-        Value::String(text) => has_mark(text),
-        Value::Array(items) => items.iter().any(holds_mark),
-        Value::Object(map) => map
-            .iter()
-            .any(|(key, item)| has_mark(key) || holds_mark(item)),
-        Value::Null | Value::Bool(_) | Value::Number(_) => false,
-    }
-}
-
 /// A rendered stencil: text, and the leaves to put between it.
 #[derive(Debug, PartialEq, Eq)]
 pub struct Pieces(Vec<Piece>);

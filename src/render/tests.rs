@@ -718,3 +718,24 @@ fn a_value_of_several_lines_renders_as_handlebars_indents_it() {
         email.text
     );
 }
+
+#[test]
+fn a_value_holding_the_content_mark_is_printed_as_it_is() {
+    let project = Project::new("Body.").template(
+        "email.txt.hbs",
+        "For {{subscriber.name}}:\n{{content}}\n{{unsubscribe_url}}\n",
+    );
+    let renderer = project.renderer();
+    let subscriber = Subscriber::new("x@example.com".parse().unwrap()).with_name(CONTENT_MARK);
+    both_ways(&renderer, 0, &subscriber, None);
+    let email = renderer
+        .render(0, &subscriber, None, date(), false)
+        .unwrap();
+    assert!(
+        email
+            .text
+            .starts_with(&format!("For {CONTENT_MARK}:\nBody.")),
+        "{:?}",
+        email.text
+    );
+}
