@@ -22,10 +22,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use anyhow::Context as _;
 use chrono::{DateTime, Duration, Utc};
 use chrono_tz::Tz;
-use futures_util::{StreamExt as _, stream};
 
 use crate::config::{Delivery, Project};
-use crate::delivery::{DeliveryError, Parcel, Transport, Unreachable};
+use crate::delivery::Transport;
 use crate::diagnostic::InvalidInput;
 use crate::progress::Reporter;
 use crate::render::Renderer;
@@ -34,19 +33,16 @@ use crate::schedule::{self, Cadence, Decision, Timing};
 use crate::sequence::Sequence;
 use crate::store::roster::Roster;
 use crate::store::signups::Signups;
-use crate::store::{Claim, Held, Outcome, Quota, RunCounts, Store};
+use crate::store::{Quota, RunCounts, Store};
 use crate::subscribers::{self, Columns, List, Subscriber};
 
 use self::members::{Members, Slice, TimingKey};
 
+mod flight;
 mod members;
 
 /// Emails claimed, sent and recorded together: the most a crash can send twice.
 pub const BATCH: usize = 64;
-
-/// Messages of one batch that found the server unreachable, after which
-/// the pass stops instead of claiming more.
-const UNREACHABLE_LIMIT: usize = 3;
 
 /// What a pass did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -138,19 +134,6 @@ impl Clock {
             Clock::System => Utc::now(),
         }
     }
-}
-
-/// A claimed and rendered email.
-struct Ready {
-    held: Held,
-    parcel: Parcel,
-    /// When the subscriber's next email is due once this one is sent.
-    next_if_sent: Option<DateTime<Utc>>,
-}
-
-/// The claims of a batch.
-fn held_of(batch: &[Ready]) -> Vec<Held> {
-    batch.iter().map(|ready| ready.held.clone()).collect()
 }
 
 /// A due email, ready to claim.
@@ -252,7 +235,7 @@ struct Carry {
     catch_up: Duration,
 }
 
-impl<S: Store + Signups + Roster, T: Transport> Pass<'_, S, T> {
+impl<S: Store + Signups + Roster + Sync, T: Transport> Pass<'_, S, T> {
     /// Runs one pass at `now` over `drips`, rendering with `renderers`
     /// (one per drip, in the same order).
     pub async fn run(&self, drips: &[Drip], renderers: &[Renderer]) -> anyhow::Result<Summary> {
@@ -443,272 +426,6 @@ impl<S: Store + Signups + Roster, T: Transport> Pass<'_, S, T> {
         summary.late += selection.late;
         looks.append(&mut selection.looks);
         Ok(looks)
-    }
-
-    /// Claims, renders, sends and records what `selection` picks, in a
-    /// pipeline of two batches: the next one is rendered and claimed while
-    /// this one is on the wire. Only this one is ever handed over
-    /// unrecorded, so a crash still resends at most [`BATCH`].
-    async fn send<'a, I: Iterator<Item = Candidate<'a>>>(
-        &self,
-        sequence: &Sequence,
-        renderer: &Renderer,
-        selection: &mut Selection<'a, '_, I>,
-        summary: &mut Summary,
-        looks: &mut Looks,
-        stop: &AtomicBool,
-    ) -> anyhow::Result<()> {
-        let first = selection.next_batch();
-        let mut next = if first.is_empty() {
-            None
-        } else {
-            Some(self.prepare(sequence, renderer, &first, summary).await?)
-        };
-        while let Some(ready) = next {
-            if stop.load(Ordering::Acquire) {
-                // Claimed but never handed over: due again, no attempt spent.
-                self.store.release(&held_of(&ready)).await?;
-                summary.stopped = true;
-                return Ok(());
-            }
-            let (results, following) = tokio::join!(self.deliver(&ready), async {
-                let batch = selection.next_batch();
-                if batch.is_empty() {
-                    return Ok(None);
-                }
-                self.prepare(sequence, renderer, &batch, summary)
-                    .await
-                    .map(Some)
-            });
-            // Record this batch first, whatever happened to the next.
-            if let Err(err) = self.finish(ready, results, summary, looks).await {
-                if let Ok(Some(unsent)) = &following {
-                    self.store.release(&held_of(unsent)).await?;
-                }
-                return Err(err);
-            }
-            if let Some(progress) = self.progress {
-                progress.update(summary);
-            }
-            next = following?;
-        }
-        Ok(())
-    }
-
-    /// The hour and day limits of `[delivery]`.
-    fn quota(&self) -> Quota {
-        let delivery = &self.project.config.delivery;
-        Quota {
-            per_hour: delivery.max_per_hour,
-            per_day: delivery.max_per_day,
-        }
-    }
-
-    /// Claims a batch and renders the claims won: ready to hand over. It
-    /// yields after each email so that the batch on the wire keeps moving.
-    async fn prepare(
-        &self,
-        sequence: &Sequence,
-        renderer: &Renderer,
-        batch: &[Due<'_>],
-        summary: &mut Summary,
-    ) -> anyhow::Result<Vec<Ready>> {
-        // The Date header and the claim: when the batch really goes out.
-        let now = self.clock.now();
-        let claims = batch
-            .iter()
-            .map(|item| {
-                let step = &sequence.steps[item.step].id;
-                Claim {
-                    sequence: sequence.id.clone(),
-                    email: item.key.clone(),
-                    step: step.clone(),
-                    message_id: renderer.message_id(step, item.subscriber.email.as_ref()),
-                    delivery_id: renderer.delivery_id(step, item.subscriber.email.as_ref()),
-                    day_start: schedule::day_start(now, item.zone),
-                }
-            })
-            .collect();
-        let claimed = self.store.claim(claims, now, self.quota()).await?;
-        summary.deferred += claimed.over_quota;
-        let due: HashMap<&str, &Due> = batch.iter().map(|item| (item.key.as_str(), item)).collect();
-        let mut ready = Vec::with_capacity(claimed.won.len());
-        let mut unrendered = Vec::new();
-        for held in claimed.won {
-            tokio::task::yield_now().await;
-            let item = due[held.claim.email.as_str()];
-            match self.render(renderer, item, now) {
-                Ok(parcel) => ready.push(Ready {
-                    held,
-                    parcel,
-                    next_if_sent: item.next_if_sent,
-                }),
-                Err(err) => {
-                    summary.failed += 1;
-                    tracing::error!(
-                        "cannot render {} step {} for {}: {err}; it stays due: fix the template and run again",
-                        sequence.id,
-                        item.step + 1,
-                        item.subscriber.email
-                    );
-                    unrendered.push(held);
-                }
-            }
-        }
-        if !unrendered.is_empty() {
-            self.store.release(&unrendered).await?;
-        }
-        Ok(ready)
-    }
-
-    /// Renders one claimed email, dated `now`; its next email is the one
-    /// the pass expects after it.
-    fn render(
-        &self,
-        renderer: &Renderer,
-        item: &Due<'_>,
-        now: DateTime<Utc>,
-    ) -> Result<Parcel, crate::render::RenderError> {
-        let next_date = item
-            .next_if_sent
-            .map(|at| at.with_timezone(&item.zone).date_naive());
-        let email = renderer.render(
-            item.step,
-            item.subscriber,
-            next_date,
-            // Local, so that "Tomorrow" means the subscriber's tomorrow.
-            now.with_timezone(&item.zone).fixed_offset(),
-            false,
-        )?;
-        Ok(Parcel {
-            from: self
-                .project
-                .config
-                .envelope_sender(Some(&email.bounce_token)),
-            to: item.subscriber.email.clone(),
-            bytes: email.formatted(),
-            message_id: email.message_id,
-        })
-    }
-
-    /// Hands a prepared batch to the transport, `concurrency` at a time.
-    async fn deliver(&self, ready: &[Ready]) -> Vec<Result<String, DeliveryError>> {
-        let concurrency = self.project.config.delivery.concurrency.get() as usize;
-        stream::iter(ready.iter().map(|ready| self.transport.send(&ready.parcel)))
-            .buffered(concurrency)
-            .collect()
-            .await
-    }
-
-    /// Records what the transport said, and in `looks` when each subscriber
-    /// is next worth a look. Emails that never reached the server go back
-    /// to due; when several did not, or the server refused the sender or
-    /// the session, the pass stops with [`Unreachable`].
-    async fn finish(
-        &self,
-        ready: Vec<Ready>,
-        results: Vec<Result<String, DeliveryError>>,
-        summary: &mut Summary,
-        looks: &mut Looks,
-    ) -> anyhow::Result<()> {
-        let now = self.clock.now();
-        let delivery = &self.project.config.delivery;
-        let batch_len = ready.len();
-        let mut records = Vec::with_capacity(results.len());
-        let mut released = Vec::new();
-        let mut unreachable = None;
-        let mut refused = None;
-        for (ready, result) in ready.into_iter().zip(results) {
-            let Ready {
-                held,
-                parcel,
-                next_if_sent,
-            } = ready;
-            let (claim, attempt) = (&held.claim, held.attempt);
-            let outcome = match result {
-                Err(DeliveryError::Unreachable(reason)) => {
-                    released.push(held);
-                    unreachable = Some(reason);
-                    continue;
-                }
-                Err(DeliveryError::Refused(reason)) => {
-                    refused.get_or_insert_with(|| {
-                        format!("cannot send {}/{}: {reason}", claim.sequence, claim.step)
-                    });
-                    released.push(held);
-                    continue;
-                }
-                Ok(reply) => {
-                    summary.sent += 1;
-                    tracing::debug!(
-                        "sent {}/{} to {}: {reply}",
-                        claim.sequence,
-                        claim.step,
-                        parcel.to
-                    );
-                    Outcome::Sent { reply }
-                }
-                Err(DeliveryError::Transient(reply)) if attempt < delivery.max_attempts.get() => {
-                    summary.retrying += 1;
-                    let at = now + backoff(attempt);
-                    tracing::warn!(
-                        "{}/{} to {} will be retried from {at}: {reply}",
-                        claim.sequence,
-                        claim.step,
-                        parcel.to
-                    );
-                    Outcome::Retry { at, reply }
-                }
-                Err(DeliveryError::Transient(reply)) => {
-                    summary.failed += 1;
-                    tracing::error!(
-                        "{}/{} to {} failed {attempt} times, giving up: {reply}",
-                        claim.sequence,
-                        claim.step,
-                        parcel.to
-                    );
-                    Outcome::Failed {
-                        reply,
-                        bounced: false,
-                    }
-                }
-                Err(DeliveryError::Permanent { reply, recipient }) => {
-                    summary.failed += 1;
-                    tracing::error!(
-                        "{}/{} to {} failed for good: {reply}",
-                        claim.sequence,
-                        claim.step,
-                        parcel.to
-                    );
-                    Outcome::Failed {
-                        reply,
-                        bounced: recipient,
-                    }
-                }
-            };
-            let next = match &outcome {
-                Outcome::Sent { .. } => next_if_sent,
-                Outcome::Retry { at, .. } => Some(*at),
-                Outcome::Failed { .. } => None,
-            };
-            looks.push((claim.email.clone(), next));
-            records.push((held, outcome));
-        }
-        self.store.record(&records, now).await?;
-        // Never handed over: back to due, no attempt counted.
-        if !released.is_empty() {
-            self.store.release(&released).await?;
-        }
-        let stop =
-            refused.or(unreachable.filter(|_| released.len() >= UNREACHABLE_LIMIT.min(batch_len)));
-        match stop {
-            Some(reason) => Err(Unreachable(format!(
-                "{reason}\nThe run stopped after {} sent; every email not sent stays due for the next run.",
-                summary.sent
-            ))
-            .into()),
-            None => Ok(()),
-        }
     }
 }
 

@@ -38,7 +38,7 @@ mod postgres_signups;
 pub mod roster;
 mod settings;
 pub mod signups;
-pub mod sqlite;
+mod sqlite;
 
 pub use self::lock::Locked;
 pub use self::settings::{PostgresTarget, StateSettings, redact};
@@ -382,6 +382,35 @@ pub trait Store {
         now: DateTime<Utc>,
     ) -> impl Future<Output = Result<()>> + Send;
 
+    /// What a pass needs of the store between two answers of the server:
+    /// records `results` ([`Store::record`]), undoes `released`
+    /// ([`Store::release`]), then claims `claims` ([`Store::claim`]). A
+    /// store may do it all in one commit.
+    fn settle(
+        &self,
+        results: &[(Held, Outcome)],
+        released: &[Held],
+        claims: Vec<Claim>,
+        now: DateTime<Utc>,
+        quota: Quota,
+    ) -> impl Future<Output = Result<Claimed>> + Send
+    where
+        Self: Sync,
+    {
+        async move {
+            if !results.is_empty() {
+                self.record(results, now).await?;
+            }
+            if !released.is_empty() {
+                self.release(released).await?;
+            }
+            if claims.is_empty() {
+                return Ok(Claimed::default());
+            }
+            self.claim(claims, now, quota).await
+        }
+    }
+
     /// Stops all email to `email`, saying how (`detail`); false when it
     /// already was suppressed (the first reason stays).
     fn suppress(
@@ -573,6 +602,17 @@ impl Store for StateStore {
 
     async fn record(&self, results: &[(Held, Outcome)], now: DateTime<Utc>) -> Result<()> {
         forward!(self, store => store.record(results, now))
+    }
+
+    async fn settle(
+        &self,
+        results: &[(Held, Outcome)],
+        released: &[Held],
+        claims: Vec<Claim>,
+        now: DateTime<Utc>,
+        quota: Quota,
+    ) -> Result<Claimed> {
+        forward!(self, store => store.settle(results, released, claims, now, quota))
     }
 
     async fn suppress(

@@ -18,6 +18,8 @@ use sqlx::sqlite::{
 use sqlx::{QueryBuilder, Row, Sqlite, Transaction};
 
 use super::lock::StateLock;
+
+mod trip;
 use super::{
     Addressed, Claim, Claimed, DeliveryRecord, DeliveryStatus, Enrollment, Held, InstanceRecord,
     Outcome, Quota, Reason, Result, RunCounts, RunRecord, SequenceState, StepCount, Store,
@@ -103,6 +105,10 @@ const ROWS_PER_STATEMENT: usize = 128;
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
     pub(super) pool: SqlitePool,
+    /// The one connection a pass's trips take ([`trip`]): no other
+    /// connection writes between two of them, so its page cache stays
+    /// valid instead of being read again from the file each time.
+    sender: SqlitePool,
     /// Held by the one process that sends; released with the last clone.
     _lock: Option<Arc<StateLock>>,
 }
@@ -120,11 +126,15 @@ impl SqliteStore {
             .foreign_keys(true);
         let pool = SqlitePoolOptions::new()
             .max_connections(4)
-            .connect_with(options)
+            .connect_with(options.clone())
             .await
             .with_context(|| format!("cannot open the state file {}", path.display()))?;
+        let sender = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_lazy_with(options);
         let store = SqliteStore {
             pool,
+            sender,
             _lock: lock.map(Arc::new),
         };
         store
@@ -168,6 +178,7 @@ impl SqliteStore {
 
     /// Closes the pool, checkpointing the WAL.
     pub async fn close(self) {
+        self.sender.close().await;
         self.pool.close().await;
     }
 }
@@ -178,73 +189,6 @@ fn time(seconds: i64) -> DateTime<Utc> {
 
 fn optional_time(seconds: Option<i64>) -> Option<DateTime<Utc>> {
     seconds.map(time)
-}
-
-async fn record_one(
-    tx: &mut Transaction<'_, Sqlite>,
-    held: &Held,
-    outcome: &Outcome,
-    now: i64,
-) -> Result<()> {
-    match outcome {
-        // Recorded in bulk by `record_sent`.
-        Outcome::Sent { .. } => {}
-        Outcome::Retry { at, reply } => {
-            finish_delivery(tx, held, DeliveryStatus::Retry, Some(at.timestamp()), reply).await?;
-        }
-        Outcome::Failed { reply, bounced } => {
-            finish_delivery(tx, held, DeliveryStatus::Failed, None, reply).await?;
-            if *bounced {
-                let detail = format!("rejected at RCPT: {reply}");
-                suppress_in(tx, &held.claim.email, Reason::Bounced, &detail, now).await?;
-            }
-        }
-    }
-    Ok(())
-}
-
-/// Records sent emails, many rows a statement: per-statement overhead,
-/// not the commit, dominated a large run. `sent` lands whoever holds the
-/// claim now: the server took the email.
-async fn record_sent(
-    tx: &mut Transaction<'_, Sqlite>,
-    sent: &[(&Claim, &str)],
-    now: i64,
-) -> Result<()> {
-    let mut query = QueryBuilder::<Sqlite>::new("WITH batch (sequence, email, step, reply) AS (");
-    query.push_values(sent, |mut row, (claim, reply)| {
-        row.push_bind(&claim.sequence)
-            .push_bind(&claim.email)
-            .push_bind(&claim.step)
-            .push_bind(*reply);
-    });
-    query.push(") UPDATE deliveries SET status = 'sent', sent_at = ");
-    query.push_bind(now);
-    query.push(
-        ", retry_at = NULL, reply = batch.reply FROM batch
-         WHERE deliveries.sequence = batch.sequence AND deliveries.email = batch.email
-           AND deliveries.step = batch.step AND deliveries.status IN ('claimed', 'retry')
-         RETURNING deliveries.sequence, deliveries.email, deliveries.step",
-    );
-    let changed = query.build().fetch_all(&mut **tx).await?;
-    if changed.is_empty() {
-        return Ok(());
-    }
-    // Only the deliveries that just became sent move their enrollment's
-    // last sending time, so a late duplicate result never moves it back.
-    let mut query = QueryBuilder::<Sqlite>::new("WITH batch (sequence, email, step) AS (");
-    query.push_values(&changed, |mut row, changed| {
-        row.push_bind(changed.get::<String, _>("sequence"))
-            .push_bind(changed.get::<String, _>("email"))
-            .push_bind(changed.get::<String, _>("step"));
-    });
-    query.push(") UPDATE enrollments SET last_sent_at = ");
-    query.push_bind(now);
-    query.push(
-        " FROM batch WHERE enrollments.sequence = batch.sequence AND enrollments.email = batch.email",
-    );
-    query.build().execute(&mut **tx).await?;
-    Ok(())
 }
 
 /// Sets where a claimed delivery stands after an attempt that failed, if
@@ -302,39 +246,6 @@ async fn confirmations_since(
     .fetch_one(conn)
     .await?;
     Ok((in_hour as u64, in_day as u64))
-}
-
-/// Claims one chunk, conditionally; returns the winners.
-async fn claim_chunk(
-    tx: &mut Transaction<'_, Sqlite>,
-    chunk: &[Claim],
-    now: i64,
-) -> Result<Vec<Held>> {
-    let mut query = QueryBuilder::<Sqlite>::new(
-        "WITH batch (sequence, email, step, message_id, day_start) AS (",
-    );
-    query.push_values(chunk, |mut row, claim| {
-        row.push_bind(&claim.sequence)
-            .push_bind(&claim.email)
-            .push_bind(&claim.step)
-            .push_bind(&claim.message_id)
-            .push_bind(claim.day_start.timestamp());
-    });
-    query.push(
-        ") INSERT INTO deliveries (sequence, email, step, status, attempts, message_id, claimed_at)
-         SELECT sequence, email, step, 'claimed', 1, message_id, ",
-    );
-    query.push_bind(now);
-    query.push(" FROM batch b WHERE ");
-    query.push(super::CLAIM_GATE);
-    query.push(
-        " ON CONFLICT (sequence, email, step) DO UPDATE
-         SET status = 'claimed', attempts = attempts + 1, claimed_at = excluded.claimed_at
-         WHERE deliveries.status IN ('claimed', 'retry')
-         RETURNING sequence, email, step, attempts",
-    );
-    let rows = query.build().fetch_all(&mut **tx).await?;
-    Ok(winners(chunk, &rows))
 }
 
 /// The claims of `chunk` that `rows` (sequence, email, step, attempts)
@@ -415,71 +326,12 @@ impl Store for SqliteStore {
     }
 
     async fn claim(&self, claims: Vec<Claim>, now: DateTime<Utc>, quota: Quota) -> Result<Claimed> {
-        let mut tx = self.pool.begin().await?;
-        let mut claims = claims;
-        let mut over_quota = 0;
-        if quota.is_set() {
-            let (hour, day) = Quota::windows(now);
-            let (hour, day) = (hour.timestamp(), day.timestamp());
-            let (in_hour, in_day) = used_since(&mut tx, hour, day).await?;
-            let (mailed_in_hour, mailed_in_day) = confirmations_since(&mut tx, hour, day).await?;
-            let left = quota
-                .left(in_hour + mailed_in_hour, in_day + mailed_in_day)
-                .unwrap_or(u64::MAX);
-            over_quota = super::cut(&mut claims, left);
-        }
-        let mut won = Vec::with_capacity(claims.len());
-        for chunk in claims.chunks(ROWS_PER_STATEMENT) {
-            let held = claim_chunk(&mut tx, chunk, now.timestamp()).await?;
-            if held.is_empty() {
-                continue;
-            }
-            // Every id ever sent stays: a resend after a key rotation gets a
-            // new one, and the old email's tokens must still resolve.
-            let mut query =
-                QueryBuilder::<Sqlite>::new("INSERT INTO tokens (id, sequence, email, step) ");
-            query.push_values(&held, |mut row, Held { claim, .. }| {
-                row.push_bind(&claim.delivery_id)
-                    .push_bind(&claim.sequence)
-                    .push_bind(&claim.email)
-                    .push_bind(&claim.step);
-            });
-            query.push(" ON CONFLICT (id) DO NOTHING");
-            query.build().execute(&mut *tx).await?;
-            won.extend(held);
-        }
-        tx.commit().await?;
-        Ok(Claimed { won, over_quota })
+        self.settle(&[], &[], claims, now, quota).await
     }
 
     async fn release(&self, held: &[Held]) -> Result<()> {
-        let mut tx = self.pool.begin().await?;
-        for held in held {
-            let claim = &held.claim;
-            let attempt = i64::from(held.attempt);
-            // A first attempt leaves no trace; a later one goes back to retry.
-            sqlx::query(
-                "DELETE FROM deliveries
-                 WHERE sequence = ? AND email = ? AND step = ? AND status = 'claimed'
-                   AND attempts = ? AND attempts <= 1",
-            )
-            .bind(&claim.sequence)
-            .bind(&claim.email)
-            .bind(&claim.step)
-            .bind(attempt)
-            .execute(&mut *tx)
-            .await?;
-            sqlx::query(
-                "UPDATE deliveries SET status = 'retry', attempts = attempts - 1
-                 WHERE sequence = ? AND email = ? AND step = ? AND status = 'claimed' AND attempts = ?",
-            )
-            .bind(&claim.sequence)
-            .bind(&claim.email)
-            .bind(&claim.step)
-            .bind(attempt)
-            .execute(&mut *tx)
-            .await?;
-        }
+        let mut tx = self.sender.begin().await?;
+        trip::release(&mut tx, held).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -491,22 +343,26 @@ impl Store for SqliteStore {
     }
 
     async fn record(&self, results: &[(Held, Outcome)], now: DateTime<Utc>) -> Result<()> {
-        let mut tx = self.pool.begin().await?;
-        let sent: Vec<(&Claim, &str)> = results
-            .iter()
-            .filter_map(|(held, outcome)| match outcome {
-                Outcome::Sent { reply } => Some((&held.claim, reply.as_str())),
-                _ => None,
-            })
-            .collect();
-        for chunk in sent.chunks(ROWS_PER_STATEMENT) {
-            record_sent(&mut tx, chunk, now.timestamp()).await?;
-        }
-        for (held, outcome) in results {
-            record_one(&mut tx, held, outcome, now.timestamp()).await?;
-        }
+        self.settle(results, &[], Vec::new(), now, Quota::default())
+            .await
+            .map(drop)
+    }
+
+    /// One transaction, one commit: the answers of a batch and the claims
+    /// of the next become durable together.
+    async fn settle(
+        &self,
+        results: &[(Held, Outcome)],
+        released: &[Held],
+        claims: Vec<Claim>,
+        now: DateTime<Utc>,
+        quota: Quota,
+    ) -> Result<Claimed> {
+        let mut tx = self.sender.begin().await?;
+        let claimed =
+            trip::take(&mut tx, results, released, claims, now.timestamp(), quota).await?;
         tx.commit().await?;
-        Ok(())
+        Ok(claimed)
     }
 
     async fn suppress(
