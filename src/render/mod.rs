@@ -566,10 +566,9 @@ impl Renderer {
                 .ok()?;
             Stencil::parse(&html, &text, slots.len())
         })?;
-        let text = stencil.text.fill(&slots, |out, value| out.push_str(value));
         Some((
             stencil.html.fill(&slots, templates::escape_html_into),
-            text::wrap(&text, text::WIDTH),
+            stencil.text.fill(&slots),
         ))
     }
 

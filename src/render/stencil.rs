@@ -19,7 +19,7 @@ use handlebars::template::{Parameter, Template, TemplateElement};
 use handlebars::{Handlebars, Path, PathSeg};
 use serde_json::{Map, Value, json};
 
-use super::Values;
+use super::{Values, text};
 
 /// One value that differs between emails of a step, by where templates
 /// find it.
@@ -250,16 +250,79 @@ impl Walk {
 #[derive(Debug)]
 pub struct Stencil {
     pub html: Pieces,
-    pub text: Pieces,
+    pub text: WrappedText,
 }
 
 impl Stencil {
-    /// The stencil of a step rendered with the values of [`marked`].
+    /// The stencil of a step rendered with the values of [`marked`]; `text`
+    /// as it is before wrapping.
     pub fn parse(html: &str, text: &str, leaves: usize) -> Option<Stencil> {
         Some(Stencil {
             html: Pieces::parse(html, leaves)?,
-            text: Pieces::parse(text, leaves)?,
+            text: WrappedText::parse(text, leaves)?,
         })
+    }
+}
+
+/// The text part of a stencil, wrapped ([`text::wrap`]) where it can be:
+/// runs of lines without a value are wrapped once, when the stencil is
+/// made, and a line with one after it is filled in. Wrapping goes a line
+/// at a time (values hold no line breaks), so the result is what wrapping
+/// the whole filled-in text gives.
+#[derive(Debug, PartialEq, Eq)]
+pub struct WrappedText(Vec<Line>);
+
+#[derive(Debug, PartialEq, Eq)]
+enum Line {
+    /// Lines without a value, wrapped.
+    Wrapped(String),
+    /// One line with values, to wrap once filled in.
+    Filled(Pieces),
+}
+
+impl Line {
+    /// Adds the lines of `run` to `lines`, wrapped, and empties it.
+    fn wrap_run(run: &mut Vec<&str>, lines: &mut Vec<Line>) {
+        if !run.is_empty() {
+            lines.push(Line::Wrapped(text::wrap(&run.join("\n"), text::WIDTH)));
+            run.clear();
+        }
+    }
+}
+
+impl WrappedText {
+    fn parse(text: &str, leaves: usize) -> Option<WrappedText> {
+        let mut lines = Vec::new();
+        let mut run = Vec::new();
+        for line in text.split('\n') {
+            let pieces = Pieces::parse(line, leaves)?;
+            if pieces.is_plain() {
+                run.push(line);
+                continue;
+            }
+            Line::wrap_run(&mut run, &mut lines);
+            lines.push(Line::Filled(pieces));
+        }
+        Line::wrap_run(&mut run, &mut lines);
+        Some(WrappedText(lines))
+    }
+
+    /// The wrapped text with each leaf's value in place.
+    pub fn fill(&self, slots: &[Slot]) -> String {
+        let mut out = String::new();
+        for (at, line) in self.0.iter().enumerate() {
+            if at > 0 {
+                out.push('\n');
+            }
+            match line {
+                Line::Wrapped(lines) => out.push_str(lines),
+                Line::Filled(pieces) => {
+                    let line = pieces.fill(slots, |out, value| out.push_str(value));
+                    out.push_str(&text::wrap(&line, text::WIDTH));
+                }
+            }
+        }
+        out
     }
 }
 
@@ -439,6 +502,11 @@ impl Pieces {
             }
         }
         out
+    }
+
+    /// Whether it holds no leaf.
+    fn is_plain(&self) -> bool {
+        self.0.len() == 1
     }
 
     fn len(&self) -> usize {

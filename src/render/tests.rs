@@ -739,3 +739,40 @@ fn a_value_holding_the_content_mark_is_printed_as_it_is() {
         email.text
     );
 }
+
+#[test]
+fn lines_wrapped_around_a_value_break_where_the_filled_in_line_breaks() {
+    let long = "Each morning you read a few minutes about your gut, and each line of this paragraph is far longer than the text part's width";
+    let project = Project::new(&format!(
+        "{long}, {{{{subscriber.name}}}}, {long}.\n\n> - {long} {{{{subscriber.first_name}}}}\n\n{long}."
+    ));
+    let renderer = project.renderer();
+    let address = |text: &str| text.parse().unwrap();
+    let names = [
+        "Ada",
+        "Bartholomew-Maximilian Featherstonehaugh-Cholmondeley of Upper Wallop",
+        "名前が長い人名前が長い人名前が長い人名前が長い人",
+    ];
+    for name in names {
+        let subscriber = Subscriber::new(address("x@example.com")).with_name(name);
+        both_ways(&renderer, 0, &subscriber, None);
+    }
+    let email = renderer
+        .render(
+            0,
+            &Subscriber::new(address("x@example.com")).with_name(names[1]),
+            None,
+            date(),
+            false,
+        )
+        .unwrap();
+    assert!(
+        email
+            .text
+            .lines()
+            .all(|line| line.chars().count() <= text::WIDTH || !line.trim().contains(' ')),
+        "{}",
+        email.text
+    );
+    assert!(email.text.contains("> - "), "{}", email.text);
+}
