@@ -10,7 +10,7 @@
 # Each case starts from an empty state and checks that the state records
 # all N as sent exactly once; emails/s is N over the wall time of the case
 # (for case 3, from the start of the first process to the end of the last).
-# Best of three of each.
+# Best of three of each. With DRIPLINE=path another build is measured.
 #
 #   bash benches/postgres.sh [N] [CONCURRENCY] [DELAY]   # defaults: 10000, 8, 0
 #
@@ -39,8 +39,10 @@ command -v smtp-sink >/dev/null || { echo "benches/postgres.sh needs smtp-sink (
 # shellcheck source=benches/lib/postgres.sh
 source "$ROOT/benches/lib/postgres.sh"
 
-cargo build --release --quiet --manifest-path "$ROOT/Cargo.toml"
-DRIPLINE="$ROOT/target/release/dripline"
+if [ -z "${DRIPLINE:-}" ]; then
+    cargo build --release --quiet --manifest-path "$ROOT/Cargo.toml"
+    DRIPLINE="$ROOT/target/release/dripline"
+fi
 
 WORK=$(mktemp -d)
 chmod 755 "$WORK"

@@ -4,11 +4,11 @@
 //! The pass reads the time only through its [`Clock`] parameter (fixed
 //! with `--now`, the system clock otherwise): who is due is decided at the
 //! start, and Date headers and send times follow the clock. The guarantees
-//! of DESIGN.md section 8 live here: a delivery is claimed durably before
-//! the transport sees it and recorded once it answered, in batches of
-//! [`BATCH`], so a crash can resend at most one batch, with the same
-//! Message-IDs, and skips nothing. The next batch is claimed and rendered
-//! while one is on the wire, but only one is ever handed over unrecorded.
+//! of DESIGN.md section 8 live here and in [`flight`]: a delivery is
+//! claimed durably before the transport sees it and recorded once it
+//! answered, and never more than [`BATCH`] are handed over unrecorded, so
+//! a crash can resend at most that many, with the same Message-IDs, and
+//! skips nothing.
 //!
 //! What the pass reads at its start is a pre-filter: the store decides,
 //! claim by claim, under its own lock (another instance may share the
@@ -41,7 +41,8 @@ use self::members::{Members, Slice, TimingKey};
 mod flight;
 mod members;
 
-/// Emails claimed, sent and recorded together: the most a crash can send twice.
+/// Emails claimed together, and the most ever handed over and not yet
+/// recorded: the most a crash can send twice.
 pub const BATCH: usize = 64;
 
 /// What a pass did.
@@ -336,8 +337,8 @@ impl<S: Store + Signups + Roster + Sync, T: Transport> Pass<'_, S, T> {
     }
 
     /// Goes through one slice of a drip's members: enrolls the new ones,
-    /// then claims, renders, sends and records what is due, two batches in
-    /// flight. Returns when each member is next worth a look.
+    /// then claims, renders, sends and records what is due ([`flight`]).
+    /// Returns when each member is next worth a look.
     async fn slice(
         &self,
         sequence: &Sequence,

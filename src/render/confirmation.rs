@@ -173,8 +173,8 @@ impl Confirmation {
             list_id: &self.list_id,
             unsubscribe_url: None,
             unsubscribe_mailto: None,
-            text: &text,
-            html: &html,
+            text: message::quoted_printable(&text),
+            html: message::quoted_printable(&html),
         })?;
         Ok(Rendered {
             subject: self.subject.clone(),

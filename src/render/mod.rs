@@ -111,6 +111,25 @@ impl Email {
     }
 }
 
+/// An email's HTML and wrapped text, and each in quoted-printable.
+struct Bodies {
+    html: String,
+    text: String,
+    html_qp: Vec<u8>,
+    text_qp: Vec<u8>,
+}
+
+impl Bodies {
+    fn encode(html: String, text: String) -> Bodies {
+        Bodies {
+            html_qp: message::quoted_printable(&html),
+            text_qp: message::quoted_printable(&text),
+            html,
+            text,
+        }
+    }
+}
+
 /// Rendering one email failed; the problem names the template file and
 /// line when there is one.
 #[derive(Debug, thiserror::Error)]
@@ -507,7 +526,7 @@ impl Renderer {
         step: &PreparedStep,
         personal: &Personal,
         filled: &[String],
-    ) -> Result<(String, String), Failure> {
+    ) -> Result<Bodies, Failure> {
         let mut data = step.data(Values {
             subscriber: subscriber_json(personal.subscriber),
             unsubscribe_url: Value::from(personal.unsubscribe_url()),
@@ -520,7 +539,7 @@ impl Renderer {
             fill(&mut data, path);
         }
         let (html, text) = self.layouts(step, Context::from(Value::Object(data)))?;
-        Ok((html, text::wrap(&text, text::WIDTH)))
+        Ok(Bodies::encode(html, text::wrap(&text, text::WIDTH)))
     }
 
     /// The step's HTML and (unwrapped) text in their layouts.
@@ -539,12 +558,7 @@ impl Renderer {
     /// [`Renderer::bodies`] from the stencil of this email's variant, made
     /// the first time it is needed; `None` when the templates or this
     /// variant cannot have one.
-    fn stenciled(
-        &self,
-        index: usize,
-        step: &PreparedStep,
-        personal: &Personal,
-    ) -> Option<(String, String)> {
+    fn stenciled(&self, index: usize, step: &PreparedStep, personal: &Personal) -> Option<Bodies> {
         let stencils = self.stencils.as_ref()?;
         let slots: Vec<Slot> = stencils
             .leaves()
@@ -566,10 +580,14 @@ impl Renderer {
                 .ok()?;
             Stencil::parse(&html, &text, slots.len())
         })?;
-        Some((
-            stencil.html.fill(&slots, templates::escape_html_into),
-            stencil.text.fill(&slots),
-        ))
+        let (html, html_qp) = stencil.html.fill(&slots);
+        let (text, text_qp) = stencil.text.fill(&slots);
+        Some(Bodies {
+            html,
+            text,
+            html_qp,
+            text_qp,
+        })
     }
 
     /// The email around its rendered bodies: subject, Message-ID and the
@@ -578,7 +596,7 @@ impl Renderer {
         &self,
         step: &PreparedStep,
         personal: &Personal,
-        (html, text): (String, String),
+        bodies: Bodies,
         date: DateTime<FixedOffset>,
         test: bool,
     ) -> Result<Email, Failure> {
@@ -611,8 +629,8 @@ impl Renderer {
             list_id: &self.list_id,
             unsubscribe_url: personal.https.as_deref(),
             unsubscribe_mailto: personal.mailto.as_deref(),
-            text: &text,
-            html: &html,
+            text: bodies.text_qp,
+            html: bodies.html_qp,
         })
         .map_err(|err| {
             Failure::from(Problem::error(
@@ -622,8 +640,8 @@ impl Renderer {
         })?;
         Ok(Email {
             subject,
-            html,
-            text,
+            html: bodies.html,
+            text: bodies.text,
             message_id,
             unsubscribe_url: personal.https.clone().or_else(|| personal.mailto.clone()),
             delivery_id: personal.delivery_id,

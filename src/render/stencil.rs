@@ -19,7 +19,7 @@ use handlebars::template::{Parameter, Template, TemplateElement};
 use handlebars::{Handlebars, Path, PathSeg};
 use serde_json::{Map, Value, json};
 
-use super::{Values, text};
+use super::{Values, message, templates, text};
 
 /// One value that differs between emails of a step, by where templates
 /// find it.
@@ -249,8 +249,8 @@ impl Walk {
 /// One step's HTML and text for one variant, to fill in per email.
 #[derive(Debug)]
 pub struct Stencil {
-    pub html: Pieces,
-    pub text: WrappedText,
+    pub html: Lines,
+    pub text: Lines,
 }
 
 impl Stencil {
@@ -258,71 +258,117 @@ impl Stencil {
     /// as it is before wrapping.
     pub fn parse(html: &str, text: &str, leaves: usize) -> Option<Stencil> {
         Some(Stencil {
-            html: Pieces::parse(html, leaves)?,
-            text: WrappedText::parse(text, leaves)?,
+            html: Lines::parse(html, leaves, Part::Html)?,
+            text: Lines::parse(text, leaves, Part::Text)?,
         })
     }
 }
 
-/// The text part of a stencil, wrapped ([`text::wrap`]) where it can be:
-/// runs of lines without a value are wrapped once, when the stencil is
-/// made, and a line with one after it is filled in. Wrapping goes a line
-/// at a time (values hold no line breaks), so the result is what wrapping
-/// the whole filled-in text gives.
+/// Which part of the email a stencil's [`Lines`] are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Part {
+    /// Values escaped where the template escaped them.
+    Html,
+    /// Values as they are; lines wrapped ([`text::wrap`]).
+    Text,
+}
+
+/// A part of a stencil a line at a time, with its quoted-printable: runs
+/// of lines without a value are wrapped (the text part) and encoded once,
+/// when the stencil is made; a line with one, after it is filled in. Both
+/// wrapping and quoted-printable go a line at a time (and values hold no
+/// line breaks), so the result is what filling in the whole part and then
+/// wrapping and encoding it gives.
 #[derive(Debug, PartialEq, Eq)]
-pub struct WrappedText(Vec<Line>);
+pub struct Lines {
+    part: Part,
+    lines: Vec<Line>,
+}
 
 #[derive(Debug, PartialEq, Eq)]
 enum Line {
-    /// Lines without a value, wrapped.
-    Wrapped(String),
-    /// One line with values, to wrap once filled in.
+    /// Lines without a value, wrapped, and in quoted-printable.
+    Fixed { plain: String, encoded: Vec<u8> },
+    /// One line with values, to fill in.
     Filled(Pieces),
 }
 
-impl Line {
-    /// Adds the lines of `run` to `lines`, wrapped, and empties it.
-    fn wrap_run(run: &mut Vec<&str>, lines: &mut Vec<Line>) {
-        if !run.is_empty() {
-            lines.push(Line::Wrapped(text::wrap(&run.join("\n"), text::WIDTH)));
-            run.clear();
-        }
-    }
-}
-
-impl WrappedText {
-    fn parse(text: &str, leaves: usize) -> Option<WrappedText> {
-        let mut lines = Vec::new();
+impl Lines {
+    fn parse(rendered: &str, leaves: usize, part: Part) -> Option<Lines> {
+        let mut lines = Lines {
+            part,
+            lines: Vec::new(),
+        };
         let mut run = Vec::new();
-        for line in text.split('\n') {
+        for line in rendered.split('\n') {
             let pieces = Pieces::parse(line, leaves)?;
             if pieces.is_plain() {
                 run.push(line);
                 continue;
             }
-            Line::wrap_run(&mut run, &mut lines);
-            lines.push(Line::Filled(pieces));
+            lines.fix(&mut run);
+            lines.lines.push(Line::Filled(pieces));
         }
-        Line::wrap_run(&mut run, &mut lines);
-        Some(WrappedText(lines))
+        lines.fix(&mut run);
+        Some(lines)
     }
 
-    /// The wrapped text with each leaf's value in place.
-    pub fn fill(&self, slots: &[Slot]) -> String {
-        let mut out = String::new();
-        for (at, line) in self.0.iter().enumerate() {
+    /// Adds the lines of `run`, wrapped and encoded, and empties it.
+    fn fix(&mut self, run: &mut Vec<&str>) {
+        if run.is_empty() {
+            return;
+        }
+        let plain = self.finish(run.join("\n"));
+        let encoded = message::quoted_printable(&plain);
+        self.lines.push(Line::Fixed { plain, encoded });
+        run.clear();
+    }
+
+    /// A filled-in line as the part takes it: wrapped in the text part.
+    fn finish(&self, line: String) -> String {
+        match self.part {
+            Part::Html => line,
+            Part::Text => text::wrap(&line, text::WIDTH),
+        }
+    }
+
+    /// The part with each leaf's value in place, and its quoted-printable.
+    pub fn fill(&self, slots: &[Slot]) -> (String, Vec<u8>) {
+        let escape = match self.part {
+            Part::Html => templates::escape_html_into,
+            Part::Text => |out: &mut String, value: &str| out.push_str(value),
+        };
+        // The fixed lines, and room for what the values add.
+        let (plain_len, encoded_len) =
+            self.lines
+                .iter()
+                .fold((64, 128), |(p, e), line| match line {
+                    Line::Fixed { plain, encoded } => (p + plain.len() + 1, e + encoded.len() + 2),
+                    Line::Filled(_) => (p + 80, e + 96),
+                });
+        let mut plain = String::with_capacity(plain_len);
+        let mut encoded = Vec::with_capacity(encoded_len);
+        for (at, line) in self.lines.iter().enumerate() {
             if at > 0 {
-                out.push('\n');
+                plain.push('\n');
+                encoded.extend_from_slice(b"\r\n");
             }
             match line {
-                Line::Wrapped(lines) => out.push_str(lines),
+                Line::Fixed {
+                    plain: fixed,
+                    encoded: fixed_encoded,
+                } => {
+                    plain.push_str(fixed);
+                    encoded.extend_from_slice(fixed_encoded);
+                }
                 Line::Filled(pieces) => {
-                    let line = pieces.fill(slots, |out, value| out.push_str(value));
-                    out.push_str(&text::wrap(&line, text::WIDTH));
+                    let line = self.finish(pieces.fill(slots, escape));
+                    message::quoted_printable_into(&line, &mut encoded);
+                    plain.push_str(&line);
                 }
             }
         }
-        out
+        (plain, encoded)
     }
 }
 
