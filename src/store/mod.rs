@@ -38,7 +38,7 @@ mod postgres_signups;
 pub mod roster;
 mod settings;
 pub mod signups;
-mod sqlite;
+pub mod sqlite;
 
 pub use self::lock::Locked;
 pub use self::settings::{PostgresTarget, StateSettings, redact};

@@ -180,16 +180,49 @@ impl Postfix {
 }
 
 impl Drop for Postfix {
+    /// `postfix stop`, given 10 s: a Postfix whose log daemon jammed
+    /// (seen once under load: postlogd blocked on its own socket) blocks
+    /// it and every process that logs, and the test run would hang instead
+    /// of failing. Then the master, this test's child's child, is stopped
+    /// by the PID in its lock file, and the child after it.
     fn drop(&mut self) {
-        let _ = Command::new(POSTFIX)
+        let stop = Command::new(POSTFIX)
             .arg("-c")
             .arg(&self.config)
             .arg("stop")
             .stdout(Stdio::null())
             .stderr(Stdio::null())
-            .status();
+            .spawn();
+        if let Ok(mut stop) = stop
+            && !exits_within(&mut stop, Duration::from_secs(10))
+        {
+            let _ = stop.kill();
+            let _ = stop.wait();
+        }
+        if !exits_within(&mut self.child, Duration::from_secs(10)) {
+            let lock = self.config.with_file_name("data").join("master.lock");
+            if let Some(pid) = std::fs::read_to_string(lock)
+                .ok()
+                .and_then(|text| text.trim().parse::<u32>().ok())
+            {
+                let _ = Command::new("kill").arg(pid.to_string()).status();
+            }
+            let _ = self.child.kill();
+        }
         let _ = self.child.wait();
     }
+}
+
+/// Whether `child` exits within `limit`.
+fn exits_within(child: &mut Child, limit: Duration) -> bool {
+    let started = Instant::now();
+    while started.elapsed() < limit {
+        if let Ok(Some(_)) = child.try_wait() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    false
 }
 
 #[test]

@@ -18,13 +18,13 @@ use sqlx::sqlite::{
 use sqlx::{QueryBuilder, Row, Sqlite, Transaction};
 
 use super::lock::StateLock;
-
-mod trip;
 use super::{
     Addressed, Claim, Claimed, DeliveryRecord, DeliveryStatus, Enrollment, Held, InstanceRecord,
     Outcome, Quota, Reason, Result, RunCounts, RunRecord, SequenceState, StepCount, Store,
     Suppression,
 };
+
+mod trip;
 
 /// Schema changes, in order; `PRAGMA user_version` counts those applied.
 /// 2: how each suppression came about (and the `complained` reason), the

@@ -70,19 +70,30 @@ pub(super) async fn take(
     tx: &mut Transaction<'_, Sqlite>,
     results: &[(Held, Outcome)],
     released: &[Held],
-    mut claims: Vec<Claim>,
+    claims: Vec<Claim>,
     now: i64,
     quota: Quota,
 ) -> Result<Claimed> {
+    record(tx, results, now).await?;
+    release(tx, released).await?;
+    claim(tx, claims, now, quota).await
+}
+
+/// Records what the server said: the sent emails in one statement, a
+/// retry or failure (rare) in one each, with the suppression a rejected
+/// recipient brings.
+async fn record(
+    tx: &mut Transaction<'_, Sqlite>,
+    results: &[(Held, Outcome)],
+    now: i64,
+) -> Result<()> {
     let mut sent = Vec::new();
     for (held, outcome) in results {
+        let claim = &held.claim;
         match outcome {
-            Outcome::Sent { reply } => sent.push((
-                &held.claim.sequence,
-                &held.claim.email,
-                &held.claim.step,
-                reply,
-            )),
+            Outcome::Sent { reply } => {
+                sent.push((&claim.sequence, &claim.email, &claim.step, reply))
+            }
             Outcome::Retry { at, reply } => {
                 let retry_at = Some(at.timestamp());
                 finish_delivery(tx, held, DeliveryStatus::Retry, retry_at, reply).await?;
@@ -91,26 +102,11 @@ pub(super) async fn take(
                 finish_delivery(tx, held, DeliveryStatus::Failed, None, reply).await?;
                 if *bounced {
                     let detail = format!("rejected at RCPT: {reply}");
-                    suppress_in(tx, &held.claim.email, Reason::Bounced, &detail, now).await?;
+                    suppress_in(tx, &claim.email, Reason::Bounced, &detail, now).await?;
                 }
             }
         }
     }
-    release(tx, released).await?;
-    let over_quota = cut_to_quota(tx, &mut claims, now, quota).await?;
-    let asked: Vec<_> = claims
-        .iter()
-        .map(|claim| {
-            (
-                &claim.sequence,
-                &claim.email,
-                &claim.step,
-                &claim.message_id,
-                claim.day_start.timestamp(),
-                &claim.delivery_id,
-            )
-        })
-        .collect();
     if !sent.is_empty() {
         sqlx::query(RECORD_SENT)
             .bind(serde_json::to_string(&sent)?)
@@ -118,12 +114,38 @@ pub(super) async fn take(
             .execute(&mut **tx)
             .await?;
     }
-    if asked.is_empty() {
+    Ok(())
+}
+
+/// Claims what the quota leaves room for, in one statement.
+async fn claim(
+    tx: &mut Transaction<'_, Sqlite>,
+    mut claims: Vec<Claim>,
+    now: i64,
+    quota: Quota,
+) -> Result<Claimed> {
+    let over_quota = cut_to_quota(tx, &mut claims, now, quota).await?;
+    if claims.is_empty() {
         return Ok(Claimed {
             won: Vec::new(),
             over_quota,
         });
     }
+    let asked: Vec<_> = claims
+        .iter()
+        .map(|claim| {
+            let day_start = claim.day_start.timestamp();
+            let id = &claim.delivery_id;
+            (
+                &claim.sequence,
+                &claim.email,
+                &claim.step,
+                &claim.message_id,
+                day_start,
+                id,
+            )
+        })
+        .collect();
     let rows = sqlx::query(&CLAIM)
         .bind(serde_json::to_string(&asked)?)
         .bind(now)
