@@ -6,8 +6,8 @@
 //! So the sent emails travel as one JSON array bound to one list of
 //! statements ([`RECORD_SENT`]), and the claims as another ([`CLAIM`]):
 //! the same prepared statements and one round trip each, whatever the
-//! batch. Retries, failures and releases are rare and keep a statement
-//! each.
+//! batch; releases go the same way ([`RELEASE`]). Retries and failures
+//! are rare and keep a statement each.
 
 use std::sync::LazyLock;
 
@@ -179,33 +179,37 @@ async fn cut_to_quota(
     Ok(crate::store::cut(claims, left))
 }
 
-/// Undoes claims still held with their attempt: a first attempt leaves no
-/// trace, a later one goes back to retry.
+/// Undoes claims still held with their attempt, `?1`: `[[sequence,
+/// email, step, attempt], …]`. A first attempt leaves no trace, a later
+/// one goes back to retry.
+const RELEASE: &str = "
+WITH held AS (SELECT value->>0 AS sequence, value->>1 AS email, value->>2 AS step,
+                     value->>3 AS attempt
+              FROM json_each(?1))
+DELETE FROM deliveries
+WHERE (sequence, email, step, attempts) IN (SELECT sequence, email, step, attempt FROM held)
+  AND status = 'claimed' AND attempts <= 1;
+
+WITH held AS (SELECT value->>0 AS sequence, value->>1 AS email, value->>2 AS step,
+                     value->>3 AS attempt
+              FROM json_each(?1))
+UPDATE deliveries SET status = 'retry', attempts = attempts - 1 FROM held
+WHERE deliveries.sequence = held.sequence AND deliveries.email = held.email
+  AND deliveries.step = held.step AND deliveries.attempts = held.attempt
+  AND deliveries.status = 'claimed';";
+
+/// Undoes claims whose emails never reached the server ([`RELEASE`]).
 pub(super) async fn release(tx: &mut Transaction<'_, Sqlite>, held: &[Held]) -> Result<()> {
-    for held in held {
-        let claim = &held.claim;
-        let attempt = i64::from(held.attempt);
-        sqlx::query(
-            "DELETE FROM deliveries
-             WHERE sequence = ? AND email = ? AND step = ? AND status = 'claimed'
-               AND attempts = ? AND attempts <= 1",
-        )
-        .bind(&claim.sequence)
-        .bind(&claim.email)
-        .bind(&claim.step)
-        .bind(attempt)
-        .execute(&mut **tx)
-        .await?;
-        sqlx::query(
-            "UPDATE deliveries SET status = 'retry', attempts = attempts - 1
-             WHERE sequence = ? AND email = ? AND step = ? AND status = 'claimed' AND attempts = ?",
-        )
-        .bind(&claim.sequence)
-        .bind(&claim.email)
-        .bind(&claim.step)
-        .bind(attempt)
-        .execute(&mut **tx)
-        .await?;
+    if held.is_empty() {
+        return Ok(());
     }
+    let held: Vec<_> = held
+        .iter()
+        .map(|Held { claim, attempt }| (&claim.sequence, &claim.email, &claim.step, attempt))
+        .collect();
+    sqlx::query(RELEASE)
+        .bind(serde_json::to_string(&held)?)
+        .execute(&mut **tx)
+        .await?;
     Ok(())
 }
