@@ -461,6 +461,60 @@ fn tokens_suppression_details_and_soft_bounces_are_kept() {
 
 /// PostgreSQL: a live instance keeps its claims; one that stopped
 /// beating loses them to the others, and can no longer claim itself.
+/// A trip to the SQLite store whose statements fail halfway (a trigger
+/// refuses its token rows, after the sent email was recorded) keeps
+/// nothing of what it carried, and the next trip goes through as if it
+/// had never been: its transaction was rolled back, not left open.
+#[test]
+fn sqlite_a_trip_that_fails_halfway_keeps_nothing_and_the_next_one_goes_through() {
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    runtime.block_on(async {
+        let fixture = sqlite();
+        let store = fixture.open().await;
+        enroll(&store, "demo", &["a@x.org", "b@x.org"]).await;
+        let a = claim_one(&store, claim("demo", "a@x.org", "one", 1), at(1, 8))
+            .await
+            .unwrap();
+        let StateSettings::Sqlite { path } = &fixture.settings else {
+            unreachable!("an SQLite fixture")
+        };
+        let other = sqlx::SqlitePool::connect(&format!("sqlite:{}", path.display()))
+            .await
+            .unwrap();
+        let refuse = "CREATE TRIGGER refuse BEFORE INSERT ON tokens
+                      BEGIN SELECT RAISE(ABORT, 'tokens refused'); END";
+        sqlx::raw_sql(refuse).execute(&other).await.unwrap();
+        let results = [(a, sent())];
+        let trip = || {
+            store.settle(
+                &results,
+                &[],
+                vec![claim("demo", "b@x.org", "one", 1)],
+                at(1, 8),
+                Quota::default(),
+            )
+        };
+        let err = trip().await.unwrap_err();
+        assert!(format!("{err:#}").contains("tokens refused"), "{err:#}");
+        let a_now = store.deliveries_to("a@x.org").await.unwrap();
+        assert_eq!(a_now[0].status, DeliveryStatus::Claimed, "recorded anyway");
+        assert!(store.deliveries_to("b@x.org").await.unwrap().is_empty());
+
+        sqlx::raw_sql("DROP TRIGGER refuse")
+            .execute(&other)
+            .await
+            .unwrap();
+        let claimed = trip().await.expect("the next trip");
+        assert_eq!(claimed.won.len(), 1);
+        let a_now = store.deliveries_to("a@x.org").await.unwrap();
+        assert_eq!(a_now[0].status, DeliveryStatus::Sent);
+        let b_now = store.deliveries_to("b@x.org").await.unwrap();
+        assert_eq!(b_now[0].status, DeliveryStatus::Claimed);
+        other.close().await;
+        store.close().await;
+    });
+}
+
 #[test]
 fn postgres_a_live_instance_keeps_its_claims_and_a_silent_one_loses_them() {
     let runtime = tokio::runtime::Runtime::new().expect("runtime");

@@ -19,9 +19,8 @@ use sqlx::{QueryBuilder, Row, Sqlite, Transaction};
 
 use super::lock::StateLock;
 use super::{
-    Addressed, Claim, Claimed, DeliveryRecord, DeliveryStatus, Enrollment, Held, InstanceRecord,
-    Outcome, Quota, Reason, Result, RunCounts, RunRecord, SequenceState, StepCount, Store,
-    Suppression,
+    Addressed, Claim, Claimed, DeliveryRecord, Enrollment, Held, InstanceRecord, Outcome, Quota,
+    Reason, Result, RunCounts, RunRecord, SequenceState, StepCount, Store, Suppression,
 };
 
 mod trip;
@@ -107,7 +106,11 @@ pub struct SqliteStore {
     pub(super) pool: SqlitePool,
     /// The one connection a pass's trips take ([`trip`]): no other
     /// connection writes between two of them, so its page cache stays
-    /// valid instead of being read again from the file each time.
+    /// valid instead of being read again from the file each time. Its
+    /// statement journals and temporary tables stay in memory (a trip's
+    /// statements touch dozens of pages each, which would otherwise go to
+    /// a temporary file made and removed every trip), and it is not
+    /// pinged before each trip.
     sender: SqlitePool,
     /// Held by the one process that sends; released with the last clone.
     _lock: Option<Arc<StateLock>>,
@@ -131,7 +134,11 @@ impl SqliteStore {
             .with_context(|| format!("cannot open the state file {}", path.display()))?;
         let sender = SqlitePoolOptions::new()
             .max_connections(1)
-            .connect_lazy_with(options);
+            .test_before_acquire(false)
+            .after_connect(|conn, _| {
+                Box::pin(async move { sqlx::Executor::execute(conn, trip::WON).await.map(drop) })
+            })
+            .connect_lazy_with(options.pragma("temp_store", "memory"));
         let store = SqliteStore {
             pool,
             sender,
@@ -191,31 +198,6 @@ fn optional_time(seconds: Option<i64>) -> Option<DateTime<Utc>> {
     seconds.map(time)
 }
 
-/// Sets where a claimed delivery stands after an attempt that failed, if
-/// it is still that attempt's claim.
-async fn finish_delivery(
-    tx: &mut Transaction<'_, Sqlite>,
-    held: &Held,
-    status: DeliveryStatus,
-    retry_at: Option<i64>,
-    reply: &str,
-) -> Result<()> {
-    sqlx::query(
-        "UPDATE deliveries SET status = ?, retry_at = ?, reply = ?
-         WHERE sequence = ? AND email = ? AND step = ? AND status = 'claimed' AND attempts = ?",
-    )
-    .bind(status.as_str())
-    .bind(retry_at)
-    .bind(reply)
-    .bind(&held.claim.sequence)
-    .bind(&held.claim.email)
-    .bind(&held.claim.step)
-    .bind(i64::from(held.attempt))
-    .execute(&mut **tx)
-    .await?;
-    Ok(())
-}
-
 /// Emails sent or in flight after `hour` and after `day`.
 async fn used_since(conn: &mut sqlx::SqliteConnection, hour: i64, day: i64) -> Result<(u64, u64)> {
     let (in_hour, in_day): (i64, i64) = sqlx::query_as(
@@ -246,29 +228,6 @@ async fn confirmations_since(
     .fetch_one(conn)
     .await?;
     Ok((in_hour as u64, in_day as u64))
-}
-
-/// The claims of `chunk` that `rows` (sequence, email, step, attempts)
-/// say were won, in the order asked.
-fn winners(chunk: &[Claim], rows: &[sqlx::sqlite::SqliteRow]) -> Vec<Held> {
-    let attempts: HashMap<(String, String, String), u32> = rows
-        .iter()
-        .map(|row| {
-            (
-                (row.get("sequence"), row.get("email"), row.get("step")),
-                row.get::<i64, _>("attempts") as u32,
-            )
-        })
-        .collect();
-    super::winners(chunk, |claim| {
-        attempts
-            .get(&(
-                claim.sequence.clone(),
-                claim.email.clone(),
-                claim.step.clone(),
-            ))
-            .copied()
-    })
 }
 
 async fn suppress_in(
@@ -330,10 +289,7 @@ impl Store for SqliteStore {
     }
 
     async fn release(&self, held: &[Held]) -> Result<()> {
-        let mut tx = self.sender.begin().await?;
-        trip::release(&mut tx, held).await?;
-        tx.commit().await?;
-        Ok(())
+        trip::release(&self.sender, held).await
     }
 
     async fn sent_since(&self, since: DateTime<Utc>) -> Result<u64> {
@@ -358,11 +314,15 @@ impl Store for SqliteStore {
         now: DateTime<Utc>,
         quota: Quota,
     ) -> Result<Claimed> {
-        let mut tx = self.sender.begin().await?;
-        let claimed =
-            trip::take(&mut tx, results, released, claims, now.timestamp(), quota).await?;
-        tx.commit().await?;
-        Ok(claimed)
+        trip::take(
+            &self.sender,
+            results,
+            released,
+            claims,
+            now.timestamp(),
+            quota,
+        )
+        .await
     }
 
     async fn suppress(
