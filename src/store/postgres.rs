@@ -738,20 +738,6 @@ impl Store for PostgresStore {
         Ok(id)
     }
 
-    async fn finish_run(&self, id: i64, finished: DateTime<Utc>, counts: RunCounts) -> Result<()> {
-        sqlx::query(
-            "UPDATE runs SET finished_at = $1, sent = $2, failed = $3, deferred = $4 WHERE id = $5",
-        )
-        .bind(finished.timestamp())
-        .bind(counts.sent as i64)
-        .bind(counts.failed as i64)
-        .bind(counts.deferred as i64)
-        .bind(id)
-        .execute(&self.pool)
-        .await?;
-        Ok(())
-    }
-
     reports!(sqlx::Postgres);
 
     async fn instances(&self) -> Result<Vec<InstanceRecord>> {

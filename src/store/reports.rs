@@ -1,5 +1,6 @@
 //! What `status` reads from the state: per-step counts, unfinished
-//! deliveries, one subscriber's deliveries and the last run. The SQL is the
+//! deliveries, one subscriber's deliveries and the last run (and how a
+//! run's row is finished, which that last report reads). The SQL is the
 //! same on both backends (`$n` placeholders work in SQLite too), so it is
 //! written once and [`reports!`] puts it into each backend's [`super::Store`]
 //! implementation.
@@ -77,6 +78,26 @@ macro_rules! reports {
             .fetch_all(&self.pool)
             .await?;
             Ok(rows.iter().map(super::reports::delivery).collect())
+        }
+
+        async fn finish_run(
+            &self,
+            id: i64,
+            finished: DateTime<Utc>,
+            counts: RunCounts,
+        ) -> Result<()> {
+            sqlx::query::<$db>(
+                "UPDATE runs SET finished_at = $1, sent = $2, failed = $3, deferred = $4
+                 WHERE id = $5",
+            )
+            .bind(finished.timestamp())
+            .bind(counts.sent as i64)
+            .bind(counts.failed as i64)
+            .bind(counts.deferred as i64)
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+            Ok(())
         }
 
         async fn last_run(&self) -> Result<Option<RunRecord>> {

@@ -349,20 +349,6 @@ impl Store for SqliteStore {
         Ok(id)
     }
 
-    async fn finish_run(&self, id: i64, finished: DateTime<Utc>, counts: RunCounts) -> Result<()> {
-        sqlx::query(
-            "UPDATE runs SET finished_at = ?, sent = ?, failed = ?, deferred = ? WHERE id = ?",
-        )
-        .bind(finished.timestamp())
-        .bind(counts.sent as i64)
-        .bind(counts.failed as i64)
-        .bind(counts.deferred as i64)
-        .bind(id)
-        .execute(&self.pool)
-        .await?;
-        Ok(())
-    }
-
     reports!(sqlx::Sqlite);
 
     async fn instances(&self) -> Result<Vec<InstanceRecord>> {
