@@ -54,7 +54,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         black_box(
             renderer
                 .render(n % renderer.len(), subscriber, next_date, date, false)?
-                .formatted(),
+                .message
+                .bytes,
         );
     }
 
@@ -62,7 +63,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut bytes = 0;
     for (n, subscriber) in subscribers.iter().enumerate() {
         let email = renderer.render(n % renderer.len(), subscriber, next_date, date, false)?;
-        bytes += black_box(email.formatted()).len();
+        bytes += black_box(email.message.bytes).len();
     }
     let seconds = started.elapsed().as_secs_f64();
     println!(

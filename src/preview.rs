@@ -69,12 +69,12 @@ pub fn write_sequence(
         // file is made now: a future Date would make a spam filter fed the
         // .eml see mail from the future (rspamd's DATE_IN_FUTURE).
         // index.html shows the projected day.
-        email.set_date(now.into());
+        email.message.set_date(now.into());
         let stem = format!("{:02}-{}", index + 1, step.id);
         for (extension, contents) in [
             ("html", email.html.as_bytes().to_vec()),
             ("txt", email.text.as_bytes().to_vec()),
-            ("eml", email.formatted()),
+            ("eml", email.message.bytes),
         ] {
             let path = folder.join(format!("{stem}.{extension}"));
             fs::write(&path, contents)

@@ -88,7 +88,7 @@ pub fn execute(config_file: &Path, args: &Args) -> anyhow::Result<ExitStatus> {
             let parcel = Parcel {
                 from: project.config.envelope_sender(None),
                 to: person.email.clone(),
-                bytes: email.formatted(),
+                bytes: email.message.bytes,
                 message_id: email.message_id,
             };
             match transport.send(&parcel).await {

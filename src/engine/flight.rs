@@ -362,7 +362,7 @@ impl<S: Store + Signups + Roster + Sync, T: Transport> Pass<'_, S, T> {
                         .config
                         .envelope_sender(Some(&email.bounce_token)),
                     to: due.subscriber.email.clone(),
-                    bytes: email.formatted(),
+                    bytes: email.message.bytes,
                     message_id: email.message_id,
                 },
                 next_if_sent: due.next_if_sent,

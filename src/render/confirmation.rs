@@ -7,7 +7,6 @@
 use chrono::{DateTime, FixedOffset, Utc};
 use handlebars::Handlebars;
 use lettre::Address;
-use lettre::message::Mailbox;
 use serde_json::json;
 
 use super::templates::{self, built_in_layout};
@@ -85,14 +84,7 @@ pub struct Rendered {
     pub text: String,
     /// The Message-ID, angle brackets included.
     pub message_id: String,
-    pub message: lettre::Message,
-}
-
-impl Rendered {
-    /// The message as bytes on the wire (CRLF line ends).
-    pub fn formatted(&self) -> Vec<u8> {
-        self.message.formatted()
-    }
+    pub message: message::Composed,
 }
 
 /// Renders the confirmation emails of one sequence.
@@ -101,10 +93,10 @@ pub struct Confirmation {
     text: Handlebars<'static>,
     context: serde_json::Map<String, serde_json::Value>,
     subject: String,
-    from: Mailbox,
-    reply_to: Option<Mailbox>,
     domain: String,
-    list_id: String,
+    /// Its headers and MIME frame: no List-Unsubscribe, as it is no drip
+    /// email yet.
+    frame: message::Frame,
 }
 
 impl Confirmation {
@@ -133,15 +125,20 @@ impl Confirmation {
             }),
         );
         context.insert("subject".into(), json!(subject));
+        let frame = message::Frame::new(message::Common {
+            from: &sender.from,
+            reply_to: sender.reply_to.as_ref(),
+            subject: &subject,
+            list_id: &message::list_id(name, id, &domain),
+            one_click: false,
+        });
         Ok(Confirmation {
             html,
             text,
             context,
             subject,
-            list_id: message::list_id(name, id, &domain),
-            from: sender.from.clone(),
-            reply_to: sender.reply_to.clone(),
             domain,
+            frame,
         })
     }
 
@@ -163,19 +160,15 @@ impl Confirmation {
         let html = self.html.render(HTML, &data)?;
         let text = text::wrap(&self.text.render(TEXT, &data)?, text::WIDTH);
         let message_id = format!("<signup.{}@{}>", request.id, self.domain);
-        let message = message::compose(message::Parts {
-            from: &self.from,
-            reply_to: self.reply_to.as_ref(),
+        let message = self.frame.compose(message::Own {
             to: message::mailbox(request.name, request.to.clone()),
-            subject: &self.subject,
             date: request.date.into(),
             message_id: &message_id,
-            list_id: &self.list_id,
             unsubscribe_url: None,
             unsubscribe_mailto: None,
-            text: message::quoted_printable(&text),
-            html: message::quoted_printable(&html),
-        })?;
+            text: &message::quoted_printable(&text),
+            html: &message::quoted_printable(&html),
+        });
         Ok(Rendered {
             subject: self.subject.clone(),
             html,
@@ -227,7 +220,7 @@ mod tests {
             "{}",
             email.text
         );
-        let raw = String::from_utf8(email.formatted()).unwrap();
+        let raw = String::from_utf8(email.message.bytes.clone()).unwrap();
         assert!(!raw.contains("List-Unsubscribe"), "{raw}");
         assert!(
             raw.contains("Message-ID: <signup.0123@example.com>"),

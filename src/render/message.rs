@@ -1,89 +1,173 @@
 //! The MIME message of one email, per DESIGN 8: headers, then
 //! multipart/alternative with the text part before the HTML part.
 //!
+//! What every email of a step shares (the sender, the subject, the list,
+//! the MIME frame) is formatted once, into a [`Frame`]; each email adds
+//! only its own headers (To, Date, Message-ID, List-Unsubscribe) and its
+//! two bodies, already in quoted-printable.
+//!
 //! Every value that reaches a header is either typed (lettre encodes
-//! mailboxes and the subject per RFC 2047) or built here from checked
-//! parts, and control characters are removed from all free text first,
-//! so no input can start a header of its own.
+//! mailboxes and the subject per RFC 2047, and folds long lines) or built
+//! here from checked parts, and control characters are removed from all
+//! free text first, so no input can start a header of its own.
 
+use std::io::Write as _;
+use std::ops::Range;
 use std::time::SystemTime;
 
-use lettre::Message;
-use lettre::address::Envelope;
-use lettre::message::header::{ContentTransferEncoding, ContentType};
-use lettre::message::header::{HeaderName, HeaderValue};
-use lettre::message::{Body, Mailbox, MultiPart, SinglePart};
+use lettre::message::header::{self, Header, HeaderName, HeaderValue, Headers};
+use lettre::message::{Mailbox, Mailboxes};
 use sha2::{Digest, Sha256};
 
-/// Everything one message is built from.
-pub struct Parts<'a> {
+/// What the emails of a step have in common.
+pub struct Common<'a> {
     pub from: &'a Mailbox,
     pub reply_to: Option<&'a Mailbox>,
-    pub to: Mailbox,
     pub subject: &'a str,
+    /// The List-Id header's value.
+    pub list_id: &'a str,
+    /// Their https unsubscribe link works with one click (RFC 8058).
+    pub one_click: bool,
+}
+
+/// What one email has of its own.
+pub struct Own<'a> {
+    pub to: Mailbox,
     pub date: SystemTime,
     /// The full Message-ID, angle brackets included.
     pub message_id: &'a str,
-    /// The List-Id header's value.
-    pub list_id: &'a str,
     /// The one-click https unsubscribe URL.
     pub unsubscribe_url: Option<&'a str>,
     /// The `mailto:` unsubscribe URL.
     pub unsubscribe_mailto: Option<&'a str>,
     /// The plain-text part, quoted-printable ([`quoted_printable`]).
-    pub text: Vec<u8>,
+    pub text: &'a [u8],
     /// The HTML part, quoted-printable.
-    pub html: Vec<u8>,
+    pub html: &'a [u8],
 }
 
-/// Builds the message. Fails only if lettre rejects the headers, which
-/// typed inputs rule out.
-pub fn compose(parts: Parts) -> Result<Message, lettre::error::Error> {
-    // Given, so that lettre does not parse From and To back out of the
-    // headers it has just written.
-    let envelope = Envelope::new(Some(parts.from.email.clone()), vec![parts.to.email.clone()])?;
-    let mut builder = Message::builder()
-        .envelope(envelope)
-        .from(parts.from.clone())
-        .to(parts.to)
-        .subject(single_line(parts.subject))
-        .date(parts.date)
-        .message_id(Some(parts.message_id.to_owned()))
-        .raw_header(raw("List-Id", parts.list_id.to_owned()));
-    if let Some(reply_to) = parts.reply_to {
-        builder = builder.reply_to(reply_to.clone());
-    }
-    let methods: Vec<String> = [parts.unsubscribe_url, parts.unsubscribe_mailto]
-        .into_iter()
-        .flatten()
-        .map(|url| format!("<{url}>"))
-        .collect();
-    if !methods.is_empty() {
-        builder = builder.raw_header(raw("List-Unsubscribe", methods.join(", ")));
-    }
-    if parts
-        .unsubscribe_url
-        .is_some_and(|url| url.starts_with("https://"))
-    {
-        // RFC 8058: only an https link can be one-click.
-        builder = builder.raw_header(raw(
-            "List-Unsubscribe-Post",
-            "List-Unsubscribe=One-Click".to_owned(),
-        ));
-    }
-    builder.multipart(
-        MultiPart::alternative()
-            .singlepart(
-                SinglePart::builder()
-                    .header(ContentType::TEXT_PLAIN)
-                    .body(pre_encoded(parts.text)),
+/// The part of a step's messages that is the same in each, formatted.
+#[derive(Debug, Clone)]
+pub struct Frame {
+    /// From, Subject, List-Id and Reply-To.
+    head: String,
+    /// The rest of the header, the first boundary and the text part's header.
+    open: String,
+    /// The boundary and header of the HTML part.
+    between: String,
+    /// The closing boundary.
+    close: String,
+}
+
+impl Frame {
+    /// Formats what the emails of `common` share. The boundary begins with
+    /// `=_`, which quoted-printable never writes (a `=` there is followed
+    /// by two hex digits or a line break), so no body can contain it; the
+    /// rest is a hash of the step's subject and list, like Roundcube's.
+    pub fn new(common: Common) -> Frame {
+        let mut head = Headers::new();
+        head.set(header::From::from(Mailboxes::from(common.from.clone())));
+        head.set(header::Subject::from(single_line(common.subject)));
+        head.insert_raw(raw("List-Id", common.list_id));
+        if let Some(reply_to) = common.reply_to {
+            head.set(header::ReplyTo::from(Mailboxes::from(reply_to.clone())));
+        }
+        let digest = Sha256::digest(format!("{}\n{}", common.list_id, common.subject));
+        let boundary = format!("=_{}", hex::encode(&digest[..16]));
+        let mut open = Headers::new();
+        if common.one_click {
+            open.insert_raw(raw("List-Unsubscribe-Post", "List-Unsubscribe=One-Click"));
+        }
+        open.set(header::MIME_VERSION_1_0);
+        let part = |kind: &str| {
+            format!(
+                "--{boundary}\r\nContent-Type: {kind}; charset=utf-8\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n"
             )
-            .singlepart(
-                SinglePart::builder()
-                    .header(ContentType::TEXT_HTML)
-                    .body(pre_encoded(parts.html)),
+        };
+        Frame {
+            head: head.to_string(),
+            open: format!(
+                "{open}Content-Type: multipart/alternative;\r\n boundary=\"{boundary}\"\r\n\r\n{}",
+                part("text/plain")
             ),
-    )
+            between: format!("\r\n{}", part("text/html")),
+            close: format!("\r\n--{boundary}--\r\n"),
+        }
+    }
+
+    /// The message of one email in this frame.
+    pub fn compose(&self, own: Own) -> Composed {
+        let mut bytes = Vec::with_capacity(
+            self.head.len() + self.open.len() + own.text.len() + own.html.len() + 1024,
+        );
+        bytes.extend_from_slice(self.head.as_bytes());
+        put(&mut bytes, header::To::from(Mailboxes::from(own.to)));
+        let date = put(&mut bytes, header::Date::new(own.date));
+        put(
+            &mut bytes,
+            header::MessageId::from(own.message_id.to_owned()),
+        );
+        let methods: Vec<String> = [own.unsubscribe_url, own.unsubscribe_mailto]
+            .into_iter()
+            .flatten()
+            .map(|url| format!("<{url}>"))
+            .collect();
+        if !methods.is_empty() {
+            let mut one = Headers::with_capacity(1);
+            one.insert_raw(raw("List-Unsubscribe", &methods.join(", ")));
+            write_headers(&mut bytes, &one);
+        }
+        bytes.extend_from_slice(self.open.as_bytes());
+        bytes.extend_from_slice(own.text);
+        bytes.extend_from_slice(self.between.as_bytes());
+        bytes.extend_from_slice(own.html);
+        bytes.extend_from_slice(self.close.as_bytes());
+        Composed { bytes, date }
+    }
+}
+
+/// A formatted message (CRLF line ends), and where its Date header's value
+/// sits in it.
+#[derive(Debug, Clone)]
+pub struct Composed {
+    pub bytes: Vec<u8>,
+    date: Range<usize>,
+}
+
+impl Composed {
+    /// Gives the message another Date header, leaving the rest as it was.
+    pub fn set_date(&mut self, date: SystemTime) {
+        let mut dated = Vec::new();
+        put(&mut dated, header::Date::new(date));
+        let value = &dated[header_value(&dated)];
+        let end = self.date.start + value.len();
+        self.bytes.splice(self.date.clone(), value.iter().copied());
+        self.date.end = end;
+    }
+}
+
+/// Writes `header` onto `out` as lettre formats it; where its value is.
+fn put(out: &mut Vec<u8>, header: impl Header) -> Range<usize> {
+    let mut one = Headers::with_capacity(1);
+    one.set(header);
+    let start = out.len();
+    write_headers(out, &one);
+    let value = header_value(&out[start..]);
+    start + value.start..start + value.end
+}
+
+fn write_headers(out: &mut Vec<u8>, headers: &Headers) {
+    write!(out, "{headers}").unwrap_or_else(|err| unreachable!("a Vec takes any write: {err}"));
+}
+
+/// Where the value of the one header in `line` is: after `Name: `, before
+/// the final CRLF.
+fn header_value(line: &[u8]) -> Range<usize> {
+    let start = line
+        .windows(2)
+        .position(|pair| pair == b": ")
+        .map_or(0, |at| at + 2);
+    start..line.len().saturating_sub(2)
 }
 
 /// `text` as a quoted-printable body (RFC 2045 6.7) with CRLF line ends.
@@ -142,11 +226,6 @@ pub fn quoted_printable_into(text: &str, out: &mut Vec<u8>) {
             at = end;
         }
     }
-}
-
-/// A body already in quoted-printable.
-fn pre_encoded(encoded: Vec<u8>) -> Body {
-    Body::dangerous_pre_encoded(encoded, ContentTransferEncoding::QuotedPrintable)
 }
 
 /// Characters per encoded line before the `=` of a soft break.
@@ -211,8 +290,8 @@ fn literal_run(bytes: &[u8]) -> usize {
 
 const HEX: &[u8; 16] = b"0123456789ABCDEF";
 
-fn raw(name: &'static str, value: String) -> HeaderValue {
-    HeaderValue::new(HeaderName::new_from_ascii_str(name), single_line(&value))
+fn raw(name: &'static str, value: &str) -> HeaderValue {
+    HeaderValue::new(HeaderName::new_from_ascii_str(name), single_line(value))
 }
 
 /// `text` with control characters (CR and LF among them) made spaces.
@@ -376,6 +455,71 @@ mod tests {
         ) {
             proptest::prop_assert_eq!(quoted_printable(&text), reference(&text));
         }
+
+        /// So a frame's boundary, which begins with `=_`, is never in a body.
+        #[test]
+        fn quoted_printable_never_writes_the_boundary_mark(
+            text in "([a-z =_\t.\r\n-]|=_|--=_|é|[A-Z]{70,80}){0,60}"
+        ) {
+            let encoded = String::from_utf8(quoted_printable(&text)).unwrap();
+            proptest::prop_assert!(!encoded.contains("=_"), "{}", encoded);
+        }
+    }
+
+    fn composed(frame: &Frame, date: SystemTime) -> Composed {
+        frame.compose(Own {
+            to: "Ada <ada@example.com>".parse().unwrap(),
+            date,
+            message_id: "<gut.day-1.0123@example.com>",
+            unsubscribe_url: Some("https://example.com/u/token"),
+            unsubscribe_mailto: None,
+            text: b"Hi Ada,\r\n",
+            html: b"<p>Hi Ada,</p>\r\n",
+        })
+    }
+
+    #[test]
+    fn a_message_in_its_frame_parses_back_with_every_header_and_part() {
+        let from = "Coach <coach@example.com>".parse().unwrap();
+        let frame = Frame::new(Common {
+            from: &from,
+            reply_to: None,
+            subject: "Day 1: Your gut",
+            list_id: &list_id("Gut", "gut", "example.com"),
+            one_click: true,
+        });
+        let date = SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_796_112_000);
+        let bytes = composed(&frame, date).bytes;
+        let message = mail_parser::MessageParser::default().parse(&bytes).unwrap();
+        assert_eq!(message.subject(), Some("Day 1: Your gut"));
+        assert_eq!(message.message_id(), Some("gut.day-1.0123@example.com"));
+        assert_eq!(message.date().unwrap().to_timestamp(), 1_796_112_000);
+        assert_eq!(message.body_text(0).as_deref(), Some("Hi Ada,\r\n"));
+        assert_eq!(message.body_html(0).as_deref(), Some("<p>Hi Ada,</p>\r\n"));
+        let raw = String::from_utf8(bytes).unwrap();
+        assert!(raw.contains("\r\nList-Unsubscribe-Post: List-Unsubscribe=One-Click\r\n"));
+        assert!(raw.contains("\r\nList-Unsubscribe: <https://example.com/u/token>\r\n"));
+    }
+
+    #[test]
+    fn a_redated_message_differs_in_its_date_alone() {
+        let from = "Coach <coach@example.com>".parse().unwrap();
+        let frame = Frame::new(Common {
+            from: &from,
+            reply_to: Some(&from),
+            subject: "Day 1",
+            list_id: "\"Gut\" <gut.example.com>",
+            one_click: false,
+        });
+        let early = SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_796_112_000);
+        let late = early + std::time::Duration::from_secs(86_400 * 40 + 7);
+        let mut redated = composed(&frame, early);
+        redated.set_date(late);
+        // Twice, so the range it keeps is the new value's.
+        redated.set_date(early);
+        redated.set_date(late);
+        assert_eq!(redated.bytes, composed(&frame, late).bytes);
+        assert_ne!(redated.bytes, composed(&frame, early).bytes);
     }
 
     #[test]

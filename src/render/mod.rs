@@ -65,6 +65,14 @@ impl UnsubscribeLinks {
         Some(format!("{}/u/{token}", base.trim_end_matches('/')))
     }
 
+    /// Whether the https link works with one click (RFC 8058): only an
+    /// https one can.
+    fn one_click(&self) -> bool {
+        self.base_url
+            .as_deref()
+            .is_some_and(|base| base.starts_with("https://"))
+    }
+
     /// `mailto:unsubscribe+TOKEN@…`: the token in the address tells
     /// `dripline mailbox` whose request it is, whoever sends it.
     fn mailto(&self, token: &str) -> Option<String> {
@@ -93,22 +101,7 @@ pub struct Email {
     pub delivery_id: DeliveryId,
     /// The token of the VERP envelope sender, `bounces+TOKEN@…`.
     pub bounce_token: String,
-    pub message: lettre::Message,
-}
-
-impl Email {
-    /// The message as bytes on the wire (CRLF line ends).
-    pub fn formatted(&self) -> Vec<u8> {
-        self.message.formatted()
-    }
-
-    /// Gives the message another Date header, leaving its content as
-    /// rendered.
-    pub fn set_date(&mut self, date: std::time::SystemTime) {
-        self.message
-            .headers_mut()
-            .set(lettre::message::header::Date::new(date));
-    }
+    pub message: message::Composed,
 }
 
 /// An email's HTML and wrapped text, and each in quoted-printable.
@@ -148,6 +141,8 @@ struct PreparedStep {
     template: String,
     /// `sequence`, `step`, `next.subject`, `cta` and `sender`.
     context: Map<String, Value>,
+    /// The headers and MIME frame of its emails.
+    frame: message::Frame,
 }
 
 impl PreparedStep {
@@ -299,6 +294,7 @@ impl Renderer {
         }
 
         let domain = sender.from.email.domain().to_owned();
+        let list_id = message::list_id(&sequence.settings.name, &sequence.id, &domain);
         let total = sequence.steps.len();
         let mut steps = Vec::with_capacity(total);
         for (index, step) in sequence.steps.iter().enumerate() {
@@ -351,7 +347,15 @@ impl Renderer {
                     "postal_address": sender.postal_address.as_deref().unwrap_or_default(),
                 }),
             );
+            let frame = message::Frame::new(message::Common {
+                from: &sender.from,
+                reply_to: sender.reply_to.as_ref(),
+                subject: &step.subject,
+                list_id: &list_id,
+                one_click: links.one_click(),
+            });
             steps.push(PreparedStep {
+                frame,
                 id: step.id.clone(),
                 subject: step.subject.clone(),
                 file: step.file.clone(),
@@ -379,7 +383,7 @@ impl Renderer {
             text,
             files,
             steps,
-            list_id: message::list_id(&sequence.settings.name, &sequence.id, &domain),
+            list_id,
             sequence_id: sequence.id.clone(),
             from: sender.from.clone(),
             reply_to: sender.reply_to.clone(),
@@ -429,7 +433,7 @@ impl Renderer {
                 Some(bodies) => bodies,
                 None => self.bodies(step, &personal, &[])?,
             };
-            self.email(step, &personal, bodies, date, test)
+            Ok(self.email(step, &personal, bodies, date, test))
         });
         rendered.map_err(|failure| RenderError(*failure.problem))
     }
@@ -476,7 +480,7 @@ impl Renderer {
         let step = self.step(index)?;
         let personal = self.personal(step, subscriber, next_date, date);
         let bodies = self.bodies(step, &personal, filled)?;
-        self.email(step, &personal, bodies, date, false)
+        Ok(self.email(step, &personal, bodies, date, false))
     }
 
     fn step(&self, index: usize) -> Result<&PreparedStep, Failure> {
@@ -599,7 +603,7 @@ impl Renderer {
         bodies: Bodies,
         date: DateTime<FixedOffset>,
         test: bool,
-    ) -> Result<Email, Failure> {
+    ) -> Email {
         let subject = if test {
             format!("[TEST] {}", step.subject)
         } else {
@@ -617,28 +621,29 @@ impl Renderer {
         } else {
             self.message_id(&step.id, &personal.address)
         };
+        let test_frame = test.then(|| {
+            message::Frame::new(message::Common {
+                from: &self.from,
+                reply_to: self.reply_to.as_ref(),
+                subject: &subject,
+                list_id: &self.list_id,
+                one_click: self.links.one_click(),
+            })
+        });
         let subscriber = personal.subscriber;
-        let to = message::mailbox(subscriber.name.as_deref(), subscriber.email.clone());
-        let message = message::compose(message::Parts {
-            from: &self.from,
-            reply_to: self.reply_to.as_ref(),
-            to,
-            subject: &subject,
-            date: date.into(),
-            message_id: &message_id,
-            list_id: &self.list_id,
-            unsubscribe_url: personal.https.as_deref(),
-            unsubscribe_mailto: personal.mailto.as_deref(),
-            text: bodies.text_qp,
-            html: bodies.html_qp,
-        })
-        .map_err(|err| {
-            Failure::from(Problem::error(
-                &step.file,
-                format!("cannot build the message: {err}"),
-            ))
-        })?;
-        Ok(Email {
+        let message = test_frame
+            .as_ref()
+            .unwrap_or(&step.frame)
+            .compose(message::Own {
+                to: message::mailbox(subscriber.name.as_deref(), subscriber.email.clone()),
+                date: date.into(),
+                message_id: &message_id,
+                unsubscribe_url: personal.https.as_deref(),
+                unsubscribe_mailto: personal.mailto.as_deref(),
+                text: &bodies.text_qp,
+                html: &bodies.html_qp,
+            });
+        Email {
             subject,
             html: bodies.html,
             text: bodies.text,
@@ -647,7 +652,7 @@ impl Renderer {
             delivery_id: personal.delivery_id,
             bounce_token: token::seal(&self.links.key, personal.delivery_id, Purpose::Bounce),
             message,
-        })
+        }
     }
 
     /// Renders `layout` around `content`. Handlebars copies the whole

@@ -211,7 +211,7 @@ fn parcel(
             from: project.config.envelope_sender(None),
             to,
             message_id: email.message_id.clone(),
-            bytes: email.formatted(),
+            bytes: email.message.bytes,
         }),
         Err(err) => {
             tracing::error!(
