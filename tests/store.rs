@@ -22,6 +22,8 @@ use crate::postgres;
 struct Fixture {
     backend: &'static str,
     settings: StateSettings,
+    /// Its database's URL, to look past the store.
+    url: String,
     _dir: tempfile::TempDir,
 }
 
@@ -38,21 +40,42 @@ const TIMEOUT: Duration = Duration::from_secs(1);
 
 fn sqlite() -> Fixture {
     let dir = tempfile::tempdir().expect("temporary directory");
+    let path = dir.path().join("state.db");
     Fixture {
         backend: "sqlite",
-        settings: StateSettings::Sqlite {
-            path: dir.path().join("state.db"),
-        },
+        url: format!("sqlite:{}", path.display()),
+        settings: StateSettings::Sqlite { path },
         _dir: dir,
     }
 }
 
 fn postgresql() -> Fixture {
-    let target = PostgresTarget::new(&postgres::database(), None, TIMEOUT).expect("target");
+    let url = postgres::database();
+    let target = PostgresTarget::new(&url, None, TIMEOUT).expect("target");
     Fixture {
         backend: "postgres",
         settings: StateSettings::Postgres(Box::new(target)),
+        url,
         _dir: tempfile::tempdir().expect("temporary directory"),
+    }
+}
+
+/// The rows of `table`, counted past the store.
+async fn rows_in(fixture: &Fixture, table: &str) -> i64 {
+    let sql = format!("SELECT COUNT(*) FROM {table}");
+    match fixture.settings {
+        StateSettings::Sqlite { .. } => {
+            let pool = sqlx::SqlitePool::connect(&fixture.url).await.unwrap();
+            let rows = sqlx::query_scalar(&sql).fetch_one(&pool).await.unwrap();
+            pool.close().await;
+            rows
+        }
+        StateSettings::Postgres(_) => {
+            let pool = sqlx::PgPool::connect(&fixture.url).await.unwrap();
+            let rows = sqlx::query_scalar(&sql).fetch_one(&pool).await.unwrap();
+            pool.close().await;
+            rows
+        }
     }
 }
 
@@ -407,6 +430,65 @@ fn a_claim_left_by_a_process_that_is_gone_is_taken_over_with_its_message_id() {
     });
 }
 
+/// The token rows a run's claims append are found at once, and filed
+/// when it finishes: each id once, the ids of a resend too.
+#[test]
+fn tokens_resolve_as_soon_as_claimed_and_after_their_run_files_them() {
+    contract(|fixture| async move {
+        let store = fixture.open().await;
+        let name = fixture.backend;
+        enroll(&store, "demo", &["a@x.org", "b@x.org"]).await;
+        let run = store.begin_run(at(1, 8)).await.unwrap();
+        // Claimed and released twice: the same id again, then another (a
+        // key rotated meanwhile).
+        let rotated = Claim {
+            delivery_id: "rotated-id".to_owned(),
+            ..claim("demo", "a@x.org", "one", 1)
+        };
+        for (hour, claim) in [8, 9, 10].into_iter().zip([
+            claim("demo", "a@x.org", "one", 1),
+            claim("demo", "a@x.org", "one", 1),
+            rotated,
+        ]) {
+            let held = claim_one(&store, claim, at(1, hour)).await.unwrap();
+            store.release(&[held]).await.unwrap();
+        }
+        claim_one(&store, claim("demo", "b@x.org", "one", 1), at(1, 10))
+            .await
+            .unwrap();
+        let lookup = |id: &'static str| {
+            let store = &store;
+            async move {
+                store
+                    .addressed(id)
+                    .await
+                    .unwrap()
+                    .map(|found| format!("{}/{}/{}", found.sequence, found.email, found.step))
+            }
+        };
+        let expected = [
+            ("demo-one-a@x.org", Some("demo/a@x.org/one".to_owned())),
+            ("rotated-id", Some("demo/a@x.org/one".to_owned())),
+            ("demo-one-b@x.org", Some("demo/b@x.org/one".to_owned())),
+            ("unknown", None),
+        ];
+        for (id, email) in &expected {
+            assert_eq!(&lookup(id).await, email, "{name}: {id} before filing");
+        }
+        assert_eq!(rows_in(&fixture, "tokens").await, 0, "{name}");
+        store
+            .finish_run(run, at(1, 11), store::RunCounts::default())
+            .await
+            .unwrap();
+        for (id, email) in &expected {
+            assert_eq!(&lookup(id).await, email, "{name}: {id} after filing");
+        }
+        assert_eq!(rows_in(&fixture, "new_tokens").await, 0, "{name}");
+        assert_eq!(rows_in(&fixture, "tokens").await, 3, "{name}: each id once");
+        store.close().await;
+    });
+}
+
 #[test]
 fn tokens_suppression_details_and_soft_bounces_are_kept() {
     contract(|fixture| async move {
@@ -481,7 +563,7 @@ fn sqlite_a_trip_that_fails_halfway_keeps_nothing_and_the_next_one_goes_through(
         let other = sqlx::SqlitePool::connect(&format!("sqlite:{}", path.display()))
             .await
             .unwrap();
-        let refuse = "CREATE TRIGGER refuse BEFORE INSERT ON tokens
+        let refuse = "CREATE TRIGGER refuse BEFORE INSERT ON new_tokens
                       BEGIN SELECT RAISE(ABORT, 'tokens refused'); END";
         sqlx::raw_sql(refuse).execute(&other).await.unwrap();
         let results = [(a, sent())];

@@ -7,7 +7,7 @@
 macro_rules! addresses {
     ($db:ty) => {
         async fn addressed(&self, delivery_id: &str) -> Result<Option<Addressed>> {
-            let row = sqlx::query::<$db>("SELECT sequence, email, step FROM tokens WHERE id = $1")
+            let row = sqlx::query::<$db>(super::tokens::LOOKUP)
                 .bind(delivery_id)
                 .fetch_optional(&self.pool)
                 .await?;

@@ -39,6 +39,7 @@ pub mod roster;
 mod settings;
 pub mod signups;
 pub mod sqlite;
+mod tokens;
 
 pub use self::lock::Locked;
 pub use self::settings::{PostgresTarget, StateSettings, redact};
@@ -445,7 +446,8 @@ pub trait Store {
     /// Starts a run record; returns its id.
     fn begin_run(&self, now: DateTime<Utc>) -> impl Future<Output = Result<i64>> + Send;
 
-    /// Finishes a run record.
+    /// Finishes a run record, and files the token rows its claims
+    /// appended ([`tokens`]).
     fn finish_run(
         &self,
         id: i64,

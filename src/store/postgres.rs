@@ -109,6 +109,7 @@ CREATE TABLE runs (
 "#,
     super::postgres_signups::POSTGRES_MIGRATION,
     super::roster::POSTGRES_MIGRATION,
+    super::tokens::MIGRATION,
 ];
 
 /// Advisory lock keys: "dripline" in ASCII, then one more.
@@ -197,7 +198,8 @@ impl PostgresStore {
         let used: bool = sqlx::query_scalar(
             "SELECT EXISTS (SELECT 1 FROM enrollments) OR EXISTS (SELECT 1 FROM deliveries)
                  OR EXISTS (SELECT 1 FROM suppressions) OR EXISTS (SELECT 1 FROM runs)
-                 OR EXISTS (SELECT 1 FROM tokens) OR EXISTS (SELECT 1 FROM soft_bounces)
+                 OR EXISTS (SELECT 1 FROM tokens) OR EXISTS (SELECT 1 FROM new_tokens)
+                 OR EXISTS (SELECT 1 FROM soft_bounces)
                  OR EXISTS (SELECT 1 FROM signups)",
         )
         .fetch_one(&self.pool)
@@ -444,16 +446,16 @@ async fn claim_locked(
             .copied()
     });
     // Every id ever sent stays: a resend after a key rotation gets a new
-    // one, and the old email's tokens must still resolve.
+    // one, and the old email's tokens must still resolve. Appended, to be
+    // filed when the run ends (`super::tokens`).
     let column = |get: fn(&Claim) -> &str| {
         won.iter()
             .map(|held| get(&held.claim))
             .collect::<Vec<&str>>()
     };
     sqlx::query(
-        "INSERT INTO tokens (id, sequence, email, step)
-         SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[])
-         ON CONFLICT (id) DO NOTHING",
+        "INSERT INTO new_tokens (id, sequence, email, step)
+         SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[])",
     )
     .bind(column(|claim| &claim.delivery_id))
     .bind(column(|claim| &claim.sequence))

@@ -97,7 +97,7 @@ macro_rules! reports {
             .bind(id)
             .execute(&self.pool)
             .await?;
-            Ok(())
+            self.file_tokens().await
         }
 
         async fn last_run(&self) -> Result<Option<RunRecord>> {

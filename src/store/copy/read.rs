@@ -43,7 +43,11 @@ pub fn suppressions(conn: &mut SqliteConnection) -> Rows<'_, (String, String, i6
 
 /// (id, sequence, email, step): what each token stands for.
 pub fn tokens(conn: &mut SqliteConnection) -> Rows<'_, (String, String, String, String)> {
-    sqlx::query_as("SELECT id, sequence, email, step FROM tokens").fetch(conn)
+    sqlx::query_as(
+        "SELECT id, sequence, email, step FROM tokens
+         UNION SELECT id, sequence, email, step FROM new_tokens",
+    )
+    .fetch(conn)
 }
 
 /// (email, reference, at)

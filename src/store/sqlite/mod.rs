@@ -31,6 +31,7 @@ mod trip;
 /// 3: signups and their consent ([`super::signups`]).
 /// 4: no list of sent steps beside the deliveries that record them.
 /// 5: the roster of each drip and when each member is next due ([`super::roster`]).
+/// 6: token rows appended by the claims, filed when a run ends ([`super::tokens`]).
 const MIGRATIONS: &[&str] = &[
     r#"
 CREATE TABLE enrollments (
@@ -95,6 +96,7 @@ CREATE TABLE soft_bounces (
     // Sent steps are read from the deliveries themselves.
     "ALTER TABLE enrollments DROP COLUMN sent_steps;",
     super::roster::SQLITE_MIGRATION,
+    super::tokens::MIGRATION,
 ];
 
 /// Rows in one multi-row statement: far below SQLite's parameter limit.

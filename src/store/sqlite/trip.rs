@@ -119,14 +119,14 @@ WHERE deliveries.sequence = held.sequence AND deliveries.email = held.email
 /// run's (one process sends at a time), so any claim takes it over, and
 /// one sent or failed is never claimed again. Which claims win is decided
 /// once, into [`WON`], and what is written follows from it. Every
-/// id asked for keeps a token row: a resend after a key rotation gets a
+/// id asked for gets a token row, appended to be filed when the run ends
+/// ([`crate::store::tokens`]): a resend after a key rotation gets a
 /// new id, and the old email's tokens must still resolve.
 static CLAIM: LazyLock<String> = LazyLock::new(|| {
     format!(
         "
-INSERT INTO tokens (id, sequence, email, step)
-SELECT value->>5, value->>0, value->>1, value->>2 FROM json_each(?1, '$.claims') WHERE true
-ON CONFLICT (id) DO NOTHING;
+INSERT INTO new_tokens (id, sequence, email, step)
+SELECT value->>5, value->>0, value->>1, value->>2 FROM json_each(?1, '$.claims');
 
 WITH b AS (SELECT key AS asked, value->>0 AS sequence, value->>1 AS email, value->>2 AS step,
                   value->>3 AS message_id, value->>4 AS day_start
