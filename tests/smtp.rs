@@ -157,8 +157,12 @@ fn a_whole_day_to_500_subscribers_arrives_complete_and_well_formed() {
     // `concurrency = 4` sessions, each kept for the next message.
     assert!(server.connections() <= 4, "{}", server.connections());
     // The server announced PIPELINING: MAIL FROM, RCPT TO and DATA came
-    // in one go for every message, and never out of turn.
+    // in one go for every message, and never out of turn; mostly right
+    // behind the end of the message before, in the same write.
     assert_eq!((server.pipelined(), server.out_of_step()), (500, 0));
+    // (Only a session's last message, and any that found no other waiting,
+    // end alone: 496 here, as a rule.)
+    assert!(server.chained() >= 450, "{}", server.chained());
     let mut ids = std::collections::HashSet::new();
     for message in &accepted {
         let parsed = mail_parser::MessageParser::default()
@@ -306,6 +310,38 @@ fn rejected_recipients_bounce_are_suppressed_and_never_retried() {
     assert_eq!(server.rcpt_count("reader3@example.net"), 1);
     assert_eq!(server.rcpt_count("reader7@example.net"), 1);
     assert_eq!(copies(&server.accepted(), "Day 2: More").len(), 8);
+}
+
+/// A message refused at its end, whose session had already sent the
+/// next message's commands behind it: the next one goes through all the
+/// same, in the same session, and only the refused one fails.
+#[test]
+fn a_message_refused_at_its_end_leaves_the_one_chained_behind_it_alone() {
+    let server = Server::start(Options::with(|stage, to, _| {
+        let n: usize = to
+            .trim_start_matches("reader")
+            .split('@')
+            .next()
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0);
+        match stage {
+            Stage::DataEnd if n % 8 == 4 => Action::Reply("554 5.7.1 content rejected"),
+            _ => Action::Accept,
+        }
+    }));
+    let subscribers = 80;
+    let project = Setup::new(subscribers).project(&server);
+    let first = run(&project, DAY_1);
+    assert_eq!(first.code, 4, "{first:?}");
+    let refused = (0..subscribers).filter(|n| n % 8 == 4).count();
+    assert_eq!(server.accepted().len(), subscribers - refused);
+    assert_eq!(
+        step_counts(&status(&project), 0),
+        ((subscribers - refused) as u64, 0, refused as u64)
+    );
+    assert_eq!(server.out_of_step(), 0);
+    assert!(server.chained() >= subscribers / 2, "{}", server.chained());
+    assert!(server.connections() <= 4, "{}", server.connections());
 }
 
 #[test]

@@ -8,6 +8,7 @@
 pub mod dkim;
 mod hello;
 pub mod outbox;
+mod pool;
 mod reply;
 pub mod smtp;
 mod wire;

@@ -11,8 +11,10 @@
 //! recorded. When the server announces SIZE, MAIL FROM carries the size,
 //! and a message over the limit is never transmitted. When it announces
 //! PIPELINING (RFC 2920), MAIL FROM, RCPT TO and DATA go in one write and
-//! their replies are read in order: two round trips a message instead of
-//! four, with the same per-command verdicts ([`super::wire`]).
+//! their replies are read in order, with the same per-command verdicts
+//! ([`super::wire`]); and a message waiting for a session has its
+//! commands written right behind the end of the message before it, so a
+//! message costs one round trip instead of four ([`super::pool`]).
 //!
 //! Once the server refuses the sender or the session for good, every
 //! further message is refused at once without a word to the server: the
@@ -27,9 +29,9 @@ use std::num::NonZeroU32;
 use std::path::Path;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use lettre::transport::smtp::authentication::{Credentials, Mechanism};
@@ -41,6 +43,7 @@ use lettre::transport::smtp::extension::{ClientId, Extension, MailBodyParameter,
 use lettre::transport::smtp::response::Response;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
+use super::pool::{Envelope, Lease, Pool, Session, Turn, Waiting};
 use super::reply::{
     Failure, Stage, announced_size, announces, classify, reply_text, response_text,
 };
@@ -74,8 +77,7 @@ pub struct Smtp {
     password_source: String,
     hello: ClientId,
     timeout: Duration,
-    max_idle: usize,
-    idle: Mutex<Vec<Idle>>,
+    pool: Arc<Pool>,
     limiter: Option<DefaultDirectRateLimiter>,
     failures: AtomicU32,
     last_failure: Mutex<String>,
@@ -83,18 +85,16 @@ pub struct Smtp {
     refused: Mutex<Option<String>>,
 }
 
-/// An open session and what the server announced in it.
-struct Session {
-    connection: AsyncSmtpConnection,
-    /// The SIZE extension: `None` without it, `Some(0)` without a limit.
-    size: Option<u64>,
-    /// The server announced PIPELINING.
-    pipelining: bool,
-}
-
-struct Idle {
-    session: Session,
-    since: Instant,
+/// How a transaction starts in the session it got.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Start {
+    /// A session just opened.
+    Fresh,
+    /// A session from the pool, which the server may have closed meanwhile.
+    Reused,
+    /// Its commands went out behind the message before it; their replies
+    /// come next.
+    Chained,
 }
 
 impl fmt::Debug for Smtp {
@@ -257,8 +257,7 @@ impl Smtp {
                 project.config.sender.from.email.domain(),
             ),
             timeout: smtp.timeout,
-            max_idle: delivery.concurrency.get() as usize,
-            idle: Mutex::new(Vec::new()),
+            pool: Pool::new(delivery.concurrency.get() as usize),
             limiter,
             failures: AtomicU32::new(0),
             last_failure: Mutex::new(String::new()),
@@ -277,7 +276,7 @@ impl Smtp {
     pub async fn probe(&self) -> Result<(), Unreachable> {
         match self.open().await {
             Ok(session) => {
-                self.check_in(session);
+                self.pool.add(session);
                 Ok(())
             }
             Err(err) => Err(Unreachable(err.to_string())),
@@ -286,9 +285,8 @@ impl Smtp {
 
     /// Says goodbye (QUIT) on every idle session.
     pub async fn close(&self) {
-        let idle = std::mem::take(&mut *self.idle.lock().unwrap_or_else(PoisonError::into_inner));
-        for mut idle in idle {
-            let _ = tokio::time::timeout(self.timeout, idle.session.connection.command(Quit)).await;
+        for mut session in self.pool.drain() {
+            let _ = tokio::time::timeout(self.timeout, session.connection.command(Quit)).await;
         }
     }
 
@@ -481,36 +479,41 @@ impl Smtp {
             .map_err(Opening::Smtp)
     }
 
-    fn check_in(&self, session: Session) {
-        let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
-        if idle.len() < self.max_idle {
-            idle.push(Idle {
-                session,
-                since: Instant::now(),
-            });
-        }
-    }
-
-    /// A session from the pool, or a new one. `Ok((session, reused))`.
-    async fn check_out(&self) -> Result<(Session, bool), DeliveryError> {
+    /// A session for `parcel`, and how its transaction starts: the turn
+    /// the pool gives it, a pooled session idle too long checked with NOOP
+    /// first, a new one opened when there is room. A message that waited
+    /// in line while the server refused the sender or the session goes no
+    /// further, unless its commands already went out.
+    async fn session_for(&self, parcel: &Parcel) -> Result<(Lease, Start), DeliveryError> {
         loop {
-            let idle = self
-                .idle
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .pop();
-            let Some(mut idle) = idle else { break };
-            if idle.since.elapsed() < IDLE_CHECK
-                || matches!(
-                    tokio::time::timeout(self.timeout, idle.session.connection.test_connected())
-                        .await,
-                    Ok(true)
-                )
-            {
-                return Ok((idle.session, true));
+            let turn = self.pool.take(envelope(parcel)).await;
+            if let (Some(reason), Turn::Free(..) | Turn::Open(_)) = (self.refusal(), &turn) {
+                if let Turn::Free(lease, _) = turn {
+                    lease.give_back();
+                }
+                return Err(DeliveryError::Refused(reason));
+            }
+            match turn {
+                Turn::Chained(lease) => return Ok((lease, Start::Chained)),
+                Turn::Free(mut lease, since) => {
+                    let connection =
+                        &mut lease.session.as_mut().expect("a free session").connection;
+                    if since.elapsed() < IDLE_CHECK
+                        || matches!(
+                            tokio::time::timeout(self.timeout, connection.test_connected()).await,
+                            Ok(true)
+                        )
+                    {
+                        return Ok((lease, Start::Reused));
+                    }
+                    // Gone stale: dropped, which frees its room.
+                }
+                Turn::Open(mut lease) => {
+                    lease.session = Some(self.connect().await?);
+                    return Ok((lease, Start::Fresh));
+                }
             }
         }
-        self.connect().await.map(|session| (session, false))
     }
 
     /// A new session, counting failures in a row; past [`GIVE_UP_AFTER`]
@@ -563,55 +566,73 @@ impl Smtp {
             .clone()
     }
 
-    /// One SMTP transaction in `session`. A message larger than the
-    /// server's SIZE is not sent at all.
+    /// One SMTP transaction in `session`, started as `start` says. A
+    /// message larger than the server's SIZE is not sent at all. With
+    /// PIPELINING, the next message in line that fits has its commands
+    /// written right behind this message: it is returned, for its turn.
     async fn transact(
         &self,
         session: &mut Session,
         parcel: &Parcel,
-    ) -> Result<String, (Stage, Failure)> {
-        let connection = &mut session.connection;
-        let mut options = Vec::new();
-        if let Some(limit) = session.size {
-            let size = parcel.bytes.len();
-            if limit > 0 && size as u64 > limit {
-                return Err((Stage::MailFrom, Failure::TooBig { size, limit }));
+        start: Start,
+    ) -> (Result<String, (Stage, Failure)>, Option<Waiting>) {
+        if start != Start::Chained {
+            if let Err(failure) = self.envelope(session, &envelope(parcel)).await {
+                return (Err(failure), None);
             }
-            options.push(MailParameter::Size(size));
-        }
-        if !parcel.bytes.is_ascii()
-            && connection
-                .server_info()
-                .supports_feature(Extension::EightBitMime)
-        {
-            options.push(MailParameter::Body(MailBodyParameter::EightBitMime));
-        }
-        let mail = Mail::new(Some(parcel.from.clone()), options);
-        let rcpt = Rcpt::new(parcel.to.clone(), Vec::new());
-        if session.pipelining {
-            self.pipelined(connection, &Group { mail, rcpt }).await?;
-        } else {
-            self.step(Stage::MailFrom, connection.command(mail)).await?;
-            self.step(Stage::RcptTo, connection.command(rcpt)).await?;
-            self.step(Stage::Data, connection.command(Data)).await?;
+        } else if let Err(failure) = self.pipelined(&mut session.connection, None).await {
+            return (Err(failure), None);
         }
         // The message and its final dot in one write. A message is UTF-8
         // as rendered; should one not be, lettre's codec sends it.
-        let response = match std::str::from_utf8(&parcel.bytes) {
-            Ok(text) => {
-                self.step(Stage::Message, connection.command(wire::Message(text)))
-                    .await?
-            }
-            Err(_) => {
-                self.step(Stage::Message, connection.message(&parcel.bytes))
-                    .await?
-            }
+        let Ok(text) = std::str::from_utf8(&parcel.bytes) else {
+            let sent = self
+                .step(Stage::Message, session.connection.message(&parcel.bytes))
+                .await
+                .map(|response| response_text(&response));
+            return (sent, None);
         };
-        Ok(response_text(&response))
+        let next = if session.pipelining {
+            self.pool.chain(|next| fits(session, next).is_ok())
+        } else {
+            None
+        };
+        let then = next.as_ref().map(|next| commands(session, &next.envelope));
+        let message = wire::Message {
+            text,
+            then: then.as_ref(),
+        };
+        let sent = self
+            .step(Stage::Message, session.connection.command(message))
+            .await
+            .map(|response| response_text(&response));
+        (sent, next)
     }
 
-    /// MAIL FROM, RCPT TO and DATA in one write, then their three replies
-    /// in order. Every reply is read, so the session stays in step, and
+    /// MAIL FROM, RCPT TO and DATA for `envelope`, in one write with
+    /// PIPELINING, else one by one; `Ok` once DATA has its 354.
+    async fn envelope(
+        &self,
+        session: &mut Session,
+        envelope: &Envelope,
+    ) -> Result<(), (Stage, Failure)> {
+        fits(session, envelope)?;
+        let group = commands(session, envelope);
+        let connection = &mut session.connection;
+        if session.pipelining {
+            return self.pipelined(connection, Some(&group)).await;
+        }
+        self.step(Stage::MailFrom, connection.command(group.mail))
+            .await?;
+        self.step(Stage::RcptTo, connection.command(group.rcpt))
+            .await?;
+        self.step(Stage::Data, connection.command(Data)).await?;
+        Ok(())
+    }
+
+    /// MAIL FROM, RCPT TO and DATA in one write (`group`; `None` when the
+    /// session before wrote them), then their three replies in order.
+    /// Every reply is read, so the session stays in step, and
     /// the first failure is the one that counts: a refused RCPT TO fails
     /// the DATA after it too, and only the RCPT TO's reply says why. A
     /// server that answers DATA with 354 all the same gets an empty
@@ -619,18 +640,23 @@ impl Smtp {
     async fn pipelined(
         &self,
         connection: &mut AsyncSmtpConnection,
-        group: &Group,
+        group: Option<&Group>,
     ) -> Result<(), (Stage, Failure)> {
         let mut first = None;
         for stage in [Stage::MailFrom, Stage::RcptTo, Stage::Data] {
-            let reply = if stage == Stage::MailFrom {
-                self.reply(connection.command(group)).await
-            } else {
-                self.reply(connection.read_response()).await
+            let reply = match group {
+                Some(group) if stage == Stage::MailFrom => {
+                    self.reply(connection.command(group)).await
+                }
+                _ => self.reply(connection.read_response()).await,
             };
             match reply {
                 Ok(_) if stage == Stage::Data && first.is_some() => {
-                    let _ = self.reply(connection.command(wire::Message(""))).await;
+                    let empty = wire::Message {
+                        text: "",
+                        then: None,
+                    };
+                    let _ = self.reply(connection.command(empty)).await;
                 }
                 Ok(_) => {}
                 // Nothing more will come: what failed first says why.
@@ -716,18 +742,21 @@ impl Transport for Smtp {
         if let Some(limiter) = &self.limiter {
             limiter.until_ready().await;
         }
-        let (mut session, reused) = self.check_out().await?;
-        let mut result = self.transact(&mut session, parcel).await;
+        let (mut lease, start) = self.session_for(parcel).await?;
+        let session = lease.session.as_mut().expect("a session in the lease");
+        let (mut result, mut next) = self.transact(session, parcel, start).await;
         // A pooled session the server closed meanwhile fails at once, before
         // anything was handed over: one fresh session gets the message.
-        if reused && matches!(result, Err((Stage::MailFrom, Failure::Broken(_)))) {
-            session = self.connect().await?;
-            result = self.transact(&mut session, parcel).await;
+        if start != Start::Fresh && matches!(result, Err((Stage::MailFrom, Failure::Broken(_)))) {
+            lease.session = None;
+            let session = lease.session.insert(self.connect().await?);
+            (result, next) = self.transact(session, parcel, Start::Fresh).await;
         }
+        let session = lease.session.as_mut().expect("a session in the lease");
         match result {
             Ok(reply) => {
                 self.failures.store(0, Ordering::Relaxed);
-                self.check_in(session);
+                hand_on(lease, next, true);
                 Ok(reply)
             }
             Err((stage, Failure::Timeout)) if stage != Stage::Message => {
@@ -737,20 +766,86 @@ impl Transport for Smtp {
                     self.server(),
                     self.timeout.as_secs()
                 ));
+                hand_on(lease, next, false);
                 Err(classify(stage, Failure::Timeout))
             }
             Err((stage, failure)) => {
-                if failure.keeps_connection()
-                    && matches!(
-                        tokio::time::timeout(self.timeout, session.connection.command(Rset)).await,
-                        Ok(Ok(_))
-                    )
-                {
-                    self.check_in(session);
-                }
+                // After the message, the transaction is over: no RSET, which
+                // would also undo the commands of the next one.
+                let keep = failure.keeps_connection()
+                    && (stage == Stage::Message
+                        || matches!(
+                            tokio::time::timeout(self.timeout, session.connection.command(Rset))
+                                .await,
+                            Ok(Ok(_))
+                        ));
+                hand_on(lease, next, keep);
                 Err(self.failed(stage, failure))
             }
         }
+    }
+}
+
+/// Passes a session on once its message is done: to the message whose
+/// commands went out behind it (or, when the session is lost, its room),
+/// else back to the pool; a session not kept is closed.
+fn hand_on(mut lease: Lease, next: Option<Waiting>, keep: bool) {
+    match (next, keep) {
+        (Some(next), true) => {
+            next.give(Turn::Chained(lease));
+        }
+        (Some(next), false) => {
+            lease.session = None;
+            next.give(Turn::Open(lease));
+        }
+        (None, true) => lease.give_back(),
+        (None, false) => drop(lease),
+    }
+}
+
+/// What the pool keeps of a parcel waiting in line.
+fn envelope(parcel: &Parcel) -> Envelope {
+    Envelope {
+        from: parcel.from.clone(),
+        to: parcel.to.clone(),
+        size: parcel.bytes.len(),
+        ascii: parcel.bytes.is_ascii(),
+    }
+}
+
+/// Whether a message of `envelope` is within the server's SIZE.
+fn fits(session: &Session, envelope: &Envelope) -> Result<(), (Stage, Failure)> {
+    match session.size {
+        Some(limit) if limit > 0 && envelope.size as u64 > limit => Err((
+            Stage::MailFrom,
+            Failure::TooBig {
+                size: envelope.size,
+                limit,
+            },
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// MAIL FROM and RCPT TO for `envelope`: with its SIZE when the server
+/// announced SIZE, and 8BITMIME for a message that is not 7-bit when the
+/// server announced that.
+fn commands(session: &Session, envelope: &Envelope) -> Group {
+    let mut options = Vec::new();
+    if session.size.is_some() {
+        options.push(MailParameter::Size(envelope.size));
+    }
+    if !envelope.ascii
+        && session
+            .connection
+            .server_info()
+            .supports_feature(Extension::EightBitMime)
+    {
+        options.push(MailParameter::Body(MailBodyParameter::EightBitMime));
+    }
+    Group {
+        mail: Mail::new(Some(envelope.from.clone()), options),
+        rcpt: Rcpt::new(envelope.to.clone(), Vec::new()),
     }
 }
 

@@ -28,12 +28,17 @@ impl fmt::Display for Group {
 
 /// A message as it goes after DATA's 354 (RFC 5321 4.5.2): a `.` that
 /// begins a line is doubled, and `<CRLF>.<CRLF>` ends it, exactly as
-/// lettre's own codec writes it.
-pub(super) struct Message<'a>(pub &'a str);
+/// lettre's own codec writes it; `then`, the commands of the next
+/// message, go in the same write (RFC 2920: message content may begin a
+/// group).
+pub(super) struct Message<'a> {
+    pub text: &'a str,
+    pub then: Option<&'a Group>,
+}
 
 impl fmt::Display for Message<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let text = self.0;
+        let text = self.text;
         let mut from = 0;
         // Each dot that begins a line: copy up to and with it, then one
         // more dot. Looking for dots (memchr) and then at what is before
@@ -46,7 +51,11 @@ impl fmt::Display for Message<'_> {
             }
         }
         f.write_str(&text[from..])?;
-        f.write_str("\r\n.\r\n")
+        f.write_str("\r\n.\r\n")?;
+        match self.then {
+            Some(group) => write!(f, "{group}"),
+            None => Ok(()),
+        }
     }
 }
 
@@ -71,19 +80,40 @@ mod tests {
         out + "\r\n.\r\n"
     }
 
+    fn message(text: &str) -> String {
+        Message { text, then: None }.to_string()
+    }
+
+    #[test]
+    fn the_next_messages_commands_follow_the_final_dot() {
+        let group = Group {
+            mail: Mail::new(Some("bounces@example.com".parse().unwrap()), Vec::new()),
+            rcpt: Rcpt::new("ada@example.com".parse().unwrap(), Vec::new()),
+        };
+        let written = Message {
+            text: "Hi\r\n.",
+            then: Some(&group),
+        }
+        .to_string();
+        assert_eq!(
+            written,
+            "Hi\r\n..\r\n.\r\nMAIL FROM:<bounces@example.com>\r\nRCPT TO:<ada@example.com>\r\nDATA\r\n"
+        );
+    }
+
     #[test]
     fn dots_that_begin_a_line_are_doubled() {
         assert_eq!(
-            Message(".a\r\n..b\r\nc.\r\n.\r\nd\n.e").to_string(),
+            message(".a\r\n..b\r\nc.\r\n.\r\nd\n.e"),
             "..a\r\n...b\r\nc.\r\n..\r\nd\n.e\r\n.\r\n"
         );
-        assert_eq!(Message("").to_string(), "\r\n.\r\n");
+        assert_eq!(message(""), "\r\n.\r\n");
     }
 
     proptest::proptest! {
         #[test]
         fn the_wire_form_is_what_lettre_would_send(text in "([a.\\r\\n]|\r\n\\.){0,40}") {
-            proptest::prop_assert_eq!(Message(&text).to_string(), stuffed_by_lettre_rule(&text));
+            proptest::prop_assert_eq!(message(&text), stuffed_by_lettre_rule(&text));
         }
     }
 

@@ -129,18 +129,18 @@ impl<'a> Flight<'a> {
         }
     }
 
-    /// The next email to hand over, if a session is free for it and a
-    /// crash then would still send at most [`BATCH`] twice.
-    fn next(&mut self, on_wire: usize, sessions: usize) -> Option<Waiting<'a>> {
-        if self.has_room(on_wire, sessions) {
+    /// The next email to hand over, if fewer than `in_flight` are on the
+    /// wire and a crash then would still send at most [`BATCH`] twice.
+    fn next(&mut self, on_wire: usize, in_flight: usize) -> Option<Waiting<'a>> {
+        if self.has_room(on_wire, in_flight) {
             self.waiting.pop_front()
         } else {
             None
         }
     }
 
-    fn has_room(&self, on_wire: usize, sessions: usize) -> bool {
-        on_wire < sessions && self.unrecorded < BATCH
+    fn has_room(&self, on_wire: usize, in_flight: usize) -> bool {
+        on_wire < in_flight && self.unrecorded < BATCH
     }
 
     fn handed(&mut self) {
@@ -221,13 +221,15 @@ impl<S: Store + Signups + Roster + Sync, T: Transport> Pass<'_, S, T> {
         looks: &mut Looks,
         stop: &AtomicBool,
     ) -> anyhow::Result<()> {
-        let sessions = self.project.config.delivery.concurrency.get() as usize;
+        // Twice the sessions: each can have its next email waiting, whose
+        // commands then go out with the end of its message.
+        let in_flight = 2 * self.project.config.delivery.concurrency.get() as usize;
         let mut flight = Flight::new();
         let mut on_wire = FuturesUnordered::new();
         let mut settling = pin!(Fuse::terminated());
         loop {
             flight.heed(stop);
-            while let Some(next) = flight.next(on_wire.len(), sessions) {
+            while let Some(next) = flight.next(on_wire.len(), in_flight) {
                 let unrendered = &mut flight.answers.released;
                 if let Some(ready) = self.render(renderer, sequence, next, summary, unrendered) {
                     flight.handed();

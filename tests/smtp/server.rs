@@ -17,7 +17,8 @@
 //! that arrives while one that must end a group (EHLO, DATA, AUTH,
 //! STARTTLS, NOOP, QUIT; any command without PIPELINING) is unanswered
 //! gets `554 5.5.0 Error: SMTP protocol synchronization` and the
-//! connection closes. It counts the transactions that came pipelined.
+//! connection closes. It counts the transactions that came pipelined, and
+//! the messages whose end came with the next transaction's commands.
 //!
 //! Written here rather than with mailin-embedded: its handler must answer
 //! every command with a reply, so it cannot drop a connection after DATA
@@ -87,6 +88,8 @@ struct State {
     data_bytes: usize,
     /// MAIL FROM commands that arrived with more commands behind them.
     pipelined: usize,
+    /// Messages whose end came with the next transaction's commands.
+    chained: usize,
     /// Sessions closed for breaking the pipelining rules.
     out_of_step: usize,
 }
@@ -254,6 +257,11 @@ impl Server {
     }
 
     /// Sessions closed for sending a command before its turn.
+    /// Messages whose final dot came in one write with what followed.
+    pub fn chained(&self) -> usize {
+        self.shared.state.lock().unwrap().chained
+    }
+
     pub fn out_of_step(&self) -> usize {
         self.shared.state.lock().unwrap().out_of_step
     }
@@ -488,6 +496,9 @@ impl Shared {
                             Ok(_) => {}
                         }
                         if raw == b".\r\n" {
+                            if !stream.buffer().is_empty() {
+                                self.state.lock().unwrap().chained += 1;
+                            }
                             break;
                         }
                         let unstuffed = raw.strip_prefix(b".").unwrap_or(&raw);
