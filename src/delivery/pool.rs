@@ -6,73 +6,53 @@
 //! sooner: that message's MAIL FROM, RCPT TO and DATA then go in the same
 //! write as the message before it (RFC 2920 lets message content begin a
 //! group of commands), and their replies come back with its reply. Each
-//! message then costs one round trip instead of two. Pure bookkeeping: the
-//! SMTP is in [`super::smtp`].
+//! message then costs one round trip instead of two. Pure bookkeeping,
+//! whatever a session `S` and a message's envelope `E` are: the SMTP is in
+//! [`super::smtp`].
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Instant;
 
-use lettre::Address;
-use lettre::transport::smtp::client::AsyncSmtpConnection;
 use tokio::sync::oneshot;
 
-/// An open session and what the server announced in it.
-pub(super) struct Session {
-    pub connection: AsyncSmtpConnection,
-    /// The SIZE extension: `None` without it, `Some(0)` without a limit.
-    pub size: Option<u64>,
-    /// The server announced PIPELINING.
-    pub pipelining: bool,
-}
-
-/// What a message in line needs for its commands to be written by the
-/// session before it.
-pub(super) struct Envelope {
-    pub from: Address,
-    pub to: Address,
-    /// The message's size in bytes, for SIZE.
-    pub size: usize,
-    /// Whether the message is 7-bit, or needs 8BITMIME.
-    pub ascii: bool,
-}
-
-/// A message's turn at a session.
-pub(super) enum Turn {
+/// A message's turn at a session `S`.
+pub(super) enum Turn<S, E> {
     /// A session with nothing under way; `Instant` it was last used.
-    Free(Lease, Instant),
+    Free(Lease<S, E>, Instant),
     /// A session that wrote this message's MAIL FROM, RCPT TO and DATA
     /// behind the message before it: their three replies come next.
-    Chained(Lease),
+    Chained(Lease<S, E>),
     /// Room for one more session, which the message opens.
-    Open(Lease),
+    Open(Lease<S, E>),
 }
 
-/// A message in line, and where its turn goes.
-pub(super) struct Waiting {
-    pub envelope: Envelope,
-    turn: oneshot::Sender<Turn>,
+/// A message in line, with what the session before it needs to know of
+/// it (`E`, its envelope), and where its turn goes.
+pub(super) struct Waiting<S, E> {
+    pub envelope: E,
+    turn: oneshot::Sender<Turn<S, E>>,
 }
 
-impl Waiting {
+impl<S, E> Waiting<S, E> {
     /// Gives this message its turn. Should its send be gone, the turn is
     /// dropped, which frees its room.
-    pub fn give(self, turn: Turn) -> bool {
-        self.turn.send(turn).is_ok()
+    pub fn give(self, turn: Turn<S, E>) {
+        let _ = self.turn.send(turn);
     }
 }
 
 /// A session's room in the pool, and the session once open. Dropped
 /// without [`Lease::give_back`] (a session lost, or its send cancelled),
 /// the session closes and its room goes to the line.
-pub(super) struct Lease {
-    pool: Arc<Pool>,
-    pub session: Option<Session>,
+pub(super) struct Lease<S, E> {
+    pool: Arc<Pool<S, E>>,
+    pub session: Option<S>,
     /// The session went back to the pool.
     given_back: bool,
 }
 
-impl Lease {
+impl<S, E> Lease<S, E> {
     /// The session done with its message: to the first message in line
     /// that still waits, else idle. Without one, the room is freed.
     pub fn give_back(mut self) {
@@ -83,7 +63,7 @@ impl Lease {
     }
 }
 
-impl Drop for Lease {
+impl<S, E> Drop for Lease<S, E> {
     fn drop(&mut self) {
         if !self.given_back {
             self.pool.lost();
@@ -92,33 +72,36 @@ impl Drop for Lease {
 }
 
 /// The sessions and the line.
-pub(super) struct Pool {
+pub(super) struct Pool<S, E> {
     limit: usize,
-    state: Mutex<State>,
+    state: Mutex<State<S, E>>,
 }
 
-#[derive(Default)]
-struct State {
-    idle: Vec<(Session, Instant)>,
+struct State<S, E> {
+    idle: Vec<(S, Instant)>,
     /// Sessions open or being opened, idle ones included.
     open: usize,
-    line: VecDeque<Waiting>,
+    line: VecDeque<Waiting<S, E>>,
 }
 
-impl Pool {
+impl<S, E> Pool<S, E> {
     /// A pool of at most `limit` sessions.
-    pub fn new(limit: usize) -> Arc<Pool> {
+    pub fn new(limit: usize) -> Arc<Pool<S, E>> {
         Arc::new(Pool {
             limit: limit.max(1),
-            state: Mutex::new(State::default()),
+            state: Mutex::new(State {
+                idle: Vec::new(),
+                open: 0,
+                line: VecDeque::new(),
+            }),
         })
     }
 
-    fn state(&self) -> std::sync::MutexGuard<'_, State> {
+    fn state(&self) -> std::sync::MutexGuard<'_, State<S, E>> {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn lease(self: &Arc<Self>, session: Option<Session>) -> Lease {
+    fn lease(self: &Arc<Self>, session: Option<S>) -> Lease<S, E> {
         Lease {
             pool: Arc::clone(self),
             session,
@@ -128,7 +111,7 @@ impl Pool {
 
     /// The turn of a message with `envelope`: an idle session, room to
     /// open one, or, when all are busy, the turn a session gives it later.
-    pub async fn take(self: &Arc<Self>, envelope: Envelope) -> Turn {
+    pub async fn take(self: &Arc<Self>, envelope: E) -> Turn<S, E> {
         let waiting = {
             let mut state = self.state();
             if let Some((session, since)) = state.idle.pop() {
@@ -155,7 +138,7 @@ impl Pool {
 
     /// Takes the first message in line whose envelope `fits`, for its
     /// commands to go out behind the message now being sent.
-    pub fn chain(&self, fits: impl Fn(&Envelope) -> bool) -> Option<Waiting> {
+    pub fn chain(&self, fits: impl Fn(&E) -> bool) -> Option<Waiting<S, E>> {
         let mut state = self.state();
         let at = state
             .line
@@ -164,7 +147,7 @@ impl Pool {
         state.line.remove(at)
     }
 
-    fn give_back(self: &Arc<Self>, session: Session) {
+    fn give_back(self: &Arc<Self>, session: S) {
         let mut state = self.state();
         match state.line.pop_front() {
             Some(waiting) => {
@@ -191,16 +174,98 @@ impl Pool {
     }
 
     /// Keeps a session opened outside [`Pool::take`] (a probe), idle.
-    pub fn add(self: &Arc<Self>, session: Session) {
+    pub fn add(self: &Arc<Self>, session: S) {
         self.state().open += 1;
         self.give_back(session);
     }
 
     /// The idle sessions, taken out of the pool (to close them).
-    pub fn drain(&self) -> Vec<Session> {
+    pub fn drain(&self) -> Vec<S> {
         let mut state = self.state();
-        let idle: Vec<Session> = state.idle.drain(..).map(|(session, _)| session).collect();
+        let idle: Vec<S> = state.idle.drain(..).map(|(session, _)| session).collect();
         state.open -= idle.len();
         idle
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use futures_util::FutureExt as _;
+
+    use super::*;
+
+    /// Sessions are numbers here; an envelope says whether it fits.
+    type Numbers = Pool<u32, bool>;
+
+    fn opened(turn: Turn<u32, bool>, session: u32) -> Lease<u32, bool> {
+        match turn {
+            Turn::Open(mut lease) => {
+                lease.session = Some(session);
+                lease
+            }
+            _ => panic!("expected room to open a session"),
+        }
+    }
+
+    /// The session of a free turn (its lease dropped, which frees the room).
+    fn free(turn: Option<Turn<u32, bool>>) -> Option<u32> {
+        match turn? {
+            Turn::Free(mut lease, _) => lease.session.take(),
+            Turn::Chained(_) | Turn::Open(_) => None,
+        }
+    }
+
+    #[test]
+    fn never_more_sessions_than_the_limit_and_each_freed_one_goes_to_the_line() {
+        let pool = Numbers::new(2);
+        let one = opened(pool.take(true).now_or_never().unwrap(), 1);
+        let two = opened(pool.take(true).now_or_never().unwrap(), 2);
+        let mut third = Box::pin(pool.take(true));
+        assert!((&mut third).now_or_never().is_none(), "waits in line");
+        one.give_back();
+        assert_eq!(free(third.now_or_never()), Some(1));
+        two.give_back();
+        assert_eq!(free(pool.take(true).now_or_never()), Some(2));
+    }
+
+    #[test]
+    fn a_session_lost_or_a_send_cancelled_gives_its_room_to_the_line() {
+        let pool = Numbers::new(1);
+        let lease = opened(pool.take(true).now_or_never().unwrap(), 1);
+        let mut next = Box::pin(pool.take(true));
+        assert!((&mut next).now_or_never().is_none());
+        drop(lease);
+        let lease = opened(next.now_or_never().unwrap(), 2);
+        // A message that left the line keeps no room: the session given
+        // back finds nobody, and the room is free again.
+        let mut gone = Box::pin(pool.take(true));
+        assert!((&mut gone).now_or_never().is_none());
+        drop(gone);
+        lease.give_back();
+        let again = pool.take(true).now_or_never().unwrap();
+        assert!(matches!(again, Turn::Open(_) | Turn::Free(..)));
+        let mut over = Box::pin(pool.take(true));
+        assert!((&mut over).now_or_never().is_none(), "still one session");
+    }
+
+    #[test]
+    fn a_chained_message_is_the_first_in_line_that_fits() {
+        let pool = Numbers::new(1);
+        let lease = opened(pool.take(true).now_or_never().unwrap(), 7);
+        let mut too_big = Box::pin(pool.take(false));
+        let mut fits = Box::pin(pool.take(true));
+        assert!((&mut too_big).now_or_never().is_none());
+        assert!((&mut fits).now_or_never().is_none());
+        let next = pool.chain(|fits| *fits).expect("one fits");
+        next.give(Turn::Chained(lease));
+        let Some(Turn::Chained(chained)) = fits.now_or_never() else {
+            panic!("the one that fits comes chained");
+        };
+        assert_eq!(chained.session, Some(7));
+        assert!(pool.chain(|fits| *fits).is_none(), "the big one stays");
+        assert!((&mut too_big).now_or_never().is_none());
+        // Its session lost, its room goes to the one still in line.
+        drop(chained);
+        assert!(matches!(too_big.now_or_never(), Some(Turn::Open(_))));
     }
 }

@@ -34,6 +34,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+use lettre::Address;
 use lettre::transport::smtp::authentication::{Credentials, Mechanism};
 use lettre::transport::smtp::client::{
     AsyncSmtpConnection, AsyncTokioStream, Certificate, TlsParameters,
@@ -43,7 +44,7 @@ use lettre::transport::smtp::extension::{ClientId, Extension, MailBodyParameter,
 use lettre::transport::smtp::response::Response;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
-use super::pool::{Envelope, Lease, Pool, Session, Turn, Waiting};
+use super::pool;
 use super::reply::{
     Failure, Stage, announced_size, announces, classify, reply_text, response_text,
 };
@@ -84,6 +85,32 @@ pub struct Smtp {
     /// Set once the server refused the sender or the session for good.
     refused: Mutex<Option<String>>,
 }
+
+/// An open session and what the server announced in it.
+struct Session {
+    connection: AsyncSmtpConnection,
+    /// The SIZE extension: `None` without it, `Some(0)` without a limit.
+    size: Option<u64>,
+    /// The server announced PIPELINING.
+    pipelining: bool,
+}
+
+/// What a message in line needs for its commands to be written by the
+/// session before it.
+struct Envelope {
+    from: Address,
+    to: Address,
+    /// The message's size in bytes, for SIZE.
+    size: usize,
+    /// Whether the message is 7-bit, or needs 8BITMIME.
+    ascii: bool,
+}
+
+/// The pool of this transport's sessions, and what it hands out.
+type Pool = pool::Pool<Session, Envelope>;
+type Lease = pool::Lease<Session, Envelope>;
+type Turn = pool::Turn<Session, Envelope>;
+type Waiting = pool::Waiting<Session, Envelope>;
 
 /// How a transaction starts in the session it got.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
