@@ -312,18 +312,23 @@ fn rejected_recipients_bounce_are_suppressed_and_never_retried() {
     assert_eq!(copies(&server.accepted(), "Day 2: More").len(), 8);
 }
 
+/// The number in a `readerN@example.net` address (0 for any other).
+fn reader_number(address: &str) -> usize {
+    address
+        .trim_start_matches("reader")
+        .split('@')
+        .next()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0)
+}
+
 /// A message refused at its end, whose session had already sent the
 /// next message's commands behind it: the next one goes through all the
 /// same, in the same session, and only the refused one fails.
 #[test]
 fn a_message_refused_at_its_end_leaves_the_one_chained_behind_it_alone() {
     let server = Server::start(Options::with(|stage, to, _| {
-        let n: usize = to
-            .trim_start_matches("reader")
-            .split('@')
-            .next()
-            .and_then(|n| n.parse().ok())
-            .unwrap_or(0);
+        let n = reader_number(to);
         match stage {
             Stage::DataEnd if n % 8 == 4 => Action::Reply("554 5.7.1 content rejected"),
             _ => Action::Accept,
@@ -350,12 +355,7 @@ fn a_421_and_connections_dropped_mid_run_lose_nothing() {
     // the whole message and then drops the connection without a reply: the
     // unknown case, resent with the same Message-ID.
     let server = Server::start(Options::with(|stage, to, before| {
-        let n: usize = to
-            .trim_start_matches("reader")
-            .split('@')
-            .next()
-            .and_then(|n| n.parse().ok())
-            .unwrap_or(0);
+        let n = reader_number(to);
         match (stage, before) {
             (Stage::Rcpt, 0) if n % 10 == 3 => Action::Reply("421 4.3.2 shutting down"),
             (Stage::DataEnd, 0) if n % 10 == 5 => Action::Drop,
