@@ -21,7 +21,6 @@ use std::collections::{HashMap, HashSet};
 use std::future::Future;
 
 use chrono::{DateTime, Utc};
-use futures_util::TryStreamExt as _;
 use sqlx::{QueryBuilder, Row};
 
 use super::postgres::PostgresStore;
@@ -277,16 +276,23 @@ macro_rules! roster {
             }
 
             async fn row_hashes(&self, drip: &DripKey) -> Result<HashSet<i64>> {
-                let mut rows = sqlx::query_scalar::<$db, i64>(
-                    "SELECT row_hash FROM members
+                // As one value, not a row per member: handed over one by
+                // one, a million rows took twice as long as reading them.
+                let joined = sqlx::query_scalar::<$db, Option<String>>(
+                    "SELECT string_agg(CAST(row_hash AS TEXT), ',') FROM members
                      WHERE sequence = $1 AND list = $2 AND row_hash IS NOT NULL",
                 )
                 .bind(&drip.sequence)
                 .bind(&drip.list)
-                .fetch(&self.pool);
-                let mut hashes = HashSet::new();
-                while let Some(hash) = rows.try_next().await? {
-                    hashes.insert(hash);
+                .fetch_one(&self.pool)
+                .await?;
+                let joined = joined.unwrap_or_default();
+                let count = joined.bytes().filter(|&byte| byte == b',').count() + 1;
+                let mut hashes = HashSet::with_capacity(count);
+                for hash in joined.split_terminator(',') {
+                    hashes.insert(hash.parse().map_err(|err| {
+                        anyhow::anyhow!("a stored row hash `{hash}` is not a number: {err}")
+                    })?);
                 }
                 Ok(hashes)
             }
