@@ -111,28 +111,33 @@ impl<S, E> Pool<S, E> {
 
     /// The turn of a message with `envelope`: an idle session, room to
     /// open one, or, when all are busy, the turn a session gives it later.
-    pub async fn take(self: &Arc<Self>, envelope: E) -> Turn<S, E> {
-        let waiting = {
-            let mut state = self.state();
-            if let Some((session, since)) = state.idle.pop() {
-                return Turn::Free(self.lease(Some(session)), since);
+    pub async fn take(self: &Arc<Self>, envelope: E) -> Turn<S, E>
+    where
+        E: Clone,
+    {
+        loop {
+            let waiting = {
+                let mut state = self.state();
+                if let Some((session, since)) = state.idle.pop() {
+                    return Turn::Free(self.lease(Some(session)), since);
+                }
+                if state.open < self.limit {
+                    state.open += 1;
+                    drop(state);
+                    return Turn::Open(self.lease(None));
+                }
+                let (turn, waiting) = oneshot::channel();
+                state.line.push_back(Waiting {
+                    envelope: envelope.clone(),
+                    turn,
+                });
+                waiting
+            };
+            if let Ok(turn) = waiting.await {
+                return turn;
             }
-            if state.open < self.limit {
-                state.open += 1;
-                drop(state);
-                return Turn::Open(self.lease(None));
-            }
-            let (turn, waiting) = oneshot::channel();
-            state.line.push_back(Waiting { envelope, turn });
-            waiting
-        };
-        match waiting.await {
-            Ok(turn) => turn,
-            // Never: the pool keeps the sender until it gives the turn.
-            Err(_) => {
-                self.state().open += 1;
-                Turn::Open(self.lease(None))
-            }
+            // The session that took this message from the line was dropped
+            // before it gave the turn (its send cancelled): back in line.
         }
     }
 
@@ -255,6 +260,9 @@ mod tests {
         let mut too_big = Box::pin(pool.take(false));
         let mut fits = Box::pin(pool.take(true));
         assert!((&mut too_big).now_or_never().is_none());
+        assert!((&mut fits).now_or_never().is_none());
+        // Taken from the line by a send that is then cancelled: back in line.
+        drop(pool.chain(|fits| *fits).expect("one fits"));
         assert!((&mut fits).now_or_never().is_none());
         let next = pool.chain(|fits| *fits).expect("one fits");
         next.give(Turn::Chained(lease));

@@ -97,6 +97,7 @@ struct Session {
 
 /// What a message in line needs for its commands to be written by the
 /// session before it.
+#[derive(Clone)]
 struct Envelope {
     from: Address,
     to: Address,
