@@ -214,6 +214,23 @@ impl Personal<'_> {
     }
 }
 
+/// The headers and MIME frame of a sequence's emails with `subject`.
+fn frame(
+    from: &Mailbox,
+    reply_to: Option<&Mailbox>,
+    list_id: &str,
+    links: &UnsubscribeLinks,
+    subject: &str,
+) -> message::Frame {
+    message::Frame::new(message::Common {
+        from,
+        reply_to,
+        subject,
+        list_id,
+        one_click: links.one_click(),
+    })
+}
+
 /// Renders the emails of one sequence.
 pub struct Renderer {
     html: Handlebars<'static>,
@@ -347,13 +364,13 @@ impl Renderer {
                     "postal_address": sender.postal_address.as_deref().unwrap_or_default(),
                 }),
             );
-            let frame = message::Frame::new(message::Common {
-                from: &sender.from,
-                reply_to: sender.reply_to.as_ref(),
-                subject: &step.subject,
-                list_id: &list_id,
-                one_click: links.one_click(),
-            });
+            let frame = frame(
+                &sender.from,
+                sender.reply_to.as_ref(),
+                &list_id,
+                &links,
+                &step.subject,
+            );
             steps.push(PreparedStep {
                 frame,
                 id: step.id.clone(),
@@ -622,13 +639,13 @@ impl Renderer {
             self.message_id(&step.id, &personal.address)
         };
         let test_frame = test.then(|| {
-            message::Frame::new(message::Common {
-                from: &self.from,
-                reply_to: self.reply_to.as_ref(),
-                subject: &subject,
-                list_id: &self.list_id,
-                one_click: self.links.one_click(),
-            })
+            frame(
+                &self.from,
+                self.reply_to.as_ref(),
+                &self.list_id,
+                &self.links,
+                &subject,
+            )
         });
         let subscriber = personal.subscriber;
         let message = test_frame
