@@ -507,14 +507,14 @@ impl Smtp {
             .map_err(Opening::Smtp)
     }
 
-    /// A session for `parcel`, and how its transaction starts: the turn
-    /// the pool gives it, a pooled session idle too long checked with NOOP
-    /// first, a new one opened when there is room. A message that waited
-    /// in line while the server refused the sender or the session goes no
-    /// further, unless its commands already went out.
-    async fn session_for(&self, parcel: &Parcel) -> Result<(Lease, Start), DeliveryError> {
+    /// A session for a message with `envelope`, and how its transaction
+    /// starts: the turn the pool gives it, a pooled session idle too long
+    /// checked with NOOP first, a new one opened when there is room. A
+    /// message that waited in line while the server refused the sender or
+    /// the session goes no further, unless its commands already went out.
+    async fn session_for(&self, envelope: &Envelope) -> Result<(Lease, Start), DeliveryError> {
         loop {
-            let turn = self.pool.take(envelope(parcel)).await;
+            let turn = self.pool.take(envelope.clone()).await;
             if let (Some(reason), Turn::Free(..) | Turn::Open(_)) = (self.refusal(), &turn) {
                 if let Turn::Free(lease, _) = turn {
                     lease.give_back();
@@ -602,13 +602,14 @@ impl Smtp {
         &self,
         session: &mut Session,
         parcel: &Parcel,
+        envelope: &Envelope,
         start: Start,
     ) -> (Result<String, (Stage, Failure)>, Option<Waiting>) {
-        if start != Start::Chained {
-            if let Err(failure) = self.envelope(session, &envelope(parcel)).await {
-                return (Err(failure), None);
-            }
-        } else if let Err(failure) = self.pipelined(&mut session.connection, None).await {
+        let began = match start {
+            Start::Chained => self.pipelined(&mut session.connection, None).await,
+            Start::Fresh | Start::Reused => self.envelope(session, envelope).await,
+        };
+        if let Err(failure) = began {
             return (Err(failure), None);
         }
         // The message and its final dot in one write. A message is UTF-8
@@ -770,15 +771,18 @@ impl Transport for Smtp {
         if let Some(limiter) = &self.limiter {
             limiter.until_ready().await;
         }
-        let (mut lease, start) = self.session_for(parcel).await?;
+        let envelope = envelope(parcel);
+        let (mut lease, start) = self.session_for(&envelope).await?;
         let session = lease.session.as_mut().expect("a session in the lease");
-        let (mut result, mut next) = self.transact(session, parcel, start).await;
+        let (mut result, mut next) = self.transact(session, parcel, &envelope, start).await;
         // A pooled session the server closed meanwhile fails at once, before
         // anything was handed over: one fresh session gets the message.
         if start != Start::Fresh && matches!(result, Err((Stage::MailFrom, Failure::Broken(_)))) {
             lease.session = None;
             let session = lease.session.insert(self.connect().await?);
-            (result, next) = self.transact(session, parcel, Start::Fresh).await;
+            (result, next) = self
+                .transact(session, parcel, &envelope, Start::Fresh)
+                .await;
         }
         let session = lease.session.as_mut().expect("a session in the lease");
         match result {
