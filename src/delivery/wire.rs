@@ -40,15 +40,11 @@ impl fmt::Display for Message<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let text = self.text;
         let mut from = 0;
-        // Each dot that begins a line: copy up to and with it, then one
-        // more dot. Looking for dots (memchr) and then at what is before
-        // them is faster than looking for CRLF and a dot.
-        for (at, _) in text.match_indices('.') {
-            if at == 0 || text[..at].ends_with("\r\n") {
-                f.write_str(&text[from..=at])?;
-                f.write_str(".")?;
-                from = at + 1;
-            }
+        for dot in line_start_dots(text) {
+            // Up to and with the dot, then one more.
+            f.write_str(&text[from..=dot])?;
+            f.write_str(".")?;
+            from = dot + 1;
         }
         f.write_str(&text[from..])?;
         f.write_str("\r\n.\r\n")?;
@@ -57,6 +53,19 @@ impl fmt::Display for Message<'_> {
             None => Ok(()),
         }
     }
+}
+
+/// Where `text` has a dot that begins a line (after CRLF, or at the very
+/// start). A message's lines rarely begin with one, so looking for `\n.`
+/// (memmem) finds few candidates, where looking for dots would stop at
+/// every sentence.
+fn line_start_dots(text: &str) -> impl Iterator<Item = usize> + '_ {
+    let bytes = text.as_bytes();
+    let first = text.starts_with('.').then_some(0);
+    let after_crlf = memchr::memmem::find_iter(bytes, b"\n.")
+        .filter(|&newline| newline > 0 && bytes[newline - 1] == b'\r')
+        .map(|newline| newline + 1);
+    first.into_iter().chain(after_crlf)
 }
 
 #[cfg(test)]
