@@ -138,7 +138,11 @@ impl SqliteStore {
             .max_connections(1)
             .test_before_acquire(false)
             .after_connect(|conn, _| {
-                Box::pin(async move { sqlx::Executor::execute(conn, trip::WON).await.map(drop) })
+                Box::pin(async move {
+                    sqlx::Executor::execute(conn, trip::TEMP_TABLES)
+                        .await
+                        .map(drop)
+                })
             })
             .connect_lazy_with(options.pragma("temp_store", "memory"));
         let store = SqliteStore {

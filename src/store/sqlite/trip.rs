@@ -19,11 +19,24 @@ use sqlx::{Sqlite, SqliteConnection, SqlitePool};
 use super::{confirmations_since, used_since};
 use crate::store::{Claim, Claimed, DeliveryStatus, Held, Outcome, Quota, Reason, Result};
 
-/// The temporary table [`CLAIM`] keeps the claims won in while it writes
-/// them: made on each connection that takes trips.
-pub(super) const WON: &str = "CREATE TEMP TABLE won (
+/// The temporary tables a trip works with, made on each connection that
+/// takes trips: each list of the trip document that more than one
+/// statement reads is read out of it once, into one of these (a JSON
+/// list is parsed again by every statement that reads it, each of its
+/// elements twice), and [`CLAIM`] keeps the claims won in `won` while it
+/// writes them. A trip leaves them empty.
+pub(super) const TEMP_TABLES: &str = "
+CREATE TEMP TABLE sent (
+    sequence TEXT NOT NULL, email TEXT NOT NULL, step TEXT NOT NULL, reply TEXT NOT NULL,
+    at INTEGER NOT NULL);
+CREATE TEMP TABLE held (
+    sequence TEXT NOT NULL, email TEXT NOT NULL, step TEXT NOT NULL, attempt INTEGER NOT NULL);
+CREATE TEMP TABLE asked (
     asked INTEGER NOT NULL, sequence TEXT NOT NULL, email TEXT NOT NULL, step TEXT NOT NULL,
-    message_id TEXT NOT NULL, attempt INTEGER NOT NULL)";
+    message_id TEXT NOT NULL, day_start INTEGER NOT NULL, id TEXT NOT NULL, at INTEGER NOT NULL);
+CREATE TEMP TABLE won (
+    asked INTEGER NOT NULL, sequence TEXT NOT NULL, email TEXT NOT NULL, step TEXT NOT NULL,
+    message_id TEXT NOT NULL, attempt INTEGER NOT NULL, at INTEGER NOT NULL);";
 
 /// What one trip writes, bound as `?1`. `now` matters only where a list
 /// holds something.
@@ -66,19 +79,17 @@ struct Finished<'a>(
 const RECORD: &str = "
 BEGIN IMMEDIATE;
 
-WITH sent AS (SELECT value->>0 AS sequence, value->>1 AS email, value->>2 AS step
-              FROM json_each(?1, '$.sent'))
-UPDATE enrollments SET last_sent_at = ?1->>'$.now' FROM sent
+INSERT INTO temp.sent (sequence, email, step, reply, at)
+SELECT value->>0, value->>1, value->>2, value->>3, ?1->>'$.now' FROM json_each(?1, '$.sent');
+
+UPDATE enrollments SET last_sent_at = sent.at FROM temp.sent
 WHERE enrollments.sequence = sent.sequence AND enrollments.email = sent.email
   AND EXISTS (SELECT 1 FROM deliveries d
               WHERE d.sequence = sent.sequence AND d.email = sent.email
                 AND d.step = sent.step AND d.status IN ('claimed', 'retry'));
 
-WITH sent AS (SELECT value->>0 AS sequence, value->>1 AS email, value->>2 AS step,
-                     value->>3 AS reply
-              FROM json_each(?1, '$.sent'))
-UPDATE deliveries SET status = 'sent', sent_at = ?1->>'$.now', retry_at = NULL, reply = sent.reply
-FROM sent
+UPDATE deliveries SET status = 'sent', sent_at = sent.at, retry_at = NULL, reply = sent.reply
+FROM temp.sent
 WHERE deliveries.sequence = sent.sequence AND deliveries.email = sent.email
   AND deliveries.step = sent.step AND deliveries.status IN ('claimed', 'retry');
 
@@ -97,20 +108,20 @@ INSERT INTO suppressions (email, reason, at, detail)
 SELECT value->>0, value->>1, ?1->>'$.now', value->>2 FROM json_each(?1, '$.suppressed') WHERE true
 ON CONFLICT (email) DO NOTHING;
 
-WITH held AS (SELECT value->>0 AS sequence, value->>1 AS email, value->>2 AS step,
-                     value->>3 AS attempt
-              FROM json_each(?1, '$.released'))
+INSERT INTO temp.held (sequence, email, step, attempt)
+SELECT value->>0, value->>1, value->>2, value->>3 FROM json_each(?1, '$.released');
+
 DELETE FROM deliveries
-WHERE (sequence, email, step, attempts) IN (SELECT sequence, email, step, attempt FROM held)
+WHERE (sequence, email, step, attempts) IN (SELECT sequence, email, step, attempt FROM temp.held)
   AND status = 'claimed' AND attempts <= 1;
 
-WITH held AS (SELECT value->>0 AS sequence, value->>1 AS email, value->>2 AS step,
-                     value->>3 AS attempt
-              FROM json_each(?1, '$.released'))
-UPDATE deliveries SET status = 'retry', attempts = attempts - 1 FROM held
+UPDATE deliveries SET status = 'retry', attempts = attempts - 1 FROM temp.held
 WHERE deliveries.sequence = held.sequence AND deliveries.email = held.email
   AND deliveries.step = held.step AND deliveries.attempts = held.attempt
   AND deliveries.status = 'claimed';
+
+DELETE FROM temp.sent;
+DELETE FROM temp.held;
 ";
 
 /// Claims, conditionally, commits, and returns one row: `[[index asked,
@@ -118,33 +129,35 @@ WHERE deliveries.sequence = held.sequence AND deliveries.email = held.email
 /// [`crate::store::CLAIM_GATE`]; a delivery left `claimed` is a dead
 /// run's (one process sends at a time), so any claim takes it over, and
 /// one sent or failed is never claimed again. Which claims win is decided
-/// once, into [`WON`], and what is written follows from it. Every
+/// once, into `won`, and what is written follows from it. Every
 /// id asked for gets a token row, appended to be filed when the run ends
 /// ([`crate::store::tokens`]): a resend after a key rotation gets a
 /// new id, and the old email's tokens must still resolve.
 static CLAIM: LazyLock<String> = LazyLock::new(|| {
     format!(
         "
-INSERT INTO new_tokens (id, sequence, email, step)
-SELECT value->>5, value->>0, value->>1, value->>2 FROM json_each(?1, '$.claims');
+INSERT INTO temp.asked (asked, sequence, email, step, message_id, day_start, id, at)
+SELECT key, value->>0, value->>1, value->>2, value->>3, value->>4, value->>5, ?1->>'$.now'
+FROM json_each(?1, '$.claims');
 
-WITH b AS (SELECT key AS asked, value->>0 AS sequence, value->>1 AS email, value->>2 AS step,
-                  value->>3 AS message_id, value->>4 AS day_start
-           FROM json_each(?1, '$.claims'))
-INSERT INTO temp.won (asked, sequence, email, step, message_id, attempt)
-SELECT b.asked, b.sequence, b.email, b.step, b.message_id, coalesce(own.attempts, 0) + 1
-FROM b LEFT JOIN deliveries own
+INSERT INTO new_tokens (id, sequence, email, step)
+SELECT id, sequence, email, step FROM temp.asked;
+
+INSERT INTO temp.won (asked, sequence, email, step, message_id, attempt, at)
+SELECT b.asked, b.sequence, b.email, b.step, b.message_id, coalesce(own.attempts, 0) + 1, b.at
+FROM temp.asked b LEFT JOIN deliveries own
   ON own.sequence = b.sequence AND own.email = b.email AND own.step = b.step
 WHERE (own.status IS NULL OR own.status IN ('claimed', 'retry')) AND {gate};
 
 INSERT INTO deliveries (sequence, email, step, status, attempts, message_id, claimed_at)
-SELECT sequence, email, step, 'claimed', attempt, message_id, ?1->>'$.now' FROM temp.won WHERE true
+SELECT sequence, email, step, 'claimed', attempt, message_id, at FROM temp.won WHERE true
 ON CONFLICT (sequence, email, step) DO UPDATE
 SET status = 'claimed', attempts = excluded.attempts, claimed_at = excluded.claimed_at;
 
 SELECT json_group_array(json_array(asked, attempt)) FROM temp.won;
 
 DELETE FROM temp.won;
+DELETE FROM temp.asked;
 
 COMMIT;",
         gate = crate::store::CLAIM_GATE
