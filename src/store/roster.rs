@@ -230,9 +230,12 @@ fn time(seconds: i64) -> DateTime<Utc> {
 }
 
 /// Writes the [`Roster`] implementation of one backend: the same SQL,
-/// compiled for its database.
+/// compiled for its database. A list of keys goes in as one bound value,
+/// made by `keys`, that `among` (a format with the parameter's place)
+/// tests an address against: a statement of the same text for every
+/// page, prepared once, instead of one parameter per key.
 macro_rules! roster {
-    ($store:ty, $db:ty) => {
+    ($store:ty, $db:ty, keys: $keys:path, among: $among:literal) => {
         impl Roster for $store {
             async fn stamp(&self, drip: &DripKey) -> Result<Option<ListStamp>> {
                 let row = sqlx::query::<$db>(
@@ -303,18 +306,19 @@ macro_rules! roster {
                 emails: &[String],
             ) -> Result<HashMap<String, i64>> {
                 let mut stored = HashMap::new();
+                let sql = format!(
+                    "SELECT email, row_hash FROM members
+                     WHERE row_hash IS NOT NULL AND sequence = $1 AND list = $2 AND email {}",
+                    format_args!($among, "$3")
+                );
                 for chunk in emails.chunks(ROWS_PER_STATEMENT) {
-                    let mut query = QueryBuilder::<$db>::new(
-                        "SELECT email, row_hash FROM members WHERE row_hash IS NOT NULL AND sequence = ",
-                    );
-                    query.push_bind(&drip.sequence).push(" AND list = ").push_bind(&drip.list);
-                    query.push(" AND email IN (");
-                    let mut keys = query.separated(", ");
-                    for email in chunk {
-                        keys.push_bind(email);
-                    }
-                    query.push(")");
-                    for row in query.build().fetch_all(&self.pool).await? {
+                    let rows = sqlx::query::<$db>(&sql)
+                        .bind(&drip.sequence)
+                        .bind(&drip.list)
+                        .bind($keys(chunk)?)
+                        .fetch_all(&self.pool)
+                        .await?;
+                    for row in rows {
                         stored.insert(row.get("email"), row.get("row_hash"));
                     }
                 }
@@ -419,13 +423,23 @@ macro_rules! roster {
             async fn page(&self, drip: &DripKey, emails: &[String]) -> Result<Page> {
                 let mut conn = self.pool.acquire().await?;
                 let mut page = Page::default();
-                // One statement per table, each for the keys of the page.
-                let mut query =
-                    QueryBuilder::<$db>::new("SELECT email, row, version FROM members WHERE sequence = ");
-                query.push_bind(&drip.sequence).push(" AND list = ").push_bind(&drip.list);
-                push_keys(&mut query, emails);
+                // One statement per table, each for the keys of the page,
+                // bound as one value.
+                let keys = $keys(emails)?;
+                let among = |param: &str| format!($among, param);
+                let sql = format!(
+                    "SELECT email, row, version FROM members
+                     WHERE sequence = $1 AND list = $2 AND email {}",
+                    among("$3")
+                );
                 let mut rows: HashMap<String, (String, i64)> = HashMap::new();
-                for row in query.build().fetch_all(&mut *conn).await? {
+                for row in sqlx::query::<$db>(&sql)
+                    .bind(&drip.sequence)
+                    .bind(&drip.list)
+                    .bind(&keys)
+                    .fetch_all(&mut *conn)
+                    .await?
+                {
                     rows.insert(row.get("email"), (row.get("row"), row.get("version")));
                 }
                 page.members = emails
@@ -435,12 +449,16 @@ macro_rules! roster {
                         Some((email.clone(), row, version))
                     })
                     .collect();
-                let mut query = QueryBuilder::<$db>::new(
-                    "SELECT email, enrolled_at FROM enrollments WHERE sequence = ",
+                let sql = format!(
+                    "SELECT email, enrolled_at FROM enrollments WHERE sequence = $1 AND email {}",
+                    among("$2")
                 );
-                query.push_bind(&drip.sequence);
-                push_keys(&mut query, emails);
-                for row in query.build().fetch_all(&mut *conn).await? {
+                for row in sqlx::query::<$db>(&sql)
+                    .bind(&drip.sequence)
+                    .bind(&keys)
+                    .fetch_all(&mut *conn)
+                    .await?
+                {
                     page.state.enrollments.insert(
                         row.get("email"),
                         Enrollment {
@@ -450,31 +468,35 @@ macro_rules! roster {
                         },
                     );
                 }
-                let mut query = QueryBuilder::<$db>::new(format!(
-                    "SELECT {} FROM deliveries WHERE sequence = ",
-                    super::states::DELIVERY_STATE
-                ));
-                query.push_bind(&drip.sequence);
-                push_keys(&mut query, emails);
-                query.push(" ORDER BY email, sent_at, step");
-                for row in query.build().fetch_all(&mut *conn).await? {
+                let sql = format!(
+                    "SELECT {} FROM deliveries WHERE sequence = $1 AND email {}
+                     ORDER BY email, sent_at, step",
+                    super::states::DELIVERY_STATE,
+                    among("$2")
+                );
+                for row in sqlx::query::<$db>(&sql)
+                    .bind(&drip.sequence)
+                    .bind(&keys)
+                    .fetch_all(&mut *conn)
+                    .await?
+                {
                     super::states::add_delivery(&mut page.state, &row);
                 }
-                let mut query = QueryBuilder::<$db>::new(
-                    "SELECT email, MAX(sent_at) AS at FROM deliveries WHERE status = 'sent'",
+                let sql = format!(
+                    "SELECT email, MAX(sent_at) AS at FROM deliveries
+                     WHERE status = 'sent' AND email {} GROUP BY email",
+                    among("$1")
                 );
-                push_keys(&mut query, emails);
-                query.push(" GROUP BY email");
-                for row in query.build().fetch_all(&mut *conn).await? {
+                for row in sqlx::query::<$db>(&sql).bind(&keys).fetch_all(&mut *conn).await? {
                     if let Some(at) = row.get::<Option<i64>, _>("at") {
                         page.last_sent.insert(row.get("email"), time(at));
                     }
                 }
-                let mut query = QueryBuilder::<$db>::new(
-                    "SELECT email, reason, at, detail FROM suppressions WHERE 1 = 1",
+                let sql = format!(
+                    "SELECT email, reason, at, detail FROM suppressions WHERE email {}",
+                    among("$1")
                 );
-                push_keys(&mut query, emails);
-                for row in query.build().fetch_all(&mut *conn).await? {
+                for row in sqlx::query::<$db>(&sql).bind(&keys).fetch_all(&mut *conn).await? {
                     page.suppressed
                         .insert(row.get("email"), super::states::suppression(&row));
                 }
@@ -533,21 +555,19 @@ where
     query
 }
 
-/// Appends ` AND email IN (…)` for `emails` to a query.
-fn push_keys<DB: sqlx::Database>(query: &mut QueryBuilder<'_, DB>, emails: &[String])
-where
-    for<'q> String: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
-{
-    query.push(" AND email IN (");
-    let mut keys = query.separated(", ");
-    for email in emails {
-        keys.push_bind(email.clone());
-    }
-    query.push(")");
+/// A list of keys as SQLite takes it in one bound value: a JSON array,
+/// read with `json_each`.
+fn json_keys(emails: &[String]) -> Result<String> {
+    Ok(serde_json::to_string(emails)?)
 }
 
-roster!(SqliteStore, sqlx::Sqlite);
-roster!(PostgresStore, sqlx::Postgres);
+/// A list of keys as PostgreSQL takes it in one bound value: an array.
+fn array_keys(emails: &[String]) -> Result<&[String]> {
+    Ok(emails)
+}
+
+roster!(SqliteStore, sqlx::Sqlite, keys: json_keys, among: "IN (SELECT value FROM json_each({}))");
+roster!(PostgresStore, sqlx::Postgres, keys: array_keys, among: "= ANY({}::text[])");
 
 impl Roster for StateStore {
     async fn stamp(&self, drip: &DripKey) -> Result<Option<ListStamp>> {
