@@ -32,6 +32,7 @@ mod trip;
 /// 4: no list of sent steps beside the deliveries that record them.
 /// 5: the roster of each drip and when each member is next due ([`super::roster`]).
 /// 6: token rows appended by the claims, filed when a run ends ([`super::tokens`]).
+/// 7: no last sending time beside the deliveries that record it.
 const MIGRATIONS: &[&str] = &[
     r#"
 CREATE TABLE enrollments (
@@ -97,6 +98,9 @@ CREATE TABLE soft_bounces (
     "ALTER TABLE enrollments DROP COLUMN sent_steps;",
     super::roster::SQLITE_MIGRATION,
     super::tokens::MIGRATION,
+    // An address's last sending time is read from its deliveries: a sent
+    // email writes one row less.
+    "ALTER TABLE enrollments DROP COLUMN last_sent_at;",
 ];
 
 /// Rows in one multi-row statement: far below SQLite's parameter limit.
@@ -261,8 +265,8 @@ impl Store for SqliteStore {
 
     async fn last_sent(&self) -> Result<HashMap<String, DateTime<Utc>>> {
         let mut rows = sqlx::query(
-            "SELECT email, MAX(last_sent_at) AS at FROM enrollments
-             WHERE last_sent_at IS NOT NULL GROUP BY email",
+            "SELECT email, MAX(sent_at) AS at FROM deliveries
+             WHERE status = 'sent' GROUP BY email",
         )
         .fetch(&self.pool);
         let mut last_sent = HashMap::new();

@@ -71,22 +71,17 @@ struct Finished<'a>(
 );
 
 /// Begins the trip and records what the server said and what never
-/// reached it. Only an email not already sent moves its enrollment's last
-/// sending time, so a late duplicate result never moves it back; `sent`
-/// lands whoever holds the claim now (the server took the email), a retry
-/// or failure only while the claim is held with that attempt. A released
-/// first attempt leaves no trace, a later one goes back to retry.
+/// reached it. Only an email not already sent gets its sending time (an
+/// address's last is read from its deliveries), so a late duplicate result
+/// never moves it back; `sent` lands whoever holds the claim now (the
+/// server took the email), a retry or failure only while the claim is held
+/// with that attempt. A released first attempt leaves no trace, a later
+/// one goes back to retry.
 const RECORD: &str = "
 BEGIN IMMEDIATE;
 
 INSERT INTO temp.sent (sequence, email, step, reply, at)
 SELECT value->>0, value->>1, value->>2, value->>3, ?1->>'$.now' FROM json_each(?1, '$.sent');
-
-UPDATE enrollments SET last_sent_at = sent.at FROM temp.sent
-WHERE enrollments.sequence = sent.sequence AND enrollments.email = sent.email
-  AND EXISTS (SELECT 1 FROM deliveries d
-              WHERE d.sequence = sent.sequence AND d.email = sent.email
-                AND d.step = sent.step AND d.status IN ('claimed', 'retry'));
 
 UPDATE deliveries SET status = 'sent', sent_at = sent.at, retry_at = NULL, reply = sent.reply
 FROM temp.sent
