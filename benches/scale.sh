@@ -82,14 +82,13 @@ LAST_SENT=1796043600
 
 # midcourse_sqlite DB
 midcourse_sqlite() {
-    python3 - "$1" "$STEPS" "$LAST_SENT" <<'PY'
+    python3 - "$1" "$STEPS" <<'PY'
 import sqlite3, sys
 db = sqlite3.connect(sys.argv[1])
 with db:
     db.execute(f"""INSERT INTO deliveries (sequence, email, step, status, attempts, message_id, claimed_at, sent_at)
         SELECT 'gut-immune', e.email, s.column1, 'sent', 1, '<bench.' || s.column1 || '.' || e.email || '>', s.column2, s.column2
         FROM enrollments e, (VALUES {sys.argv[2]}) s""")
-    db.execute("UPDATE enrollments SET last_sent_at = ?", (int(sys.argv[3]),))
     db.execute("UPDATE members SET next_due_at = 0")
 print(db.execute("SELECT count(*) FROM deliveries").fetchone()[0], "emails sent before")
 PY
