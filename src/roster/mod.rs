@@ -12,7 +12,6 @@
 
 pub mod row;
 
-use std::collections::{HashMap, HashSet};
 use std::fs::File;
 use std::io::{BufReader, Read};
 use std::path::{Path, PathBuf};
@@ -27,6 +26,8 @@ use crate::signup;
 use crate::store::roster::{DripKey, ListStamp, Member, Roster};
 use crate::store::signups::Signups;
 use crate::subscribers::{self, Columns, Reader};
+
+use self::row::{ByHash, RowHashes};
 
 /// New or changed rows handed from the reader to the store at a time.
 const CHUNK: usize = 2048;
@@ -142,7 +143,7 @@ struct Change {
 /// What streaming a list found, besides its new and changed rows.
 struct Scanned {
     /// The hash of every row read, with its line.
-    seen: HashMap<i64, u32>,
+    seen: ByHash<i64, u32>,
     /// Stored rows no longer in the list, by hash.
     gone: Vec<i64>,
     report: Report,
@@ -226,7 +227,7 @@ async fn drop_duplicates(
 fn scan(
     file: &PathBuf,
     columns: &Columns,
-    stored: HashSet<i64>,
+    stored: RowHashes,
     sender: &mpsc::Sender<Vec<Change>>,
 ) -> anyhow::Result<Scanned> {
     let reader =
@@ -235,10 +236,10 @@ fn scan(
         .map_err(|list| InvalidInput(list.report))?;
     let mut scan = Scan {
         hasher: row::RowHasher::new(&rows.layout()),
-        seen: HashMap::with_capacity(stored.len()),
+        seen: ByHash::with_capacity_and_hasher(stored.len(), Default::default()),
         report: std::mem::take(&mut rows.report),
         stored,
-        parsed: HashMap::new(),
+        parsed: ByHash::default(),
         subscribers: 0,
     };
     let mut chunk = Vec::with_capacity(CHUNK);
@@ -275,11 +276,11 @@ fn scan(
 struct Scan {
     hasher: row::RowHasher,
     /// Stored rows not seen yet, by hash.
-    stored: HashSet<i64>,
+    stored: RowHashes,
     /// The hash of every row read, with its line.
-    seen: HashMap<i64, u32>,
+    seen: ByHash<i64, u32>,
     /// The addresses of the rows parsed, by key hash, with their line.
-    parsed: HashMap<u128, u32>,
+    parsed: ByHash<u128, u32>,
     report: Report,
     /// Good rows, unchanged ones included.
     subscribers: u64,

@@ -2,7 +2,8 @@
 //! row without parsing it, and the subscriber it describes, to render
 //! their emails without reading the list. Pure: bytes in, bytes out.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::hash::{BuildHasherDefault, Hasher};
 
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
@@ -39,6 +40,40 @@ impl RowHasher {
         let mut first = [0u8; 8];
         first.copy_from_slice(&digest[..8]);
         i64::from_le_bytes(first)
+    }
+}
+
+/// A set of row hashes. They are SHA-256 already, so they serve as their
+/// own hash ([`AsIs`]) instead of being hashed again for every look-up of a
+/// million-row list.
+pub type RowHashes = HashSet<i64, BuildHasherDefault<AsIs>>;
+
+/// A map keyed by row hashes or key hashes ([`key_hash`]), used as their
+/// own hash.
+pub type ByHash<K, V> = HashMap<K, V, BuildHasherDefault<AsIs>>;
+
+/// The hasher of [`RowHashes`] and [`ByHash`]: an integer key, already a
+/// uniform hash, is its own (its low 64 bits); other bytes are folded in.
+#[derive(Default)]
+pub struct AsIs(u64);
+
+impl Hasher for AsIs {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &byte in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(byte);
+        }
+    }
+
+    fn write_i64(&mut self, value: i64) {
+        self.0 = value as u64;
+    }
+
+    fn write_u128(&mut self, value: u128) {
+        self.0 = value as u64;
     }
 }
 

@@ -17,11 +17,13 @@
 //! A pass writes what it learned only onto the version it loaded, so a
 //! reset that lands meanwhile is never undone.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::future::Future;
 
 use chrono::{DateTime, Utc};
 use sqlx::{QueryBuilder, Row};
+
+use crate::roster::row::RowHashes;
 
 use super::postgres::PostgresStore;
 use super::sqlite::SqliteStore;
@@ -174,7 +176,7 @@ pub trait Roster {
     ) -> impl Future<Output = Result<()>> + Send;
 
     /// The hashes of the list rows the roster holds.
-    fn row_hashes(&self, drip: &DripKey) -> impl Future<Output = Result<HashSet<i64>>> + Send;
+    fn row_hashes(&self, drip: &DripKey) -> impl Future<Output = Result<RowHashes>> + Send;
 
     /// The stored row hash of each of `emails` that has one.
     fn stored_hashes(
@@ -278,7 +280,7 @@ macro_rules! roster {
                 Ok(())
             }
 
-            async fn row_hashes(&self, drip: &DripKey) -> Result<HashSet<i64>> {
+            async fn row_hashes(&self, drip: &DripKey) -> Result<RowHashes> {
                 // As one value, not a row per member: handed over one by
                 // one, a million rows took twice as long as reading them.
                 let joined = sqlx::query_scalar::<$db, Option<String>>(
@@ -291,7 +293,7 @@ macro_rules! roster {
                 .await?;
                 let joined = joined.unwrap_or_default();
                 let count = joined.bytes().filter(|&byte| byte == b',').count() + 1;
-                let mut hashes = HashSet::with_capacity(count);
+                let mut hashes = RowHashes::with_capacity_and_hasher(count, Default::default());
                 for hash in joined.split_terminator(',') {
                     hashes.insert(hash.parse().map_err(|err| {
                         anyhow::anyhow!("a stored row hash `{hash}` is not a number: {err}")
@@ -576,7 +578,7 @@ impl Roster for StateStore {
     async fn save_stamp(&self, drip: &DripKey, stamp: &ListStamp) -> Result<()> {
         forward!(self, store => store.save_stamp(drip, stamp))
     }
-    async fn row_hashes(&self, drip: &DripKey) -> Result<HashSet<i64>> {
+    async fn row_hashes(&self, drip: &DripKey) -> Result<RowHashes> {
         forward!(self, store => store.row_hashes(drip))
     }
     async fn stored_hashes(
