@@ -455,9 +455,7 @@ macro_rules! roster {
                     "SELECT email, enrolled_at FROM enrollments WHERE sequence = $1 AND email {}",
                     among("$2")
                 );
-                for row in sqlx::query::<$db>(&sql)
-                    .bind(&drip.sequence)
-                    .bind(&keys)
+                for row in by_sequence::<$db, _>(&sql, &drip.sequence, &keys)
                     .fetch_all(&mut *conn)
                     .await?
                 {
@@ -476,9 +474,7 @@ macro_rules! roster {
                     super::states::DELIVERY_STATE,
                     among("$2")
                 );
-                for row in sqlx::query::<$db>(&sql)
-                    .bind(&drip.sequence)
-                    .bind(&keys)
+                for row in by_sequence::<$db, _>(&sql, &drip.sequence, &keys)
                     .fetch_all(&mut *conn)
                     .await?
                 {
@@ -532,6 +528,19 @@ macro_rules! roster {
             }
         }
     };
+}
+
+/// `sql` with a sequence as `$1` and a page's keys as `$2`.
+fn by_sequence<'q, DB: sqlx::Database, K>(
+    sql: &'q str,
+    sequence: &'q str,
+    keys: K,
+) -> sqlx::query::Query<'q, DB, <DB as sqlx::Database>::Arguments<'q>>
+where
+    &'q str: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    K: 'q + sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+{
+    sqlx::query::<DB>(sql).bind(sequence).bind(keys)
 }
 
 /// `INSERT INTO members … VALUES …` for `members` of `drip`, due at once.
