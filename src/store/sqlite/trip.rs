@@ -26,9 +26,6 @@ use crate::store::{Claim, Claimed, DeliveryStatus, Held, Outcome, Quota, Reason,
 /// elements twice), and [`CLAIM`] keeps the claims won in `won` while it
 /// writes them. A trip leaves them empty.
 pub(super) const TEMP_TABLES: &str = "
-CREATE TEMP TABLE sent (
-    sequence TEXT NOT NULL, email TEXT NOT NULL, step TEXT NOT NULL, reply TEXT NOT NULL,
-    at INTEGER NOT NULL);
 CREATE TEMP TABLE held (
     sequence TEXT NOT NULL, email TEXT NOT NULL, step TEXT NOT NULL, attempt INTEGER NOT NULL);
 CREATE TEMP TABLE asked (
@@ -80,11 +77,11 @@ struct Finished<'a>(
 const RECORD: &str = "
 BEGIN IMMEDIATE;
 
-INSERT INTO temp.sent (sequence, email, step, reply, at)
-SELECT value->>0, value->>1, value->>2, value->>3, ?1->>'$.now' FROM json_each(?1, '$.sent');
-
-UPDATE deliveries SET status = 'sent', sent_at = sent.at, retry_at = NULL, reply = sent.reply
-FROM temp.sent
+WITH sent AS (SELECT value->>0 AS sequence, value->>1 AS email, value->>2 AS step,
+                     value->>3 AS reply
+              FROM json_each(?1, '$.sent'))
+UPDATE deliveries SET status = 'sent', sent_at = ?1->>'$.now', retry_at = NULL, reply = sent.reply
+FROM sent
 WHERE deliveries.sequence = sent.sequence AND deliveries.email = sent.email
   AND deliveries.step = sent.step AND deliveries.status IN ('claimed', 'retry');
 
@@ -115,7 +112,6 @@ WHERE deliveries.sequence = held.sequence AND deliveries.email = held.email
   AND deliveries.step = held.step AND deliveries.attempts = held.attempt
   AND deliveries.status = 'claimed';
 
-DELETE FROM temp.sent;
 DELETE FROM temp.held;
 ";
 
